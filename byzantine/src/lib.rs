@@ -1,0 +1,1 @@
+//! byzantine (being built)

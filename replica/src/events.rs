@@ -1,0 +1,62 @@
+//! Structured events a replica reports. The node writes them as JSON lines (`events.jsonl` in
+//! its data dir); the harness's oracles and reports read them back with the same types.
+
+use crate::ids::{Principal, ReplicaId, Seq, View};
+use crate::message::{MessageKind, RequestId};
+use crate::verify::RejectReason;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum ReplicaEvent {
+    /// A batch committed locally (2f+1 matching COMMITs).
+    Commit {
+        view: View,
+        seq: Seq,
+        digest: String,
+        requests: Vec<RequestId>,
+    },
+    /// One request of a committed batch reached the service.
+    Execute {
+        seq: Seq,
+        request: RequestId,
+        op: String,
+        result: String,
+        duplicate: bool,
+    },
+    /// This replica gave up on `from` and asked for `view`.
+    ViewChangeStarted { from: View, view: View },
+    /// This replica entered `view` after a valid NEW-VIEW.
+    ViewChangeCompleted { view: View, primary: ReplicaId },
+    /// 2f+1 matching CHECKPOINTs made `seq` stable; everything below is garbage collected.
+    CheckpointStable { seq: Seq, state_digest: String },
+    /// State installed from a peer: jumped from `from_seq` to `to_seq`.
+    StateTransfer {
+        from_seq: Seq,
+        to_seq: Seq,
+        source: ReplicaId,
+    },
+    /// An input was refused.
+    Rejected {
+        reason: RejectReason,
+        kind: Option<MessageKind>,
+        from: Option<Principal>,
+    },
+    /// Rebuilt from the write-ahead log after a restart.
+    Recovered {
+        view: View,
+        stable_seq: Seq,
+        last_executed: Seq,
+        records: usize,
+    },
+}
+
+/// One line of `events.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLine {
+    /// Wall-clock time (ns since the Unix epoch), so lines from several processes interleave.
+    pub time_ns: u64,
+    pub replica: ReplicaId,
+    #[serde(flatten)]
+    pub event: ReplicaEvent,
+}

@@ -1,0 +1,22 @@
+//! A PBFT (Castro & Liskov) replicated key-value service.
+//!
+//! * [`core`] is the protocol as a sans-IO state machine: `step(input) -> effects`.
+//! * [`message`], [`wire`], [`verify`] and [`crypto`] define what travels and how it is trusted.
+//! * [`service`] and [`kv`] are the replicated state machine with its exactly-once reply cache.
+//! * [`sim`] runs cores on a seeded in-process network (tests, and the simulator).
+//! * [`node`] runs one core in a real process: TCP, write-ahead log, timers, events.
+
+pub mod config;
+pub mod core;
+pub mod crypto;
+pub mod digest;
+pub mod events;
+pub mod ids;
+pub mod kv;
+pub mod message;
+pub mod service;
+pub mod verify;
+pub mod wire;
+
+pub use crate::core::{Core, CoreParams, Effect, Input, Snapshot, Timer, WalRecord};
+pub use ids::{ClientId, Principal, Quorums, ReplicaId, Seq, Timestamp, View};

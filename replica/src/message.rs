@@ -1,0 +1,272 @@
+//! Protocol messages, their signed envelopes and the domain-separated signing encoding.
+
+use crate::crypto::{self, KeyStore, SIGNATURE_LENGTH, SignatureCheck, SignatureFailure};
+use crate::digest::Digest;
+use crate::ids::{ClientId, Principal, ReplicaId, Seq, Timestamp, View};
+use crate::kv::{OpResult, Operation};
+use crate::service::ServiceState;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every signed encoding, so a Gauntlet signature never verifies in another protocol.
+pub const SIGNING_DOMAIN: &str = "gauntlet-pbft-v1";
+
+/// A message body that can be signed. `KIND` separates bodies of identical shape (a PREPARE
+/// and a COMMIT carry the same fields) so a signature on one never verifies as the other.
+pub trait Signable: Serialize {
+    const KIND: MessageKind;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    pub signer: Principal,
+    pub body: T,
+    #[serde(with = "serde_bytes")]
+    pub signature: [u8; SIGNATURE_LENGTH],
+}
+
+impl<T: Signable> Signed<T> {
+    pub fn sign(body: T, signer: Principal, key: &SigningKey) -> Self {
+        let bytes = signing_bytes(signer, &body);
+        let signature = crypto::sign(key, &bytes);
+        Signed {
+            signer,
+            body,
+            signature,
+        }
+    }
+
+    /// The exact bytes the signature covers.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        signing_bytes(self.signer, &self.body)
+    }
+
+    pub fn signature_check(&self) -> SignatureCheck {
+        SignatureCheck {
+            bytes: self.signing_bytes(),
+            signature: self.signature,
+            signer: self.signer,
+        }
+    }
+
+    pub fn verify(&self, keys: &KeyStore) -> Result<(), SignatureFailure> {
+        crypto::verify_all(keys, &[self.signature_check()])
+    }
+
+    /// The replica that signed this, if a replica did.
+    pub fn replica(&self) -> Option<ReplicaId> {
+        match self.signer {
+            Principal::Replica(r) => Some(r),
+            Principal::Client(_) => None,
+        }
+    }
+}
+
+fn signing_bytes<T: Signable>(signer: Principal, body: &T) -> Vec<u8> {
+    // postcard encodes a struct's fields in declaration order with no map keys: canonical.
+    postcard::to_stdvec(&(SIGNING_DOMAIN, T::KIND, signer, body))
+        .expect("postcard encoding into a Vec cannot fail")
+}
+
+/// A client's request. Verification checks that the envelope's signer is this client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Request {
+    pub client: ClientId,
+    pub timestamp: Timestamp,
+    pub op: Operation,
+}
+
+impl Signed<Request> {
+    pub fn client(&self) -> ClientId {
+        self.body.client
+    }
+
+    /// Identity of a request across retransmissions.
+    pub fn id(&self) -> RequestId {
+        RequestId {
+            client: self.client(),
+            timestamp: self.body.timestamp,
+        }
+    }
+}
+
+/// A request is named by its client and timestamp everywhere (events, histories, oracles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestId {
+    pub client: ClientId,
+    pub timestamp: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub view: View,
+    pub client: ClientId,
+    pub timestamp: Timestamp,
+    pub result: OpResult,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrePrepare {
+    pub view: View,
+    pub seq: Seq,
+    /// `batch_digest(&batch)`; an empty batch is the null request that fills a gap.
+    pub digest: Digest,
+    pub batch: Vec<Signed<Request>>,
+}
+
+/// Digest of a batch: over each request's signed encoding, so it names the exact requests.
+pub fn batch_digest(batch: &[Signed<Request>]) -> Digest {
+    let encoded: Vec<Vec<u8>> = batch.iter().map(|r| r.signing_bytes()).collect();
+    Digest::of_parts(encoded.iter().map(Vec::as_slice))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Prepare {
+    pub view: View,
+    pub seq: Seq,
+    pub digest: Digest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Commit {
+    pub view: View,
+    pub seq: Seq,
+    pub digest: Digest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: Seq,
+    pub state_digest: Digest,
+}
+
+/// A pre-prepare with 2f matching prepares from distinct backups: the batch was prepared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedProof {
+    pub pre_prepare: Signed<PrePrepare>,
+    pub prepares: Vec<Signed<Prepare>>,
+}
+
+/// A pre-prepare with 2f+1 matching commits: the batch was committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedProof {
+    pub pre_prepare: Signed<PrePrepare>,
+    pub commits: Vec<Signed<Commit>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChange {
+    pub new_view: View,
+    /// The sender's last stable checkpoint and its 2f+1 signed CHECKPOINTs (empty at seq 0).
+    pub stable_seq: Seq,
+    pub checkpoint_proof: Vec<Signed<Checkpoint>>,
+    /// For every sequence number above `stable_seq` that prepared at the sender, the proof from
+    /// the highest view in which it prepared.
+    pub prepared: Vec<PreparedProof>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewView {
+    pub view: View,
+    pub view_changes: Vec<Signed<ViewChange>>,
+    /// Re-issued pre-prepares for every sequence number between the chosen stable checkpoint
+    /// and the highest prepared one, signed by the new primary (empty batch for gaps).
+    pub pre_prepares: Vec<Signed<PrePrepare>>,
+}
+
+/// Asks peers for the state of their latest stable checkpoint above `have`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchState {
+    pub have: Seq,
+}
+
+/// A stable checkpoint's state with its certificate, and what committed after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateTransfer {
+    pub checkpoint_proof: Vec<Signed<Checkpoint>>,
+    pub state: ServiceState,
+    pub committed: Vec<CommittedProof>,
+}
+
+macro_rules! message_kinds {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// The type of a message, as named in events, proxy rules and reports.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum MessageKind { $($variant),* }
+
+        impl MessageKind {
+            pub const ALL: &'static [MessageKind] = &[$(MessageKind::$variant),*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(MessageKind::$variant => $name),* }
+            }
+
+            pub fn from_name(name: &str) -> Option<MessageKind> {
+                match name { $($name => Some(MessageKind::$variant),)* _ => None }
+            }
+        }
+
+        $(impl Signable for $variant { const KIND: MessageKind = MessageKind::$variant; })*
+
+        /// Everything that travels in a frame.
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum WireMessage { $($variant(Signed<$variant>)),* }
+
+        impl WireMessage {
+            pub fn kind(&self) -> MessageKind {
+                match self { $(WireMessage::$variant(_) => MessageKind::$variant),* }
+            }
+
+            pub fn signer(&self) -> Principal {
+                match self { $(WireMessage::$variant(m) => m.signer),* }
+            }
+        }
+    };
+}
+
+message_kinds! {
+    Request => "request",
+    Reply => "reply",
+    PrePrepare => "pre-prepare",
+    Prepare => "prepare",
+    Commit => "commit",
+    Checkpoint => "checkpoint",
+    ViewChange => "view-change",
+    NewView => "new-view",
+    FetchState => "fetch-state",
+    StateTransfer => "state-transfer",
+}
+
+impl std::fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl WireMessage {
+    /// The view a message speaks for, where it has one (proxy rules match on it).
+    pub fn view(&self) -> Option<View> {
+        match self {
+            WireMessage::Reply(m) => Some(m.body.view),
+            WireMessage::PrePrepare(m) => Some(m.body.view),
+            WireMessage::Prepare(m) => Some(m.body.view),
+            WireMessage::Commit(m) => Some(m.body.view),
+            WireMessage::ViewChange(m) => Some(m.body.new_view),
+            WireMessage::NewView(m) => Some(m.body.view),
+            _ => None,
+        }
+    }
+
+    /// The sequence number a message speaks for, where it has one.
+    pub fn seq(&self) -> Option<Seq> {
+        match self {
+            WireMessage::PrePrepare(m) => Some(m.body.seq),
+            WireMessage::Prepare(m) => Some(m.body.seq),
+            WireMessage::Commit(m) => Some(m.body.seq),
+            WireMessage::Checkpoint(m) => Some(m.body.seq),
+            WireMessage::ViewChange(m) => Some(m.body.stable_seq),
+            WireMessage::FetchState(m) => Some(m.body.have),
+            _ => None,
+        }
+    }
+}
