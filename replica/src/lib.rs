@@ -14,7 +14,9 @@ pub mod events;
 pub mod ids;
 pub mod kv;
 pub mod message;
+pub mod node;
 pub mod service;
+pub mod sim;
 pub mod verify;
 pub mod wire;
 

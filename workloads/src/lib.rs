@@ -1,1 +1,3 @@
-//! workloads (being built)
+//! Clients and workloads for the PBFT KV service.
+
+pub mod history;

@@ -1,0 +1,1 @@
+//! The tokio node that runs one core in a real process (being built).

@@ -1,0 +1,1 @@
+//! Seeded in-process network for running cores deterministically (being built).
