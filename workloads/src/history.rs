@@ -80,7 +80,12 @@ impl HistoryEvent {
 
     /// The `ok` completion of this invocation with the service's result.
     pub fn ok(&self, result: &OpResult, time_ns: u64) -> Self {
-        let mut done = HistoryEvent { kind: EventType::Ok, time_ns, error: None, ..self.clone() };
+        let mut done = HistoryEvent {
+            kind: EventType::Ok,
+            time_ns,
+            error: None,
+            ..self.clone()
+        };
         match result {
             OpResult::Done => {}
             OpResult::Value(v) => done.value = v.clone(),
@@ -92,7 +97,12 @@ impl HistoryEvent {
     /// A `fail` (certainly not executed) or `info` (unknown) completion.
     pub fn incomplete(&self, kind: EventType, error: impl Into<String>, time_ns: u64) -> Self {
         debug_assert!(matches!(kind, EventType::Fail | EventType::Info));
-        HistoryEvent { kind, time_ns, error: Some(error.into()), ..self.clone() }
+        HistoryEvent {
+            kind,
+            time_ns,
+            error: Some(error.into()),
+            ..self.clone()
+        }
     }
 
     pub fn to_json_line(&self) -> String {

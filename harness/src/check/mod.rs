@@ -1,0 +1,27 @@
+//! Oracles that judge a run from its recorded files.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckOutcome {
+    Pass,
+    Violation,
+    /// The checker could not decide (a timeout): never counted as a pass.
+    Inconclusive,
+    /// Not run (not asked for by the scenario).
+    Skipped,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// `linearizability`, `agreement`, `validity`, `integrity`, `liveness`.
+    pub name: String,
+    pub outcome: CheckOutcome,
+    /// One human sentence: what was checked and what was found.
+    pub summary: String,
+    /// Checker-specific details for the verdict and the report (the failing key and its
+    /// operations, the conflicting sequence number and digests, ...).
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
