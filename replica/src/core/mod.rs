@@ -4,16 +4,31 @@
 //! out, in order. It never touches sockets, clocks, threads, randomness or disk, so the same
 //! code runs in the `replica` process, in unit tests and in the simulator.
 
+mod checkpoint;
 mod effects;
+mod execution;
+mod log;
+mod normal;
+mod recovery;
+#[cfg(test)]
+mod tests;
+mod view_change;
 
 pub use effects::{Effect, Input, Snapshot, Timer, WalRecord};
 
 use crate::config::{ClusterConfig, Timeouts};
 use crate::crypto::KeyStore;
 use crate::digest::Digest;
-use crate::ids::{Quorums, ReplicaId, Seq, View};
+use crate::events::ReplicaEvent;
+use crate::ids::{ClientId, Principal, Quorums, ReplicaId, Seq, View};
+use crate::message::{
+    Checkpoint, NewView, Request, RequestId, Signable, Signed, ViewChange, WireMessage,
+};
 use crate::service::ServiceState;
+use crate::verify::RejectReason;
 use ed25519_dalek::SigningKey;
+use log::MessageLog;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Everything the core needs to know about its cluster.
@@ -42,41 +57,237 @@ impl CoreParams {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Normal,
+    /// Sent a VIEW-CHANGE for `Core::view`; waiting for its NEW-VIEW.
+    ViewChanging,
+}
+
+/// The latest stable checkpoint: its proof and the state at it.
+#[derive(Clone, Debug)]
+struct Stable {
+    seq: Seq,
+    digest: Digest,
+    proof: Vec<Signed<Checkpoint>>,
+    state: ServiceState,
+}
+
 pub struct Core {
     params: CoreParams,
     key: SigningKey,
     keys: Arc<KeyStore>,
+    n: usize,
+
+    view: View,
+    status: Status,
+    log: MessageLog,
+    /// Per sequence number above the stable checkpoint, the prepared certificate from the
+    /// highest view in which it prepared here (the P set of a VIEW-CHANGE).
+    prepared_certs: BTreeMap<Seq, crate::message::PreparedProof>,
+
     service: ServiceState,
+    last_executed: Seq,
+    stable: Stable,
+    /// This replica's own state at each checkpoint above the stable one.
+    checkpoint_states: BTreeMap<Seq, ServiceState>,
+    checkpoint_votes: BTreeMap<Seq, BTreeMap<ReplicaId, Signed<Checkpoint>>>,
+    /// Highest checkpoint each peer claimed beyond our window: f+1 of them mean we are behind.
+    checkpoint_claims: BTreeMap<ReplicaId, Seq>,
+
+    // Primary side.
+    next_seq: Seq,
+    proposal_queue: VecDeque<Signed<Request>>,
+    /// Requests queued or proposed in this view and not yet executed.
+    proposed: HashSet<RequestId>,
+
+    // Backup side: the newest unexecuted request of each client, which the view-change timer guards.
+    pending: BTreeMap<ClientId, Signed<Request>>,
+    view_change_timer_running: bool,
+    view_change_timeout_ms: u64,
+
+    view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
+    /// The NEW-VIEW that established `view` (none in view 0).
+    new_view: Option<Signed<NewView>>,
+    /// Peers already sent our NEW-VIEW because they spoke from an older view, per view.
+    new_view_forwarded: HashSet<(ReplicaId, View)>,
+
+    /// Target sequence number of an ongoing state transfer.
+    fetching: Option<Seq>,
+
+    retransmit_ms: u64,
+    executed_at_last_tick: Seq,
+
+    /// Records persisted since the stable checkpoint: what the log must keep when it is truncated.
+    wal_tail: Vec<WalRecord>,
+    /// Replaying the write-ahead log: state is rebuilt, nothing is sent, persisted or reported.
+    replaying: bool,
+    recovered: Option<ReplicaEvent>,
+    out: Vec<Effect>,
 }
 
-// PLACEHOLDER while the protocol is being written: the API below is final, the bodies are not.
 impl Core {
     /// A replica starting from nothing (view 0, empty state).
     pub fn new(params: CoreParams, key: SigningKey, keys: Arc<KeyStore>) -> Core {
+        let n = params.quorums.n();
+        let view_change_timeout_ms = params.timeouts.view_change_ms;
+        let retransmit_ms = base_retransmit_ms(&params.timeouts);
+        let genesis = ServiceState::default();
         Core {
+            n,
+            view: View(0),
+            status: Status::Normal,
+            log: MessageLog::default(),
+            prepared_certs: BTreeMap::new(),
+            last_executed: Seq(0),
+            stable: Stable {
+                seq: Seq(0),
+                digest: genesis.digest(),
+                proof: Vec::new(),
+                state: genesis.clone(),
+            },
+            service: genesis,
+            checkpoint_states: BTreeMap::new(),
+            checkpoint_votes: BTreeMap::new(),
+            checkpoint_claims: BTreeMap::new(),
+            next_seq: Seq(1),
+            proposal_queue: VecDeque::new(),
+            proposed: HashSet::new(),
+            pending: BTreeMap::new(),
+            view_change_timer_running: false,
+            view_change_timeout_ms,
+            view_changes: BTreeMap::new(),
+            new_view: None,
+            new_view_forwarded: HashSet::new(),
+            fetching: None,
+            retransmit_ms,
+            executed_at_last_tick: Seq(0),
+            wal_tail: Vec::new(),
+            replaying: false,
+            recovered: None,
+            out: Vec::new(),
             params,
             key,
             keys,
-            service: ServiceState::default(),
         }
     }
 
-    /// A replica rebuilt from its latest snapshot and the write-ahead log records after it.
-    /// Reports `ReplicaEvent::Recovered` on its first `Input::Start`.
-    pub fn recover(
-        params: CoreParams,
-        key: SigningKey,
-        keys: Arc<KeyStore>,
-        _snapshot: Option<Snapshot>,
-        _records: Vec<WalRecord>,
-    ) -> Core {
-        Core::new(params, key, keys)
+    pub fn step(&mut self, input: Input) -> Vec<Effect> {
+        match input {
+            Input::Start => self.on_start(),
+            Input::TimerFired(timer) => self.on_timer(timer),
+            Input::Message(verified) => self.on_message(verified.into_message()),
+        }
+        std::mem::take(&mut self.out)
     }
 
-    pub fn step(&mut self, _input: Input) -> Vec<Effect> {
-        let _ = (&self.key, &self.keys);
-        Vec::new()
+    fn on_message(&mut self, message: WireMessage) {
+        match message {
+            WireMessage::Request(m) => self.on_request(m),
+            WireMessage::PrePrepare(m) => self.on_pre_prepare(m),
+            WireMessage::Prepare(m) => self.on_prepare(m),
+            WireMessage::Commit(m) => self.on_commit(m),
+            WireMessage::Checkpoint(m) => self.on_checkpoint(m),
+            WireMessage::ViewChange(m) => self.on_view_change(m),
+            WireMessage::NewView(m) => self.on_new_view(m),
+            WireMessage::FetchState(m) => self.on_fetch_state(m),
+            WireMessage::StateTransfer(m) => self.on_state_transfer(m),
+            WireMessage::Reply(m) => self.reject(
+                RejectReason::Misdirected,
+                crate::message::MessageKind::Reply,
+                m.signer,
+            ),
+        }
     }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::ViewChange => self.on_view_change_timer(),
+            Timer::Retransmit => self.on_retransmit_timer(),
+            Timer::StateTransfer => self.on_state_transfer_timer(),
+        }
+    }
+
+    // ---- Effects -------------------------------------------------------------------------
+
+    fn sign<T: Signable>(&self, body: T) -> Signed<T> {
+        Signed::sign(body, Principal::Replica(self.params.id), &self.key)
+    }
+
+    fn persist(&mut self, message: WireMessage) {
+        if self.replaying {
+            return;
+        }
+        let record = WalRecord::Message(message);
+        self.wal_tail.push(record.clone());
+        self.out.push(Effect::Persist(record));
+    }
+
+    fn send(&mut self, to: ReplicaId, message: WireMessage) {
+        if !self.replaying && to != self.params.id {
+            self.out.push(Effect::Send { to, message });
+        }
+    }
+
+    fn broadcast(&mut self, message: WireMessage) {
+        if !self.replaying {
+            self.out.push(Effect::Broadcast(message));
+        }
+    }
+
+    fn event(&mut self, event: ReplicaEvent) {
+        if !self.replaying {
+            self.out.push(Effect::Event(event));
+        }
+    }
+
+    fn set_timer(&mut self, timer: Timer, after_ms: u64) {
+        if !self.replaying {
+            self.out.push(Effect::SetTimer { timer, after_ms });
+        }
+    }
+
+    fn cancel_timer(&mut self, timer: Timer) {
+        if !self.replaying {
+            self.out.push(Effect::CancelTimer(timer));
+        }
+    }
+
+    fn reject(&mut self, reason: RejectReason, kind: crate::message::MessageKind, from: Principal) {
+        self.event(ReplicaEvent::Rejected {
+            reason,
+            kind: Some(kind),
+            from: Some(from),
+        });
+    }
+
+    // ---- Arithmetic ----------------------------------------------------------------------
+
+    fn quorum(&self) -> usize {
+        self.params.quorums.quorum()
+    }
+
+    fn weak_quorum(&self) -> usize {
+        self.params.quorums.weak()
+    }
+
+    fn low_watermark(&self) -> Seq {
+        self.stable.seq
+    }
+
+    fn high_watermark(&self) -> Seq {
+        Seq(self.stable.seq.0 + self.params.watermark_window)
+    }
+
+    fn in_window(&self, seq: Seq) -> bool {
+        seq > self.low_watermark() && seq <= self.high_watermark()
+    }
+
+    fn primary_of(&self, view: View) -> ReplicaId {
+        view.primary(self.n)
+    }
+
+    // ---- Read-only accessors -------------------------------------------------------------
 
     pub fn params(&self) -> &CoreParams {
         &self.params
@@ -85,22 +296,22 @@ impl Core {
         self.params.id
     }
     pub fn view(&self) -> View {
-        View(0)
+        self.view
     }
     pub fn primary(&self) -> ReplicaId {
-        self.view().primary(self.params.quorums.n())
+        self.primary_of(self.view)
     }
     pub fn is_primary(&self) -> bool {
         self.primary() == self.params.id
     }
     pub fn in_view_change(&self) -> bool {
-        false
+        self.status == Status::ViewChanging
     }
     pub fn last_executed(&self) -> Seq {
-        Seq(0)
+        self.last_executed
     }
     pub fn stable_checkpoint(&self) -> Seq {
-        Seq(0)
+        self.stable.seq
     }
     pub fn service(&self) -> &ServiceState {
         &self.service
@@ -110,6 +321,21 @@ impl Core {
     }
     /// Sequence numbers held in the message log (bounded by the watermark window).
     pub fn log_len(&self) -> usize {
-        0
+        self.log.len()
+    }
+    /// The cluster's public keys, as this replica knows them.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+    /// Requests this replica knows of and has not executed yet.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
     }
 }
+
+fn base_retransmit_ms(timeouts: &Timeouts) -> u64 {
+    (timeouts.view_change_ms / 4).max(20)
+}
+
+/// Longest back-off between retransmissions while nothing progresses.
+const MAX_RETRANSMIT_MS: u64 = 8_000;

@@ -1,0 +1,112 @@
+//! Executing committed batches in sequence order, replying to clients, taking checkpoints.
+
+use super::{Core, Timer};
+use crate::events::ReplicaEvent;
+use crate::ids::{ClientId, Timestamp};
+use crate::kv::OpResult;
+use crate::message::{Checkpoint, Reply, WireMessage};
+use crate::service::Execution;
+
+impl Core {
+    /// Executes every committed batch that is next in sequence order.
+    pub(super) fn execute_ready(&mut self) {
+        let mut executed_any = false;
+        loop {
+            let next = self.last_executed.next();
+            let Some(batch) = self.log.get(next).and_then(|s| s.committed.clone()) else {
+                break;
+            };
+            for request in &batch.body.batch {
+                let client = request.client();
+                let timestamp = request.body.timestamp;
+                let outcome = self.service.execute(client, timestamp, &request.body.op);
+                let (result, duplicate) = match outcome {
+                    Execution::Executed(result) => (result, false),
+                    Execution::AlreadyExecuted(result) => (result, true),
+                    Execution::Superseded => {
+                        self.proposed.remove(&request.id());
+                        continue;
+                    }
+                };
+                self.event(ReplicaEvent::Execute {
+                    seq: next,
+                    request: request.id(),
+                    op: request.body.op.name().to_string(),
+                    result: result.to_string(),
+                    duplicate,
+                });
+                self.reply(client, timestamp, result);
+                self.proposed.remove(&request.id());
+                if self
+                    .pending
+                    .get(&client)
+                    .is_some_and(|p| p.body.timestamp <= timestamp)
+                {
+                    self.pending.remove(&client);
+                }
+            }
+            self.last_executed = next;
+            executed_any = true;
+            if next.0.is_multiple_of(self.params.checkpoint_interval) {
+                self.take_checkpoint();
+            }
+        }
+        if executed_any {
+            self.view_change_timeout_ms = self.params.timeouts.view_change_ms;
+            self.restart_view_change_timer();
+            if let Some(target) = self.fetching
+                && self.last_executed >= target
+            {
+                self.fetching = None;
+                self.cancel_timer(Timer::StateTransfer);
+            }
+            self.try_propose();
+        }
+    }
+
+    pub(super) fn reply(&mut self, client: ClientId, timestamp: Timestamp, result: OpResult) {
+        if self.replaying {
+            return;
+        }
+        let reply = self.sign(Reply {
+            view: self.view,
+            client,
+            timestamp,
+            result,
+        });
+        self.out.push(super::Effect::Reply { client, reply });
+    }
+
+    fn take_checkpoint(&mut self) {
+        let seq = self.last_executed;
+        let state_digest = self.service.digest();
+        self.checkpoint_states.insert(seq, self.service.clone());
+        let checkpoint = self.sign(Checkpoint { seq, state_digest });
+        self.broadcast(WireMessage::Checkpoint(checkpoint.clone()));
+        self.on_checkpoint(checkpoint);
+    }
+
+    /// Starts the view-change timer if a request is waiting and the timer is not running.
+    pub(super) fn ensure_view_change_timer(&mut self) {
+        if !self.view_change_timer_running && !self.pending.is_empty() && !self.is_primary() {
+            self.view_change_timer_running = true;
+            self.set_timer(Timer::ViewChange, self.view_change_timeout_ms);
+        }
+    }
+
+    /// After progress: the timer guards only what is still waiting.
+    pub(super) fn restart_view_change_timer(&mut self) {
+        if self.status != super::Status::Normal {
+            return;
+        }
+        if self.pending.is_empty() || self.is_primary() {
+            if self.view_change_timer_running {
+                self.view_change_timer_running = false;
+                self.cancel_timer(Timer::ViewChange);
+            }
+        } else {
+            self.view_change_timer_running = true;
+            self.set_timer(Timer::ViewChange, self.view_change_timeout_ms);
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The normal case: requests, PRE-PREPARE, PREPARE, COMMIT.
+
+use super::{Core, Status};
+use crate::events::ReplicaEvent;
+use crate::ids::{Principal, Seq, View};
+use crate::message::{
+    Commit, MessageKind, PrePrepare, Prepare, Request, Signed, WireMessage, batch_digest,
+};
+use crate::verify::RejectReason;
+
+impl Core {
+    pub(super) fn on_request(&mut self, request: Signed<Request>) {
+        let client = request.client();
+        let timestamp = request.body.timestamp;
+        if self.service.is_done(client, timestamp) {
+            if let Some(result) = self.service.cached(client, timestamp).cloned() {
+                self.reply(client, timestamp, result);
+            }
+            return;
+        }
+        if self
+            .pending
+            .get(&client)
+            .is_some_and(|p| p.body.timestamp > timestamp)
+        {
+            self.reject(
+                RejectReason::StaleRequest,
+                MessageKind::Request,
+                request.signer,
+            );
+            return;
+        }
+        self.pending.insert(client, request.clone());
+        if self.status == Status::Normal && self.is_primary() {
+            self.enqueue(request);
+            self.try_propose();
+        } else {
+            if self.status == Status::Normal {
+                // The client may not have reached the primary: hand it over, and watch the primary.
+                let primary = self.primary();
+                self.send(primary, WireMessage::Request(request));
+            }
+            self.ensure_view_change_timer();
+        }
+    }
+
+    pub(super) fn enqueue(&mut self, request: Signed<Request>) {
+        let id = request.id();
+        if self.proposed.contains(&id) {
+            return;
+        }
+        // Bounded: at most a few entries per client can wait here.
+        let cap = 4 * (self.pending.len() + 1)
+            + self.params.max_batch * self.params.pipeline_depth as usize;
+        if self.proposal_queue.len() >= cap {
+            return;
+        }
+        self.proposed.insert(id);
+        self.proposal_queue.push_back(request);
+    }
+
+    /// The primary turns queued requests into batches while the pipeline has room.
+    pub(super) fn try_propose(&mut self) {
+        while self.status == Status::Normal
+            && self.is_primary()
+            && !self.proposal_queue.is_empty()
+            && self.next_seq <= self.high_watermark()
+            && self.next_seq.0.saturating_sub(self.last_executed.0 + 1) < self.params.pipeline_depth
+        {
+            let mut batch = Vec::new();
+            while batch.len() < self.params.max_batch {
+                let Some(request) = self.proposal_queue.pop_front() else {
+                    break;
+                };
+                let still_wanted = !self
+                    .service
+                    .is_done(request.client(), request.body.timestamp)
+                    && self
+                        .pending
+                        .get(&request.client())
+                        .is_none_or(|p| p.body.timestamp <= request.body.timestamp);
+                if still_wanted {
+                    batch.push(request);
+                } else {
+                    self.proposed.remove(&request.id());
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let body = PrePrepare {
+                view: self.view,
+                seq: self.next_seq,
+                digest: batch_digest(&batch),
+                batch,
+            };
+            let pre_prepare = self.sign(body);
+            self.next_seq = self.next_seq.next();
+            self.broadcast(WireMessage::PrePrepare(pre_prepare.clone()));
+            self.accept_pre_prepare(pre_prepare);
+        }
+    }
+
+    pub(super) fn on_pre_prepare(&mut self, pre_prepare: Signed<PrePrepare>) {
+        let signer = pre_prepare.signer;
+        let body = &pre_prepare.body;
+        let reason = if pre_prepare.replica() != Some(self.primary_of(body.view)) {
+            Some(RejectReason::NotFromPrimary)
+        } else if body.view < self.view {
+            Some(RejectReason::StaleView)
+        } else if body.view > self.view || self.status != Status::Normal {
+            Some(RejectReason::FutureView)
+        } else if !self.in_window(body.seq) {
+            Some(RejectReason::OutsideWatermarks)
+        } else if body.batch.len() > self.params.max_batch {
+            Some(RejectReason::OversizedBatch)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            if reason == RejectReason::StaleView {
+                self.forward_new_view(signer);
+            }
+            return self.reject(reason, MessageKind::PrePrepare, signer);
+        }
+        let slot = self.log.slot(body.seq, body.view);
+        match slot.digest() {
+            Some(d) if d == body.digest => {
+                // A retransmission: the primary lacks our votes.
+                let seq = body.seq;
+                self.resend_votes(seq, signer);
+                return;
+            }
+            Some(_) => {
+                return self.reject(RejectReason::Conflicting, MessageKind::PrePrepare, signer);
+            }
+            None => {}
+        }
+        if slot
+            .committed
+            .as_ref()
+            .is_some_and(|c| c.body.digest != body.digest)
+        {
+            return self.reject(RejectReason::Conflicting, MessageKind::PrePrepare, signer);
+        }
+        if pre_prepare.replica() == Some(self.params.id) {
+            self.next_seq = self.next_seq.max(body.seq.next());
+        }
+        self.accept_pre_prepare(pre_prepare);
+    }
+
+    /// Stores a valid pre-prepare for the current view; a backup answers with its PREPARE.
+    pub(super) fn accept_pre_prepare(&mut self, pre_prepare: Signed<PrePrepare>) {
+        let (view, seq, digest) = (
+            pre_prepare.body.view,
+            pre_prepare.body.seq,
+            pre_prepare.body.digest,
+        );
+        for request in &pre_prepare.body.batch {
+            let client = request.client();
+            if !self.service.is_done(client, request.body.timestamp)
+                && self
+                    .pending
+                    .get(&client)
+                    .is_none_or(|p| p.body.timestamp < request.body.timestamp)
+            {
+                self.pending.insert(client, request.clone());
+            }
+            if self.is_primary() {
+                self.proposed.insert(request.id());
+            }
+        }
+        self.persist(WireMessage::PrePrepare(pre_prepare.clone()));
+        self.log.slot(seq, view).pre_prepare = Some(pre_prepare);
+        if !self.is_primary() {
+            let prepare = self.sign(Prepare { view, seq, digest });
+            self.persist(WireMessage::Prepare(prepare.clone()));
+            self.broadcast(WireMessage::Prepare(prepare.clone()));
+            self.log
+                .slot(seq, view)
+                .prepares
+                .insert(self.params.id, prepare);
+            self.ensure_view_change_timer();
+        }
+        self.check_prepared(seq);
+    }
+
+    pub(super) fn on_prepare(&mut self, prepare: Signed<Prepare>) {
+        let signer = prepare.signer;
+        let Some(from) = prepare.replica() else {
+            return;
+        };
+        let body = prepare.body;
+        if !self.admit_vote(body.view, body.seq, MessageKind::Prepare, signer) {
+            return;
+        }
+        if from == self.primary_of(body.view) {
+            return self.reject(RejectReason::Misdirected, MessageKind::Prepare, signer);
+        }
+        let slot = self.log.slot(body.seq, body.view);
+        match slot.prepares.get(&from) {
+            Some(existing) if existing.body == body => {
+                self.resend_votes(body.seq, signer);
+                return;
+            }
+            Some(_) => return self.reject(RejectReason::Conflicting, MessageKind::Prepare, signer),
+            None => {}
+        }
+        slot.prepares.insert(from, prepare.clone());
+        self.persist(WireMessage::Prepare(prepare));
+        self.check_prepared(body.seq);
+    }
+
+    pub(super) fn on_commit(&mut self, commit: Signed<Commit>) {
+        let signer = commit.signer;
+        let Some(from) = commit.replica() else { return };
+        let body = commit.body;
+        if !self.admit_vote(body.view, body.seq, MessageKind::Commit, signer) {
+            return;
+        }
+        let slot = self.log.slot(body.seq, body.view);
+        match slot.commits.get(&from) {
+            Some(existing) if existing.body == body => {
+                self.resend_votes(body.seq, signer);
+                return;
+            }
+            Some(_) => return self.reject(RejectReason::Conflicting, MessageKind::Commit, signer),
+            None => {}
+        }
+        slot.commits.insert(from, commit.clone());
+        self.persist(WireMessage::Commit(commit));
+        self.check_committed(body.seq);
+    }
+
+    /// Whether a PREPARE or COMMIT for `(view, seq)` from `signer` can be taken now.
+    fn admit_vote(&mut self, view: View, seq: Seq, kind: MessageKind, signer: Principal) -> bool {
+        let reason = if view < self.view {
+            self.forward_new_view(signer);
+            RejectReason::StaleView
+        } else if view > self.view || self.status != Status::Normal {
+            RejectReason::FutureView
+        } else if seq <= self.low_watermark() {
+            // Already garbage collected here: late, not wrong.
+            return false;
+        } else if seq > self.high_watermark() {
+            RejectReason::OutsideWatermarks
+        } else {
+            return true;
+        };
+        self.reject(reason, kind, signer);
+        false
+    }
+
+    fn check_prepared(&mut self, seq: Seq) {
+        let needed = self.quorum() - 1;
+        let Some(slot) = self.log.get_mut(seq) else {
+            return;
+        };
+        if slot.prepared {
+            return;
+        }
+        let Some(proof) = slot.prepared_proof(needed) else {
+            return;
+        };
+        slot.prepared = true;
+        let (view, digest) = (proof.pre_prepare.body.view, proof.pre_prepare.body.digest);
+        self.prepared_certs.insert(seq, proof);
+        let commit = self.sign(Commit { view, seq, digest });
+        self.persist(WireMessage::Commit(commit.clone()));
+        self.broadcast(WireMessage::Commit(commit.clone()));
+        self.log
+            .slot(seq, view)
+            .commits
+            .insert(self.params.id, commit);
+        self.check_committed(seq);
+    }
+
+    fn check_committed(&mut self, seq: Seq) {
+        let quorum = self.quorum();
+        let Some(slot) = self.log.get_mut(seq) else {
+            return;
+        };
+        if !slot.prepared || slot.committed.is_some() {
+            return;
+        }
+        let Some(pre_prepare) = slot.pre_prepare.clone() else {
+            return;
+        };
+        if slot.matching_commits(pre_prepare.body.digest).len() < quorum {
+            return;
+        }
+        slot.committed = Some(pre_prepare.clone());
+        self.event(ReplicaEvent::Commit {
+            view: pre_prepare.body.view,
+            seq,
+            digest: pre_prepare.body.digest.to_hex(),
+            requests: pre_prepare.body.batch.iter().map(|r| r.id()).collect(),
+        });
+        self.execute_ready();
+    }
+
+    /// A peer re-sent something we already hold: it is missing our votes for `seq`.
+    pub(super) fn resend_votes(&mut self, seq: Seq, to: Principal) {
+        let Principal::Replica(to) = to else { return };
+        let Some(slot) = self.log.get(seq) else {
+            return;
+        };
+        let me = self.params.id;
+        let mut messages = Vec::new();
+        if let Some(pre_prepare) = slot
+            .pre_prepare
+            .as_ref()
+            .filter(|p| p.replica() == Some(me))
+        {
+            messages.push(WireMessage::PrePrepare(pre_prepare.clone()));
+        }
+        if let Some(prepare) = slot.prepares.get(&me) {
+            messages.push(WireMessage::Prepare(prepare.clone()));
+        }
+        if let Some(commit) = slot.commits.get(&me) {
+            messages.push(WireMessage::Commit(commit.clone()));
+        }
+        for message in messages {
+            self.send(to, message);
+        }
+    }
+}
