@@ -196,7 +196,7 @@ impl ClusterConfig {
             ));
         }
         if self.watermark_window < 2 * self.checkpoint_interval
-            || self.watermark_window % self.checkpoint_interval != 0
+            || !self.watermark_window.is_multiple_of(self.checkpoint_interval)
         {
             return Err(Self::field_error(
                 path,
