@@ -88,7 +88,11 @@ impl Core {
 
     /// Starts the view-change timer if a request is waiting and the timer is not running.
     pub(super) fn ensure_view_change_timer(&mut self) {
-        if !self.view_change_timer_running && !self.pending.is_empty() && !self.is_primary() {
+        if self.status == super::Status::Normal
+            && !self.view_change_timer_running
+            && !self.pending.is_empty()
+            && !self.is_primary()
+        {
             self.view_change_timer_running = true;
             self.set_timer(Timer::ViewChange, self.view_change_timeout_ms);
         }

@@ -52,12 +52,30 @@ impl Core {
         self.broadcast(WireMessage::ViewChange(view_change.clone()));
         self.view_changes.insert(self.params.id, view_change);
         self.event(ReplicaEvent::ViewChangeStarted { from, view: target });
-        // Wait for the NEW-VIEW; if it does not come, try the next view and wait twice as long.
-        self.view_change_timer_running = true;
-        self.set_timer(Timer::ViewChange, self.view_change_timeout_ms);
-        self.view_change_timeout_ms =
-            (self.view_change_timeout_ms * 2).min(self.params.timeouts.max_view_change_ms);
+        self.view_change_timer_running = false;
+        self.cancel_timer(Timer::ViewChange);
+        self.await_new_view();
         self.try_new_view(target);
+    }
+
+    /// Once 2f+1 replicas asked for our target view, wait for its NEW-VIEW; if it does not come,
+    /// the next view is tried, with twice the patience. A replica that alone wants a new view
+    /// (it is cut off) waits without moving further ahead of the others (Castro & Liskov 4.5.2).
+    fn await_new_view(&mut self) {
+        if self.status != Status::ViewChanging || self.view_change_timer_running {
+            return;
+        }
+        let asking = self
+            .view_changes
+            .values()
+            .filter(|vc| vc.body.new_view == self.view)
+            .count();
+        if asking >= self.quorum() {
+            self.view_change_timer_running = true;
+            self.set_timer(Timer::ViewChange, self.view_change_timeout_ms);
+            self.view_change_timeout_ms =
+                (self.view_change_timeout_ms * 2).min(self.params.timeouts.max_view_change_ms);
+        }
     }
 
     pub(super) fn on_view_change(&mut self, view_change: Signed<ViewChange>) {
@@ -106,6 +124,7 @@ impl Core {
         {
             self.start_view_change(smallest);
         }
+        self.await_new_view();
         self.try_new_view(target);
     }
 
