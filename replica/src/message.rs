@@ -192,6 +192,7 @@ macro_rules! message_kinds {
     ($($variant:ident => $name:literal),* $(,)?) => {
         /// The type of a message, as named in events, proxy rules and reports.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
         pub enum MessageKind { $($variant),* }
 
         impl MessageKind {
