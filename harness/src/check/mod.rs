@@ -25,3 +25,15 @@ pub struct CheckResult {
     #[serde(default)]
     pub details: serde_json::Value,
 }
+
+mod files;
+mod linearizability;
+mod liveness;
+mod oracles;
+
+pub use files::{ReadError, read_events, read_history};
+pub use linearizability::{
+    KeyHistory, LinearizabilityOptions, MalformedHistory, histories_by_key, linearizability,
+};
+pub use liveness::liveness;
+pub use oracles::{agreement, integrity, validity};

@@ -45,6 +45,7 @@ pub struct Matcher {
     pub to: Option<Vec<ReplicaId>>,
     pub direction: Direction,
     /// Message kinds by name: `pre-prepare`, `prepare`, `commit`, ... (see `MessageKind`).
+    #[serde(with = "kind_names")]
     pub kinds: Option<Vec<MessageKind>>,
     /// Inclusive range `[low, high]` of the message's view, for messages that carry one.
     pub views: Option<[u64; 2]>,
@@ -107,4 +108,70 @@ pub struct Rule {
     #[serde(default, rename = "match")]
     pub matcher: Matcher,
     pub action: Action,
+}
+
+/// Message kinds in scenario files go by their report names (`pre-prepare`), which
+/// `MessageKind`'s own serde form (`PrePrepare`) is not; both are accepted on reading.
+mod kind_names {
+    use replica::message::MessageKind;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(
+        kinds: &Option<Vec<MessageKind>>,
+        out: S,
+    ) -> Result<S::Ok, S::Error> {
+        match kinds {
+            None => out.serialize_none(),
+            Some(kinds) => out.collect_seq(kinds.iter().map(|k| k.name())),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<Option<Vec<MessageKind>>, D::Error> {
+        let Some(names) = Option::<Vec<String>>::deserialize(input)? else {
+            return Ok(None);
+        };
+        names
+            .iter()
+            .map(|name| {
+                MessageKind::from_name(name)
+                    .or_else(|| {
+                        MessageKind::ALL
+                            .iter()
+                            .copied()
+                            .find(|k| format!("{k:?}") == *name)
+                    })
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = MessageKind::ALL.iter().map(|k| k.name()).collect();
+                        D::Error::custom(format!(
+                            "unknown message kind `{name}` (known: {})",
+                            known.join(", ")
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_read_message_kinds_by_their_report_names() {
+        let yaml = "id: slow\nmatch:\n  kinds: [pre-prepare, Commit]\n  seqs: [1, 5]\naction: !delay { fixed_ms: 10 }\n";
+        let rule: Rule = serde_yaml::from_str(yaml).expect("rule parses");
+        assert_eq!(
+            rule.matcher.kinds,
+            Some(vec![MessageKind::PrePrepare, MessageKind::Commit])
+        );
+        let again: Rule = serde_yaml::from_str(&serde_yaml::to_string(&rule).expect("encodes"))
+            .expect("round trip");
+        assert_eq!(again, rule);
+        let unknown =
+            serde_yaml::from_str::<Rule>("id: x\nmatch: { kinds: [prepared] }\naction: !drop {}\n");
+        assert!(unknown.is_err_and(|e| e.to_string().contains("unknown message kind `prepared`")));
+    }
 }
