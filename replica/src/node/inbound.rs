@@ -1,0 +1,264 @@
+//! Receiving: the listener, one task per accepted connection, and the routes for replies.
+//!
+//! A connection task reads frames, decodes and verifies them (signature checks are the
+//! expensive part, so they run here, in parallel, not in the core task) and hands verified
+//! messages to the core over a bounded channel, which pushes back on the sender's TCP stream
+//! when the core is busy. Bad input is counted and reported; a frame that cannot be decoded
+//! ends its connection, because the stream cannot be resynchronised after it.
+
+use super::event_log::EventLog;
+use super::stats::NodeStats;
+use crate::core::Input;
+use crate::crypto::KeyStore;
+use crate::events::ReplicaEvent;
+use crate::ids::{ClientId, Principal};
+use crate::message::{MessageKind, WireMessage};
+use crate::verify::{RejectReason, verify};
+use crate::wire::{FrameError, decode_payload, split_frame};
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+/// Open inbound connections at once; each may hold up to one frame's worth of buffer.
+const MAX_CONNECTIONS: usize = 256;
+/// Replies queued per client connection before further ones are dropped (clients retry).
+const REPLY_QUEUE: usize = 256;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What every connection task needs.
+pub struct Inbound {
+    pub keys: Arc<KeyStore>,
+    pub max_frame: usize,
+    pub to_core: mpsc::Sender<Input>,
+    pub stats: Arc<NodeStats>,
+    pub events: Arc<EventLog>,
+    pub routes: Arc<ClientRoutes>,
+}
+
+impl Inbound {
+    fn reject(&self, reason: RejectReason, kind: Option<MessageKind>, from: Option<Principal>) {
+        self.stats.rejected(reason);
+        self.events
+            .write(&ReplicaEvent::Rejected { reason, kind, from });
+    }
+}
+
+/// Where a reply for each client goes: the newest live connection that carried a verified
+/// request from that client.
+#[derive(Default)]
+pub struct ClientRoutes {
+    routes: Mutex<HashMap<ClientId, Route>>,
+}
+
+struct Route {
+    connection: u64,
+    replies: mpsc::Sender<Bytes>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Queued,
+    NoRoute,
+    QueueFull,
+}
+
+impl ClientRoutes {
+    fn register(&self, client: ClientId, connection: u64, replies: &mpsc::Sender<Bytes>) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let newer = routes
+            .get(&client)
+            .is_none_or(|route| route.connection <= connection || route.replies.is_closed());
+        if newer {
+            routes.insert(
+                client,
+                Route {
+                    connection,
+                    replies: replies.clone(),
+                },
+            );
+        }
+    }
+
+    fn forget_connection(&self, connection: u64) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes.retain(|_, route| route.connection != connection);
+    }
+
+    pub fn deliver(&self, client: ClientId, frame: Bytes) -> Delivery {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(route) = routes.get(&client) else {
+            return Delivery::NoRoute;
+        };
+        match route.replies.try_send(frame) {
+            Ok(()) => Delivery::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Delivery::QueueFull,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                routes.remove(&client);
+                Delivery::NoRoute
+            }
+        }
+    }
+}
+
+/// Accepts connections until aborted; aborting it also ends every connection it started.
+pub async fn serve(listener: TcpListener, inbound: Arc<Inbound>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let next_id = AtomicU64::new(1);
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and similar: back off briefly instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, "too many open connections; refusing one");
+            continue;
+        };
+        inbound.stats.connection_accepted();
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let inbound = inbound.clone();
+        connections.spawn(async move {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+            connection(stream, id, &inbound).await;
+            inbound.routes.forget_connection(id);
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(stream: TcpStream, id: u64, inbound: &Inbound) {
+    let (reader, writer) = stream.into_split();
+    let (replies_tx, replies_rx) = mpsc::channel(REPLY_QUEUE);
+    let ended = tokio::select! {
+        ended = read_frames(reader, id, inbound, replies_tx) => ended,
+        ended = write_replies(writer, replies_rx, &inbound.stats) => ended,
+    };
+    tracing::debug!(connection = id, %ended, "inbound connection ended");
+}
+
+/// Who is on the other end, as far as the messages tell.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Unknown,
+    /// Has sent a replica-signed message: a peer's dialer. Replies never go here, even when
+    /// it relays a client's request.
+    Replica,
+}
+
+async fn read_frames(
+    mut reader: OwnedReadHalf,
+    id: u64,
+    inbound: &Inbound,
+    replies: mpsc::Sender<Bytes>,
+) -> String {
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    let mut peer = Peer::Unknown;
+    loop {
+        loop {
+            let message = match split_frame(&buffer, inbound.max_frame) {
+                Ok(None) => break,
+                Ok(Some((payload, used))) => {
+                    let decoded = decode_payload(payload, inbound.max_frame);
+                    buffer.advance(used);
+                    match decoded {
+                        Ok(message) => message,
+                        Err(e) => return refuse_frame(inbound, e),
+                    }
+                }
+                Err(e) => return refuse_frame(inbound, e),
+            };
+            if !accept_message(message, id, &mut peer, inbound, &replies).await {
+                return "node is shutting down".into();
+            }
+        }
+        if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
+            buffer.reserve(READ_CHUNK);
+        }
+        match reader.read_buf(&mut buffer).await {
+            Ok(0) if buffer.is_empty() => return "closed".into(),
+            Ok(0) => {
+                inbound.reject(RejectReason::MalformedFrame, None, None);
+                return format!("closed inside a frame ({} bytes buffered)", buffer.len());
+            }
+            Ok(read) => inbound.stats.bytes_in(read),
+            Err(e) => return format!("read failed: {e}"),
+        }
+    }
+}
+
+fn refuse_frame(inbound: &Inbound, error: FrameError) -> String {
+    let reason = match error {
+        FrameError::Oversized { .. } => RejectReason::OversizedFrame,
+        FrameError::Malformed(_) | FrameError::TrailingBytes { .. } => RejectReason::MalformedFrame,
+    };
+    inbound.reject(reason, None, None);
+    format!("refused frame: {error}")
+}
+
+/// Verifies one message and passes it on; false once the core is gone.
+async fn accept_message(
+    message: WireMessage,
+    id: u64,
+    peer: &mut Peer,
+    inbound: &Inbound,
+    replies: &mpsc::Sender<Bytes>,
+) -> bool {
+    let kind = message.kind();
+    let signer = message.signer();
+    let verified = match verify(message, &inbound.keys) {
+        Ok(verified) => verified,
+        Err(reason) => {
+            inbound.reject(reason, Some(kind), Some(signer));
+            return true;
+        }
+    };
+    inbound.stats.message_in(kind);
+    match signer {
+        Principal::Replica(_) if *peer != Peer::Replica => {
+            *peer = Peer::Replica;
+            inbound.routes.forget_connection(id);
+        }
+        Principal::Client(client) if *peer != Peer::Replica && kind == MessageKind::Request => {
+            inbound.routes.register(client, id, replies);
+        }
+        _ => {}
+    }
+    inbound.to_core.send(Input::Message(verified)).await.is_ok()
+}
+
+async fn write_replies(
+    mut writer: OwnedWriteHalf,
+    mut replies: mpsc::Receiver<Bytes>,
+    stats: &NodeStats,
+) -> String {
+    let mut buffer = Vec::with_capacity(16 * 1024);
+    while let Some(frame) = replies.recv().await {
+        buffer.clear();
+        buffer.extend_from_slice(&frame);
+        while let Ok(more) = replies.try_recv() {
+            buffer.extend_from_slice(&more);
+        }
+        if let Err(e) = writer.write_all(&buffer).await {
+            return format!("write failed: {e}");
+        }
+        stats.bytes_out(buffer.len());
+    }
+    "reply channel closed".into()
+}
