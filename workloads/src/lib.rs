@@ -1,3 +1,7 @@
 //! Clients and workloads for the PBFT KV service.
 
+pub mod client;
+pub mod generator;
 pub mod history;
+pub mod model;
+pub mod testnet;

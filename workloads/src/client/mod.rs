@@ -1,0 +1,359 @@
+//! The PBFT client: signs requests, sends them to the primary it believes in, and accepts a
+//! result once f+1 distinct replicas sent matching signed replies (at least one of them is
+//! honest). When the primary is slow it re-sends the same signed request to every replica
+//! until the outcome is known or its deadline passes.
+//!
+//! One request is in flight per client (PBFT clients are sequential); run many clients for
+//! concurrency. A `Client` is shared by reference between tasks: concurrent calls queue.
+
+mod link;
+mod stats;
+mod tally;
+
+pub use stats::ClientStats;
+pub use tally::{Decision, ReplyDrop, ReplyTally};
+
+use ed25519_dalek::SigningKey;
+use link::{IncomingReply, Link, LinkShared, OutgoingFrame};
+use replica::config::ClusterConfig;
+use replica::crypto::{self, KeyStore};
+use replica::ids::{ClientId, Principal, Quorums, ReplicaId, Timestamp, View};
+use replica::kv::{OpResult, Operation};
+use replica::message::{Request, Signed, WireMessage};
+use replica::wire::encode_frame;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+
+/// Frames waiting per replica while its connection is down; more are dropped (the retry
+/// loop re-sends anyway).
+const SEND_QUEUE: usize = 16;
+/// Verified-or-not replies waiting for the request loop.
+const REPLY_QUEUE: usize = 256;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error(
+        "request {timestamp} got no {needed} matching replies within {waited:?}: outcome unknown"
+    )]
+    Timeout {
+        timestamp: Timestamp,
+        needed: usize,
+        waited: Duration,
+    },
+    #[error("client {0} is not listed in the cluster file")]
+    UnknownClient(ClientId),
+    #[error("the key given for client {0} does not match its public key in the cluster file")]
+    KeyMismatch(ClientId),
+    #[error("cluster file: {0}")]
+    Config(String),
+    #[error("a Client must be created inside a tokio runtime")]
+    NoRuntime,
+    #[error("the client's connections have shut down")]
+    Closed,
+}
+
+impl ClientError {
+    /// Whether the request may still have executed (the harness records `info`, not `fail`).
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, ClientError::Timeout { .. } | ClientError::Closed)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Wait this long for f+1 matching replies before re-sending to every replica, and again
+    /// between re-sends.
+    pub retry: Duration,
+    /// Give up (outcome unknown) after this long.
+    pub deadline: Duration,
+}
+
+impl ClientOptions {
+    pub fn from_config(config: &ClusterConfig) -> ClientOptions {
+        ClientOptions {
+            retry: Duration::from_millis(config.timeouts.client_retry_ms.max(1)),
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A signed request with its frame, ready to be submitted (and resubmitted unchanged).
+#[derive(Clone, Debug)]
+pub struct PreparedRequest {
+    pub request: Signed<Request>,
+    frame: OutgoingFrame,
+}
+
+impl PreparedRequest {
+    pub fn timestamp(&self) -> Timestamp {
+        self.request.body.timestamp
+    }
+
+    pub fn op(&self) -> &Operation {
+        &self.request.body.op
+    }
+}
+
+/// A request the cluster answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completed {
+    pub timestamp: Timestamp,
+    pub result: OpResult,
+    /// The view f+1 of the answering replicas have reached.
+    pub view: View,
+    /// The replicas whose verified replies matched.
+    pub answered: Vec<ReplicaId>,
+    /// From the first send to the decision.
+    pub latency: Duration,
+    /// Whether the request had to be re-sent to every replica.
+    pub broadcast: bool,
+}
+
+pub struct Client {
+    id: ClientId,
+    key: SigningKey,
+    keys: Arc<KeyStore>,
+    quorums: Quorums,
+    options: ClientOptions,
+    shared: Arc<LinkShared>,
+    last_timestamp: AtomicU64,
+    believed_view: AtomicU64,
+    senders: Vec<mpsc::Sender<OutgoingFrame>>,
+    /// Holding this lock is what makes a request "in flight".
+    replies: Mutex<mpsc::Receiver<IncomingReply>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Client {
+    /// Connects to every replica at the address the cluster file gives (a proxy port, for the
+    /// harness). Must be called inside a tokio runtime; connections are made in the background.
+    pub fn new(
+        config: &ClusterConfig,
+        id: ClientId,
+        key: SigningKey,
+    ) -> Result<Client, ClientError> {
+        Self::with_options(config, id, key, ClientOptions::from_config(config))
+    }
+
+    pub fn with_options(
+        config: &ClusterConfig,
+        id: ClientId,
+        key: SigningKey,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
+        let keys = config
+            .keys(std::path::Path::new("cluster file"))
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let listed = keys
+            .key_of(Principal::Client(id))
+            .ok_or(ClientError::UnknownClient(id))?;
+        if crypto::public_key_hex(listed) != crypto::public_key_hex(&key.verifying_key()) {
+            return Err(ClientError::KeyMismatch(id));
+        }
+        let shared = Arc::new(LinkShared {
+            client: id,
+            max_frame: config.max_frame_bytes,
+            in_flight: AtomicU64::new(0),
+            stats: Default::default(),
+        });
+        let (reply_sender, reply_receiver) = mpsc::channel(REPLY_QUEUE);
+        let mut senders = Vec::with_capacity(config.replicas.len());
+        let mut tasks = Vec::with_capacity(config.replicas.len());
+        for entry in &config.replicas {
+            let (sender, receiver) = mpsc::channel(SEND_QUEUE);
+            let link = Link {
+                replica: entry.id,
+                address: entry.address,
+                shared: shared.clone(),
+                replies: reply_sender.clone(),
+            };
+            tasks.push(runtime.spawn(link.run(receiver)));
+            senders.push(sender);
+        }
+        Ok(Client {
+            id,
+            key,
+            keys: Arc::new(keys),
+            quorums: config.quorums(),
+            options,
+            shared,
+            last_timestamp: AtomicU64::new(0),
+            believed_view: AtomicU64::new(0),
+            senders,
+            replies: Mutex::new(reply_receiver),
+            tasks,
+        })
+    }
+
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// The primary this client sends to first: that of the latest view f+1 replies named.
+    pub fn believed_primary(&self) -> ReplicaId {
+        View(self.believed_view.load(Ordering::Relaxed)).primary(self.quorums.n())
+    }
+
+    pub fn stats(&self) -> ClientStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// Signs `op` with the next timestamp. Timestamps start at the wall clock in microseconds,
+    /// so a restarted client never reuses one; they strictly increase per client. Submit
+    /// prepared requests in the order they were prepared: a replica refuses a request older
+    /// than the client's last executed one.
+    pub fn prepare(&self, op: Operation) -> PreparedRequest {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let previous = self
+            .last_timestamp
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                Some(now.max(last + 1))
+            })
+            .unwrap_or_else(|last| last);
+        let timestamp = Timestamp(now.max(previous + 1));
+        let request = Signed::sign(
+            Request {
+                client: self.id,
+                timestamp,
+                op,
+            },
+            Principal::Client(self.id),
+            &self.key,
+        );
+        let frame = encode_frame(&WireMessage::Request(request.clone()));
+        PreparedRequest {
+            request,
+            frame: OutgoingFrame {
+                timestamp,
+                frame: frame.into(),
+            },
+        }
+    }
+
+    /// Executes `op` and returns the cluster's result.
+    pub async fn execute(&self, op: Operation) -> Result<OpResult, ClientError> {
+        Ok(self.submit(&self.prepare(op)).await?.result)
+    }
+
+    /// Sends a prepared request and waits for f+1 matching replies. Calling it again with the
+    /// same request after a timeout retries it: replicas answer a request they already
+    /// executed from their reply cache, never by executing it twice.
+    pub async fn submit(&self, request: &PreparedRequest) -> Result<Completed, ClientError> {
+        let mut replies = self.replies.lock().await;
+        while replies.try_recv().is_ok() {}
+        let stats = &self.shared.stats;
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        let timestamp = request.timestamp();
+        let _awaiting = AwaitingGuard::set(&self.shared.in_flight, timestamp);
+
+        let started = Instant::now();
+        let deadline = started + self.options.deadline;
+        let needed = self.quorums.weak();
+        let mut tally = ReplyTally::new(self.id, timestamp, needed, &self.keys);
+        let mut broadcast = false;
+        self.send_to(self.believed_primary(), &request.frame);
+        let retry = tokio::time::sleep(self.options.retry.min(self.options.deadline));
+        tokio::pin!(retry);
+        let decision = loop {
+            tokio::select! {
+                biased;
+                incoming = replies.recv() => {
+                    let Some(incoming) = incoming else { return Err(ClientError::Closed) };
+                    match tally.add(incoming.link, incoming.reply) {
+                        Ok(Some(decision)) => break decision,
+                        Ok(None) | Err(ReplyDrop::BadSignature) => {}
+                        Err(ReplyDrop::NotForThisRequest) => {
+                            stats.stale_replies.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(ReplyDrop::WrongSigner) => {
+                            stats.replies_wrong_signer.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(ReplyDrop::Redundant) => {
+                            stats.redundant_replies.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                () = &mut retry => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                        stats.replies_bad_signature.fetch_add(tally.bad_signatures, Ordering::Relaxed);
+                        return Err(ClientError::Timeout { timestamp, needed, waited: now - started });
+                    }
+                    broadcast = true;
+                    stats.broadcasts.fetch_add(1, Ordering::Relaxed);
+                    for replica in 0..self.senders.len() {
+                        self.send_to(ReplicaId(replica as u32), &request.frame);
+                    }
+                    retry.as_mut().reset((now + self.options.retry).min(deadline).into());
+                }
+            }
+        };
+        stats.completed.fetch_add(1, Ordering::Relaxed);
+        stats
+            .replies_verified
+            .fetch_add(decision.answered.len() as u64, Ordering::Relaxed);
+        stats
+            .replies_bad_signature
+            .fetch_add(tally.bad_signatures, Ordering::Relaxed);
+        self.believed_view
+            .fetch_max(decision.view.0, Ordering::Relaxed);
+        Ok(Completed {
+            timestamp,
+            result: decision.result,
+            view: decision.view,
+            answered: decision.answered,
+            latency: started.elapsed(),
+            broadcast,
+        })
+    }
+
+    fn send_to(&self, replica: ReplicaId, frame: &OutgoingFrame) {
+        let Some(sender) = self.senders.get(replica.0 as usize) else {
+            return;
+        };
+        if sender.try_send(frame.clone()).is_err() {
+            self.shared
+                .stats
+                .sends_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Marks a request as awaited for the link tasks, and unmarks it however `submit` ends
+/// (including when its future is dropped by a caller's timeout).
+struct AwaitingGuard<'a>(&'a AtomicU64);
+
+impl<'a> AwaitingGuard<'a> {
+    fn set(slot: &'a AtomicU64, timestamp: Timestamp) -> Self {
+        slot.store(timestamp.0, Ordering::Release);
+        AwaitingGuard(slot)
+    }
+}
+
+impl Drop for AwaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
