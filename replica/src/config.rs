@@ -84,7 +84,7 @@ fn default_true() -> bool {
     true
 }
 fn default_pipeline() -> u64 {
-    4
+    1
 }
 
 /// `cluster.yaml`.
@@ -196,7 +196,9 @@ impl ClusterConfig {
             ));
         }
         if self.watermark_window < 2 * self.checkpoint_interval
-            || !self.watermark_window.is_multiple_of(self.checkpoint_interval)
+            || !self
+                .watermark_window
+                .is_multiple_of(self.checkpoint_interval)
         {
             return Err(Self::field_error(
                 path,

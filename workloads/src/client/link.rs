@@ -9,7 +9,7 @@ use replica::message::{Reply, Signed, WireMessage};
 use replica::wire::{decode_payload, split_frame};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,6 +40,10 @@ pub struct LinkShared {
     /// dropped here, before they cost a signature check or a channel slot.
     pub in_flight: AtomicU64,
     pub stats: StatCounters,
+    /// Per replica: whether the current connection has carried one of our requests. A replica
+    /// can only route replies to a connection a request of ours arrived on, so the next request
+    /// also goes to every replica whose connection is new.
+    pub introduced: Vec<AtomicBool>,
 }
 
 pub struct Link {
@@ -74,6 +78,9 @@ impl Link {
                 continue;
             }
             self.shared.stats.connects.fetch_add(1, Ordering::Relaxed);
+            if let Some(introduced) = self.shared.introduced.get(self.replica.0 as usize) {
+                introduced.store(false, Ordering::Relaxed);
+            }
             backoff = INITIAL_BACKOFF;
             match self.serve(stream, &mut outgoing).await {
                 Closed::ClientGone => return,

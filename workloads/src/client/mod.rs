@@ -22,7 +22,7 @@ use replica::kv::{OpResult, Operation};
 use replica::message::{Request, Signed, WireMessage};
 use replica::wire::encode_frame;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 use tokio::sync::{Mutex, mpsc};
@@ -160,6 +160,11 @@ impl Client {
             max_frame: config.max_frame_bytes,
             in_flight: AtomicU64::new(0),
             stats: Default::default(),
+            introduced: config
+                .replicas
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
         });
         let (reply_sender, reply_receiver) = mpsc::channel(REPLY_QUEUE);
         let mut senders = Vec::with_capacity(config.replicas.len());
@@ -263,7 +268,14 @@ impl Client {
         let needed = self.quorums.weak();
         let mut tally = ReplyTally::new(self.id, timestamp, needed, &self.keys);
         let mut broadcast = false;
-        self.send_to(self.believed_primary(), &request.frame);
+        let primary = self.believed_primary();
+        self.send_to(primary, &request.frame);
+        for (index, introduced) in self.shared.introduced.iter().enumerate() {
+            let replica = ReplicaId(index as u32);
+            if !introduced.swap(true, Ordering::Relaxed) && replica != primary {
+                self.send_to(replica, &request.frame);
+            }
+        }
         let retry = tokio::time::sleep(self.options.retry.min(self.options.deadline));
         tokio::pin!(retry);
         let decision = loop {
