@@ -1,1 +1,208 @@
-fn main() {}
+//! `gauntlet`: run a scenario against a real PBFT cluster and judge it.
+//!
+//! Exit codes: 0 = the outcome is what the scenario expects, 1 = it is not, 2 = the run (or
+//! the command) could not be carried out.
+
+use clap::{Parser, Subcommand};
+use harness::orchestrator::{self, RunOptions};
+use harness::processes::kill_all_registered;
+use harness::scenario::{self, BUILTINS};
+use harness::verdict;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "gauntlet",
+    version,
+    about = "Attacks a PBFT cluster and judges what its clients saw"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario (a built-in name or a YAML path).
+    Run {
+        #[arg(default_value = "default")]
+        scenario: String,
+        /// The run's seed; every random choice derives from it. Random when absent.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Results go to OUT/<scenario>/<seed>-<time>/.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Override the workload's duration in seconds (short CI variants).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Keep the replicas' write-ahead logs and snapshots in the run folder.
+        #[arg(long)]
+        keep_data: bool,
+    },
+    /// List the built-in scenarios.
+    List,
+    /// Parse and check a scenario, and print the plan a seed resolves it to.
+    Validate {
+        scenario: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+    /// Re-run the checkers on a stored run and rewrite its verdict.json.
+    Check { run_dir: PathBuf },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,harness=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // Replicas must not outlive a panic: kill them before the default hook reports it.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        kill_all_registered();
+        default_hook(info);
+    }));
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::List => {
+            for b in BUILTINS {
+                let description = scenario::load(b.name)
+                    .map(|l| l.scenario.description)
+                    .unwrap_or_else(|e| format!("(does not parse: {e})"));
+                println!("{:<20} {description}", b.name);
+            }
+            0
+        }
+        Command::Validate {
+            scenario,
+            seed,
+            duration,
+        } => validate(&scenario, seed, duration),
+        Command::Check { run_dir } => match verdict::recheck(&run_dir) {
+            Ok(verdict) => {
+                print!("{}", verdict.summary());
+                println!("run folder: {}", run_dir.display());
+                verdict.exit_code()
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                2
+            }
+        },
+        Command::Run {
+            scenario,
+            seed,
+            out,
+            duration,
+            keep_data,
+        } => run(
+            &scenario,
+            seed,
+            RunOptions {
+                out,
+                duration_override: duration,
+                keep_data,
+            },
+        ),
+    };
+    ExitCode::from(code as u8)
+}
+
+fn load(name: &str, duration: Option<f64>) -> anyhow::Result<scenario::LoadedScenario> {
+    let loaded = scenario::load(name)?;
+    Ok(match duration {
+        Some(d) => loaded.with_duration(d)?,
+        None => loaded,
+    })
+}
+
+fn validate(name: &str, seed: u64, duration: Option<f64>) -> i32 {
+    let plan = load(name, duration).and_then(|l| Ok(harness::plan::resolve(&l, seed)?));
+    match plan {
+        Ok(plan) => {
+            println!("{}", plan.to_json());
+            0
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            2
+        }
+    }
+}
+
+fn run(name: &str, seed: Option<u64>, options: RunOptions) -> i32 {
+    let seed = seed.unwrap_or_else(rand::random);
+    println!("seed: {seed}");
+    let loaded = match load(name, options.duration_override) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 2;
+        }
+    };
+    let (plan, dir) = match orchestrator::prepare(&loaded, seed, &options) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 2;
+        }
+    };
+    println!("run folder: {}", dir.root.display());
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return 2;
+        }
+    };
+    let root = dir.root.clone();
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = orchestrator::execute(plan, dir, &options) => Some(outcome),
+            _ = interrupted() => None,
+        }
+    });
+    match outcome {
+        Some(outcome) => {
+            print!("{}", outcome.verdict.summary());
+            println!(
+                "took {:.1} s ({:.1} s of workload)",
+                outcome.total.as_secs_f64(),
+                outcome.workload.as_secs_f64()
+            );
+            println!("run folder: {}", outcome.dir.display());
+            outcome.verdict.exit_code()
+        }
+        None => {
+            kill_all_registered();
+            eprintln!(
+                "interrupted; replicas stopped; partial results in {}",
+                root.display()
+            );
+            2
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,309 @@
+//! One run, start to finish: files, proxy, replicas, workload with the nemesis, heal, settle,
+//! liveness probe, stop, collect, judge.
+
+use crate::layout::{RunDir, cluster_config_for, timestamp_label, write_cluster_files};
+use crate::nemesis::Nemesis;
+use crate::plan::{self, Plan};
+use crate::primary::PrimaryTracker;
+use crate::processes::{ReplicaLaunch, Supervisor, find_binary};
+use crate::proxy::{Endpoint, Proxy, ProxyConfig};
+use crate::scenario::{Build, LoadedScenario};
+use crate::verdict::{Timeline, Verdict, judge};
+use crate::workload::{HistoryWriter, WorkloadClient};
+use anyhow::{Context, bail};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// How long a replica may take to listen after it is started.
+const READY_WITHIN: Duration = Duration::from_secs(15);
+/// SIGTERM, then this long, then SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Runs go to `<out>/<scenario>/<seed>-<time>/`.
+    pub out: PathBuf,
+    /// Replaces the workload's duration (the reproduce command repeats it).
+    pub duration_override: Option<f64>,
+    /// Keep the replicas' data dirs (write-ahead logs, snapshots) after the run.
+    pub keep_data: bool,
+}
+
+pub struct RunOutcome {
+    pub verdict: Verdict,
+    pub dir: PathBuf,
+    /// Wall time of the whole command, and of the workload phase alone.
+    pub total: Duration,
+    pub workload: Duration,
+}
+
+/// Creates the run folder with the scenario and the plan in it.
+pub fn prepare(
+    loaded: &LoadedScenario,
+    seed: u64,
+    options: &RunOptions,
+) -> anyhow::Result<(Plan, RunDir)> {
+    let plan = plan::resolve(loaded, seed)?;
+    let root = options
+        .out
+        .join(&plan.scenario.name)
+        .join(format!("{seed}-{}", timestamp_label()));
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let dir = RunDir::new(root);
+    std::fs::write(dir.scenario(), &loaded.text)
+        .with_context(|| format!("cannot write {}", dir.scenario().display()))?;
+    std::fs::write(dir.plan(), plan.to_json() + "\n")
+        .with_context(|| format!("cannot write {}", dir.plan().display()))?;
+    write_cluster_files(&dir, &plan)?;
+    Ok((plan, dir))
+}
+
+/// Carries out a prepared run. Never returns without a verdict on disk: a failure becomes an
+/// `error` verdict (exit code 2).
+pub async fn execute(plan: Plan, dir: RunDir, options: &RunOptions) -> RunOutcome {
+    let started = Instant::now();
+    let reproduce = plan.reproduce_command(options.duration_override);
+    let mut workload = Duration::ZERO;
+    let verdict = match drive(&plan, &dir, &mut workload).await {
+        Ok(timeline) => judge(&dir, &plan, &timeline, reproduce),
+        Err(error) => {
+            tracing::error!("run failed: {error:#}");
+            Verdict::error(&plan, &dir, reproduce, &error)
+        }
+    };
+    if let Err(error) = verdict.write(&dir) {
+        tracing::error!("{error:#}");
+    }
+    if !options.keep_data {
+        // Only the replicas' logs and snapshots live there; events and stats were copied out.
+        let _ = std::fs::remove_dir_all(dir.root.join("data"));
+    }
+    RunOutcome {
+        verdict,
+        dir: dir.root.clone(),
+        total: started.elapsed(),
+        workload,
+    }
+}
+
+fn launches(plan: &Plan, dir: &RunDir) -> anyhow::Result<Vec<ReplicaLaunch>> {
+    let honest_binary = find_binary("replica", "replica")?;
+    let mut launches = Vec::new();
+    for r in &plan.replicas {
+        let mut args: Vec<OsString> = vec![
+            "run".into(),
+            "--config".into(),
+            dir.replica_config(r.id).into(),
+            "--id".into(),
+            r.id.to_string().into(),
+            "--data-dir".into(),
+            dir.data_dir(r.id).into(),
+            "--key".into(),
+            dir.replica_key(r.id).into(),
+            "--exit-with-stdin".into(),
+        ];
+        let program = match r.build {
+            Build::Honest => honest_binary.clone(),
+            Build::Byzantine => {
+                let program = find_binary("byzantine-replica", "byzantine").with_context(|| {
+                    format!(
+                        "replica {} needs the byzantine build, which is not available",
+                        r.id
+                    )
+                })?;
+                // `run` is the honest binary's subcommand; the byzantine one takes flags only.
+                args.remove(0);
+                args.push("--behaviour".into());
+                args.push(r.behaviour.clone().unwrap_or_default().into());
+                for (k, v) in &r.params {
+                    args.push("--param".into());
+                    args.push(format!("{k}={v}").into());
+                }
+                args.push("--seed".into());
+                args.push(r.behaviour_seed.unwrap_or(0).to_string().into());
+                program
+            }
+            Build::Twin => bail!(
+                "replica {} asks for a twin build, which this version of gauntlet cannot start yet",
+                r.id
+            ),
+        };
+        launches.push(ReplicaLaunch {
+            id: r.id,
+            program,
+            args,
+            address: r.address,
+            stderr_path: dir.replica_stderr(r.id),
+        });
+    }
+    Ok(launches)
+}
+
+async fn drive(
+    plan: &Plan,
+    dir: &RunDir,
+    workload_time: &mut Duration,
+) -> anyhow::Result<Timeline> {
+    let launches = launches(plan, dir)?;
+    let run_start = Instant::now();
+    let proxy = Proxy::start(
+        plan.links.clone(),
+        ProxyConfig {
+            seed: plan.proxy_seed,
+            max_frame: replica::wire::DEFAULT_MAX_FRAME,
+            log_path: dir.proxy_log(),
+            run_start,
+        },
+    )
+    .await
+    .context("cannot start the proxy")?;
+
+    let supervisor = Arc::new(Supervisor::new(launches));
+    let result = drive_cluster(plan, dir, &proxy, &supervisor, run_start, workload_time).await;
+
+    // Stop everything whatever happened, then collect what the replicas wrote.
+    supervisor.stop_all(STOP_GRACE).await;
+    let stats = proxy.stats();
+    proxy.shutdown().await;
+    if let Ok(text) = serde_json::to_string_pretty(&stats) {
+        let _ = std::fs::write(dir.proxy_stats(), text + "\n");
+    }
+    collect_replica_files(plan, dir);
+    let timeline = result?;
+    let text = serde_json::to_string_pretty(&timeline).context("cannot encode the timeline")?;
+    std::fs::write(dir.timeline(), text + "\n")
+        .with_context(|| format!("cannot write {}", dir.timeline().display()))?;
+    Ok(timeline)
+}
+
+async fn drive_cluster(
+    plan: &Plan,
+    dir: &RunDir,
+    proxy: &Proxy,
+    supervisor: &Arc<Supervisor>,
+    run_start: Instant,
+    workload_time: &mut Duration,
+) -> anyhow::Result<Timeline> {
+    let ns = |at: Instant| u64::try_from(at.duration_since(run_start).as_nanos()).unwrap_or(0);
+    for r in &plan.replicas {
+        supervisor.start(r.id)?;
+    }
+    for r in &plan.replicas {
+        supervisor.wait_ready(r.id, READY_WITHIN).await?;
+    }
+    tracing::info!("all {} replicas listen", plan.n());
+
+    let scenario = &plan.scenario;
+    let w = &scenario.workload;
+    let attempt = Duration::from_millis(w.op_timeout_ms);
+    let mut clients = Vec::new();
+    for client in &plan.clients {
+        let config = cluster_config_for(plan, Endpoint::Client(client.id))?;
+        clients.push(WorkloadClient::connect(
+            &config,
+            client,
+            plan.key_seed,
+            w.kind,
+            w.keys as usize,
+            w.mix(),
+            attempt,
+        )?);
+    }
+    let history = HistoryWriter::create(&dir.history(), run_start)?;
+    let honest_events = plan
+        .honest()
+        .into_iter()
+        .map(|id| dir.data_dir(id).join("events.jsonl"))
+        .collect();
+    let tracker = Arc::new(Mutex::new(PrimaryTracker::new(plan.n(), honest_events)));
+    let nemesis = Arc::new(Nemesis::new(
+        proxy.handle(),
+        Arc::clone(supervisor),
+        tracker,
+        plan.links.clone(),
+        plan.n(),
+        run_start,
+    ));
+
+    // Workload and nemesis together. Dropping the JoinSets (on any early return) aborts them.
+    proxy.set_rules(scenario.network.rules.clone());
+    let workload_start = Instant::now();
+    let until = workload_start + Duration::from_millis(plan.duration_ms());
+    let mut nemesis_task = JoinSet::new();
+    nemesis_task.spawn(Arc::clone(&nemesis).run(plan.nemesis.clone(), workload_start));
+    let interval = w
+        .rate
+        .map(|rate| Duration::from_secs_f64(f64::from(w.clients) / rate));
+    let mut client_tasks = JoinSet::new();
+    for mut client in clients {
+        let history = history.clone();
+        client_tasks.spawn(async move {
+            let counts = client.run_until(until, interval, &history).await;
+            (client, counts)
+        });
+    }
+    let mut clients = Vec::new();
+    while let Some(joined) = client_tasks.join_next().await {
+        let (client, counts) = joined.context("a workload client task failed")?;
+        tracing::info!(client = %client.id, ?counts, "workload done");
+        clients.push(client);
+    }
+    let workload_end = Instant::now();
+    *workload_time = workload_end - workload_start;
+    nemesis_task.shutdown().await;
+
+    // Heal, settle, probe.
+    let heal_ns = nemesis.heal().await;
+    let heal_at = run_start + Duration::from_nanos(heal_ns);
+    if let Err(error) = nemesis.log().write(&dir.nemesis()) {
+        tracing::warn!(%error, "cannot write nemesis.jsonl");
+    }
+    tokio::time::sleep(Duration::from_millis(scenario.checks.settle_ms)).await;
+    let probe_start = Instant::now();
+    let probe_deadline = heal_at + Duration::from_millis(scenario.checks.liveness_bound_ms);
+    let probe_ops = scenario.checks.probe_ops.max(1);
+    let mut probes = JoinSet::new();
+    for mut client in clients {
+        let history = history.clone();
+        probes.spawn(async move {
+            let ok = client.probe(probe_ops, probe_deadline, &history).await;
+            (client.id, ok)
+        });
+    }
+    while let Some(joined) = probes.join_next().await {
+        let (client, ok) = joined.context("a probe task failed")?;
+        tracing::info!(%client, ok, "liveness probe done");
+    }
+    let probe_end = Instant::now();
+    history
+        .flush()
+        .with_context(|| format!("cannot write {}", dir.history().display()))?;
+    Ok(Timeline {
+        workload_start_ns: ns(workload_start),
+        workload_end_ns: ns(workload_end),
+        heal_ns,
+        probe_start_ns: ns(probe_start),
+        probe_end_ns: ns(probe_end),
+    })
+}
+
+/// Copies each replica's events and stats out of its data dir into the run folder.
+fn collect_replica_files(plan: &Plan, dir: &RunDir) {
+    for r in &plan.replicas {
+        let data = dir.data_dir(r.id);
+        for (name, to) in [
+            ("events.jsonl", dir.replica_events(r.id)),
+            ("stats.json", dir.replica_stats(r.id)),
+        ] {
+            let from = data.join(name);
+            if from.exists()
+                && let Err(error) = std::fs::copy(&from, &to)
+            {
+                tracing::warn!(%error, from = %from.display(), "cannot collect a replica file");
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The plan: everything a run will do, resolved from the scenario and ONE seed before anything
+//! starts. Each concern draws from its own named substream (seeded with sha256(seed, name)), so
+//! adding a draw to one concern never shifts another's choices.
+
+use crate::nemesis::{self, PlannedFault};
+use crate::proxy::{Endpoint, LinkSpec};
+use crate::scenario::{Build, LoadedScenario, Scenario, ScenarioError, locate_field};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use replica::digest::Digest;
+use replica::{ClientId, ReplicaId};
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use thiserror::Error;
+
+/// Ports are drawn below Linux's ephemeral range (32768+), so the kernel never hands one of
+/// ours to an outgoing connection between planning and binding.
+const PORT_RANGE: std::ops::Range<u16> = 12_000..32_000;
+const PORT_ATTEMPTS: usize = 64;
+
+#[derive(Debug, Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("no block of {0} free ports found on 127.0.0.1 after {PORT_ATTEMPTS} seeded attempts")]
+    NoFreePorts(usize),
+}
+
+/// A named, independent random stream of the run's seed.
+pub fn substream(seed: u64, name: &str) -> ChaCha20Rng {
+    let digest = Digest::of_parts([&seed.to_be_bytes()[..], name.as_bytes()]);
+    ChaCha20Rng::from_seed(digest.0)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaPlan {
+    pub id: ReplicaId,
+    /// Where the replica really listens (only the proxy dials it there).
+    pub address: SocketAddr,
+    pub build: Build,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// Drives the random choices of a non-honest build (`byzantine-replica --seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour_seed: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientPlan {
+    pub id: ClientId,
+    /// Seed of this client's operation generator.
+    pub op_seed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The built-in name or path the scenario came from (used in the reproduce command).
+    pub source: String,
+    pub seed: u64,
+    pub scenario: Scenario,
+    /// Secret keys are `key_from_seed(key_seed, principal)`.
+    pub key_seed: u64,
+    /// Seed of the proxy's per-link decision streams.
+    pub proxy_seed: u64,
+    pub replicas: Vec<ReplicaPlan>,
+    pub clients: Vec<ClientPlan>,
+    /// Every directed link through the proxy: replica → replica, then client → replica.
+    pub links: Vec<LinkSpec>,
+    pub nemesis: Vec<PlannedFault>,
+}
+
+impl Plan {
+    pub fn n(&self) -> usize {
+        self.replicas.len()
+    }
+
+    pub fn duration_ms(&self) -> u64 {
+        self.scenario.workload.duration_ms()
+    }
+
+    pub fn honest(&self) -> Vec<ReplicaId> {
+        self.replicas
+            .iter()
+            .filter(|r| r.build == Build::Honest)
+            .map(|r| r.id)
+            .collect()
+    }
+
+    pub fn client_ids(&self) -> Vec<ClientId> {
+        self.clients.iter().map(|c| c.id).collect()
+    }
+
+    /// The proxy port `from` must dial to reach `to`.
+    pub fn link_address(&self, from: Endpoint, to: ReplicaId) -> Option<SocketAddr> {
+        self.links
+            .iter()
+            .find(|l| l.from == from && l.to == to)
+            .map(|l| l.listen)
+    }
+
+    pub fn to_json(&self) -> String {
+        // A plan holds only plain data (no maps with non-string keys), so this cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// `gauntlet run <source> --seed S`, plus the overrides that changed the scenario.
+    pub fn reproduce_command(&self, duration_override: Option<f64>) -> String {
+        let mut command = format!("gauntlet run {} --seed {}", self.source, self.seed);
+        if let Some(d) = duration_override {
+            command.push_str(&format!(" --duration {d}"));
+        }
+        command
+    }
+}
+
+/// Resolves `loaded` with `seed`.
+pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
+    let scenario = &loaded.scenario;
+    let n = scenario.cluster.n();
+    let clients = scenario.workload.clients as usize;
+
+    let mut keys = substream(seed, "keys");
+    let key_seed: u64 = keys.random();
+    let proxy_seed: u64 = substream(seed, "proxy").random();
+
+    let port_count = n + n * (n - 1) + clients * n;
+    let base = free_port_block(seed, port_count)?;
+    let mut next_port = base;
+    let mut take_port = || {
+        let port = next_port;
+        next_port += 1;
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    };
+
+    let replicas: Vec<ReplicaPlan> = (0..n as u32)
+        .map(|i| {
+            let spec = scenario.replicas.get(&i);
+            ReplicaPlan {
+                id: ReplicaId(i),
+                address: take_port(),
+                build: spec.map_or(Build::Honest, |s| s.build),
+                behaviour: spec.and_then(|s| s.behaviour.clone()),
+                params: spec.map(|s| s.params.clone()).unwrap_or_default(),
+                behaviour_seed: spec
+                    .filter(|s| s.build != Build::Honest)
+                    .map(|_| substream(seed, &format!("behaviour/replica-{i}")).random()),
+            }
+        })
+        .collect();
+    let mut links = Vec::with_capacity(port_count - n);
+    for from in &replicas {
+        for to in &replicas {
+            if from.id != to.id {
+                links.push(LinkSpec {
+                    from: Endpoint::Replica(from.id),
+                    to: to.id,
+                    listen: take_port(),
+                    target: to.address,
+                });
+            }
+        }
+    }
+    let mut workload = substream(seed, "workload");
+    let client_plans: Vec<ClientPlan> = (0..clients as u32)
+        .map(|c| ClientPlan {
+            id: ClientId(c),
+            op_seed: workload.random(),
+        })
+        .collect();
+    for client in &client_plans {
+        for to in &replicas {
+            links.push(LinkSpec {
+                from: Endpoint::Client(client.id),
+                to: to.id,
+                listen: take_port(),
+                target: to.address,
+            });
+        }
+    }
+
+    let mut nemesis_rng = substream(seed, "nemesis");
+    let faults = match &scenario.nemesis.generate {
+        Some(spec) => nemesis::generate(spec, n, scenario.workload.duration_ms(), &mut nemesis_rng),
+        None => nemesis::resolve_schedule(&scenario.nemesis.schedule, n, &mut nemesis_rng),
+    };
+    let down = nemesis::max_down(&faults);
+    if down > scenario.cluster.f && !scenario.nemesis.allow_over_f {
+        return Err(PlanError::Scenario(locate_field(
+            loaded,
+            &["nemesis", "schedule"],
+            format!(
+                "up to {down} replicas are down or paused at once, more than f = {}; \
+                 set `nemesis.allow_over_f: true` if this is a negative control",
+                scenario.cluster.f
+            ),
+        )));
+    }
+
+    Ok(Plan {
+        source: loaded.source.clone(),
+        seed,
+        scenario: scenario.clone(),
+        key_seed,
+        proxy_seed,
+        replicas,
+        clients: client_plans,
+        links,
+        nemesis: faults,
+    })
+}
+
+/// A seeded base port such that `count` consecutive ports are free right now. Deterministic
+/// for a seed as long as the same ports are free.
+fn free_port_block(seed: u64, count: usize) -> Result<u16, PlanError> {
+    let mut rng = substream(seed, "ports");
+    let span = PORT_RANGE.end - PORT_RANGE.start;
+    let count16 = u16::try_from(count).map_err(|_| PlanError::NoFreePorts(count))?;
+    if count16 >= span {
+        return Err(PlanError::NoFreePorts(count));
+    }
+    for _ in 0..PORT_ATTEMPTS {
+        let base = PORT_RANGE.start + rng.random_range(0..span - count16);
+        let all_free = (base..base + count16)
+            .all(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok());
+        if all_free {
+            return Ok(base);
+        }
+    }
+    Err(PlanError::NoFreePorts(count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario;
+
+    #[test]
+    fn same_scenario_and_seed_give_a_byte_identical_plan() {
+        for name in ["default", "partition-halves", "too-many-crashes"] {
+            let loaded = scenario::load(name).expect("built-in");
+            let a = resolve(&loaded, 42).expect("plan").to_json();
+            let b = resolve(&loaded, 42).expect("plan").to_json();
+            assert_eq!(a, b, "{name}");
+        }
+    }
+
+    #[test]
+    fn different_seeds_give_different_plans() {
+        let loaded = scenario::load("default").expect("built-in");
+        let a = resolve(&loaded, 1).expect("plan");
+        let b = resolve(&loaded, 2).expect("plan");
+        assert_ne!(a.key_seed, b.key_seed);
+        assert_ne!(a.nemesis, b.nemesis);
+    }
+
+    #[test]
+    fn substreams_are_independent_by_name() {
+        let a: u64 = substream(9, "keys").random();
+        let b: u64 = substream(9, "ports").random();
+        let again: u64 = substream(9, "keys").random();
+        assert_ne!(a, b);
+        assert_eq!(a, again);
+    }
+
+    #[test]
+    fn every_directed_link_has_its_own_loopback_port() {
+        let loaded = scenario::load("default").expect("built-in");
+        let plan = resolve(&loaded, 5).expect("plan");
+        let n = plan.n();
+        assert_eq!(plan.links.len(), n * (n - 1) + plan.clients.len() * n);
+        let mut ports: Vec<u16> = plan.links.iter().map(|l| l.listen.port()).collect();
+        ports.extend(plan.replicas.iter().map(|r| r.address.port()));
+        let count = ports.len();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), count, "ports must be distinct");
+        assert!(plan.links.iter().all(|l| l.listen.ip().is_loopback()));
+    }
+
+    #[test]
+    fn over_f_schedule_is_refused_unless_allowed() {
+        let text = "\
+name: t
+workload:
+  kind: kv
+  duration_s: 5
+nemesis:
+  schedule:
+    - at_ms: 100
+      action: kill
+      target: 1
+    - at_ms: 100
+      action: kill
+      target: 2
+";
+        let loaded =
+            LoadedScenario::from_text(text, std::path::Path::new("t.yaml")).expect("parses");
+        let error = resolve(&loaded, 1).expect_err("two kills with f = 1");
+        assert!(error.to_string().contains("t.yaml:6"), "{error}");
+        let allowed = text.replace("nemesis:\n", "nemesis:\n  allow_over_f: true\n");
+        let loaded =
+            LoadedScenario::from_text(&allowed, std::path::Path::new("t.yaml")).expect("parses");
+        assert!(resolve(&loaded, 1).is_ok());
+    }
+}

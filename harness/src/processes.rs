@@ -1,0 +1,386 @@
+//! Replica processes: start, kill, restart, pause, resume, stop — and never leave one behind.
+//!
+//! Each replica runs in its own process group (so a signal reaches anything it spawned) with
+//! its stdin on a pipe we hold: `--exit-with-stdin` makes it exit when that pipe closes, which
+//! happens even when the orchestrator is SIGKILLed. Every live group is also in a process-wide
+//! registry that `kill_all_registered` empties, for Ctrl-C and panics; dropping the
+//! `Supervisor` kills what it started.
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use replica::ReplicaId;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::process::{Child, ChildStdin, Command};
+
+/// Process groups started by this process and not yet reaped.
+static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+fn live_groups() -> MutexGuard<'static, BTreeSet<i32>> {
+    LIVE_GROUPS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// SIGKILLs every process group this process started that is still registered. Safe to call
+/// from a signal-handling task or a panic hook; idempotent.
+pub fn kill_all_registered() {
+    let groups: Vec<i32> = std::mem::take(&mut *live_groups()).into_iter().collect();
+    for group in groups {
+        let _ = killpg(Pid::from_raw(group), Signal::SIGCONT);
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ProcessError {
+    #[error(
+        "cannot find the `{name}` binary next to {searched}; build it with `cargo build -p {package} --bin {name}`"
+    )]
+    BinaryMissing {
+        name: String,
+        package: String,
+        searched: String,
+    },
+    #[error("cannot start replica {id} ({program}): {source}")]
+    Spawn {
+        id: ReplicaId,
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open {path}: {source}")]
+    Stderr {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("replica {id} did not listen on {address} within {waited:?} (see {stderr})")]
+    NotReady {
+        id: ReplicaId,
+        address: SocketAddr,
+        waited: Duration,
+        stderr: PathBuf,
+    },
+    #[error("replica {id} exited during start-up with {status} (see {stderr})")]
+    ExitedEarly {
+        id: ReplicaId,
+        status: String,
+        stderr: PathBuf,
+    },
+}
+
+/// Finds a workspace binary: next to the running executable, or one level up (test
+/// executables live in `target/<profile>/deps`). `GAUNTLET_BIN_DIR` overrides.
+pub fn find_binary(name: &str, package: &str) -> Result<PathBuf, ProcessError> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os("GAUNTLET_BIN_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        dirs.push(dir.to_path_buf());
+        if let Some(parent) = dir.parent() {
+            dirs.push(parent.to_path_buf());
+        }
+    }
+    for dir in &dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(ProcessError::BinaryMissing {
+        name: name.to_string(),
+        package: package.to_string(),
+        searched: dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// How to (re)start one replica.
+#[derive(Clone, Debug)]
+pub struct ReplicaLaunch {
+    pub id: ReplicaId,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// Where the replica really listens (readiness is a successful connect there).
+    pub address: SocketAddr,
+    pub stderr_path: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaState {
+    Running,
+    Paused,
+    Killed { permanent: bool },
+    Stopped,
+}
+
+struct Slot {
+    launch: ReplicaLaunch,
+    child: Option<Child>,
+    /// Held only so the pipe stays open; dropping it tells the replica to exit.
+    stdin: Option<ChildStdin>,
+    group: Option<i32>,
+    state: ReplicaState,
+    starts: u32,
+}
+
+pub struct Supervisor {
+    slots: Mutex<Vec<Slot>>,
+}
+
+impl Supervisor {
+    pub fn new(launches: Vec<ReplicaLaunch>) -> Supervisor {
+        let slots = launches
+            .into_iter()
+            .map(|launch| Slot {
+                launch,
+                child: None,
+                stdin: None,
+                group: None,
+                state: ReplicaState::Stopped,
+                starts: 0,
+            })
+            .collect();
+        Supervisor {
+            slots: Mutex::new(slots),
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn state(&self, id: ReplicaId) -> Option<ReplicaState> {
+        self.slots().get(id.0 as usize).map(|s| s.state)
+    }
+
+    pub fn states(&self) -> Vec<ReplicaState> {
+        self.slots().iter().map(|s| s.state).collect()
+    }
+
+    /// Starts (or restarts, with the same data dir) replica `id`.
+    pub fn start(&self, id: ReplicaId) -> Result<(), ProcessError> {
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(id.0 as usize) else {
+            return Ok(());
+        };
+        if matches!(slot.state, ReplicaState::Running | ReplicaState::Paused) {
+            return Ok(());
+        }
+        let launch = &slot.launch;
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&launch.stderr_path)
+            .map_err(|source| ProcessError::Stderr {
+                path: launch.stderr_path.clone(),
+                source,
+            })?;
+        let mut command = Command::new(&launch.program);
+        command
+            .args(&launch.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr))
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+            id,
+            program: launch.program.clone(),
+            source,
+        })?;
+        let group = child.id().and_then(|pid| i32::try_from(pid).ok());
+        if let Some(group) = group {
+            live_groups().insert(group);
+        }
+        slot.stdin = child.stdin.take();
+        slot.child = Some(child);
+        slot.group = group;
+        slot.state = ReplicaState::Running;
+        slot.starts += 1;
+        tracing::debug!(replica = %id, ?group, "replica started");
+        Ok(())
+    }
+
+    /// Waits until replica `id` accepts connections on its real address.
+    pub async fn wait_ready(&self, id: ReplicaId, within: Duration) -> Result<(), ProcessError> {
+        let (address, stderr) = {
+            let slots = self.slots();
+            let Some(slot) = slots.get(id.0 as usize) else {
+                return Ok(());
+            };
+            (slot.launch.address, slot.launch.stderr_path.clone())
+        };
+        let started = Instant::now();
+        loop {
+            if tokio::net::TcpStream::connect(address).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.exit_status(id) {
+                return Err(ProcessError::ExitedEarly { id, status, stderr });
+            }
+            if started.elapsed() >= within {
+                return Err(ProcessError::NotReady {
+                    id,
+                    address,
+                    waited: within,
+                    stderr,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn exit_status(&self, id: ReplicaId) -> Option<String> {
+        let mut slots = self.slots();
+        let child = slots.get_mut(id.0 as usize)?.child.as_mut()?;
+        match child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            _ => None,
+        }
+    }
+
+    fn signal(&self, id: ReplicaId, signal: Signal) {
+        if let Some(group) = self.slots().get(id.0 as usize).and_then(|s| s.group) {
+            let _ = killpg(Pid::from_raw(group), signal);
+        }
+    }
+
+    /// SIGKILLs the replica's whole group and reaps it. A no-op if it is not running.
+    pub async fn kill(&self, id: ReplicaId, permanent: bool) {
+        let child = {
+            let mut slots = self.slots();
+            let Some(slot) = slots.get_mut(id.0 as usize) else {
+                return;
+            };
+            if !matches!(slot.state, ReplicaState::Running | ReplicaState::Paused) {
+                return;
+            }
+            if let Some(group) = slot.group.take() {
+                let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+                live_groups().remove(&group);
+            }
+            slot.state = ReplicaState::Killed { permanent };
+            slot.stdin = None;
+            slot.child.take()
+        };
+        if let Some(mut child) = child {
+            let _ = child.wait().await;
+        }
+    }
+
+    /// SIGSTOP to the group: the replica freezes with its connections open.
+    pub fn pause(&self, id: ReplicaId) {
+        let running = self.state(id) == Some(ReplicaState::Running);
+        if running {
+            self.signal(id, Signal::SIGSTOP);
+            if let Some(slot) = self.slots().get_mut(id.0 as usize) {
+                slot.state = ReplicaState::Paused;
+            }
+        }
+    }
+
+    pub fn resume(&self, id: ReplicaId) {
+        if self.state(id) == Some(ReplicaState::Paused) {
+            self.signal(id, Signal::SIGCONT);
+            if let Some(slot) = self.slots().get_mut(id.0 as usize) {
+                slot.state = ReplicaState::Running;
+            }
+        }
+    }
+
+    /// Undoes every process fault except permanent kills: paused replicas resume, killed ones
+    /// restart. Returns the replicas restarted.
+    pub fn heal(&self) -> Result<Vec<ReplicaId>, ProcessError> {
+        let states = self.states();
+        let mut restarted = Vec::new();
+        for (index, state) in states.into_iter().enumerate() {
+            let id = ReplicaId(index as u32);
+            match state {
+                ReplicaState::Paused => self.resume(id),
+                ReplicaState::Killed { permanent: false } => {
+                    self.start(id)?;
+                    restarted.push(id);
+                }
+                _ => {}
+            }
+        }
+        Ok(restarted)
+    }
+
+    /// Stops every replica: SIGCONT (a stopped process cannot act on SIGTERM), SIGTERM, then
+    /// SIGKILL for any group still alive after `grace`.
+    pub async fn stop_all(&self, grace: Duration) {
+        let children: Vec<(Option<i32>, Child)> = {
+            let mut slots = self.slots();
+            slots
+                .iter_mut()
+                .filter_map(|slot| {
+                    let group = slot.group.take();
+                    slot.stdin = None;
+                    slot.state = ReplicaState::Stopped;
+                    if let Some(group) = group {
+                        let _ = killpg(Pid::from_raw(group), Signal::SIGCONT);
+                        let _ = killpg(Pid::from_raw(group), Signal::SIGTERM);
+                    }
+                    slot.child.take().map(|child| (group, child))
+                })
+                .collect()
+        };
+        let deadline = tokio::time::Instant::now() + grace;
+        for (group, mut child) in children {
+            if tokio::time::timeout_at(deadline, child.wait())
+                .await
+                .is_err()
+            {
+                if let Some(group) = group {
+                    let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+                }
+                let _ = child.wait().await;
+            }
+            if let Some(group) = group {
+                // Anything the replica itself spawned dies with the group.
+                let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+                live_groups().remove(&group);
+            }
+        }
+    }
+
+    /// How often each replica was started (restarts included).
+    pub fn start_counts(&self) -> Vec<u32> {
+        self.slots().iter().map(|s| s.starts).collect()
+    }
+
+    pub fn stderr_path(&self, id: ReplicaId) -> Option<PathBuf> {
+        self.slots()
+            .get(id.0 as usize)
+            .map(|s| s.launch.stderr_path.clone())
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        for slot in self.slots().iter_mut() {
+            if let Some(group) = slot.group.take() {
+                let _ = killpg(Pid::from_raw(group), Signal::SIGCONT);
+                let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+                live_groups().remove(&group);
+            }
+            slot.stdin = None;
+        }
+    }
+}
+
+/// Whether a process with this pid still exists (for tests that check for orphans).
+pub fn process_exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}

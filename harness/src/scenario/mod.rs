@@ -1,0 +1,655 @@
+//! Scenario files: what cluster to start, what load to put on it, which faults to inject and
+//! what the run is expected to show. Parsed from YAML with every unknown field refused; every
+//! error names the file, the line and the field.
+
+mod builtin;
+mod locate;
+
+pub use builtin::{BUILTINS, Builtin, builtin};
+
+use crate::proxy::Rule;
+use replica::config::Timeouts;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+pub use workloads::generator::{Mix, WorkloadKind};
+
+#[derive(Debug, Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// A syntax or type error found while deserializing; the message names the field path.
+    #[error("{file}:{line}:{column}: {message}")]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A value that parsed but makes no sense (found by `validate`).
+    #[error("{file}:{line}: field `{field}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        field: String,
+        message: String,
+    },
+    #[error(
+        "unknown scenario `{0}`: neither a built-in (see `gauntlet list`) nor a readable YAML file"
+    )]
+    Unknown(String),
+}
+
+impl ScenarioError {
+    /// The line the error points at, when it has one (tests and reports use it).
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ScenarioError::Parse { line, .. } | ScenarioError::Invalid { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub cluster: ClusterSpec,
+    /// Replicas that do not run the honest build, by id. Every id left out is honest.
+    #[serde(default)]
+    pub replicas: BTreeMap<u32, ReplicaSpec>,
+    pub workload: WorkloadSpec,
+    #[serde(default)]
+    pub network: NetworkSpec,
+    #[serde(default)]
+    pub nemesis: NemesisSpec,
+    #[serde(default)]
+    pub checks: ChecksSpec,
+    #[serde(default)]
+    pub expect: Expectation,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSpec {
+    pub f: usize,
+    pub checkpoint_interval: u64,
+    pub watermark_window: u64,
+    pub max_batch: usize,
+    pub pipeline_depth: u64,
+    /// Off by default: runs are about protocol faults, and fsync on a shared CI disk dominates.
+    pub fsync: bool,
+    pub timeouts: Timeouts,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            f: 1,
+            checkpoint_interval: 16,
+            watermark_window: 64,
+            max_batch: 64,
+            pipeline_depth: 4,
+            fsync: false,
+            timeouts: Timeouts {
+                view_change_ms: 1000,
+                client_retry_ms: 300,
+                max_view_change_ms: 8000,
+                state_transfer_retry_ms: 300,
+            },
+        }
+    }
+}
+
+impl ClusterSpec {
+    pub fn n(&self) -> usize {
+        3 * self.f + 1
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Build {
+    Honest,
+    Byzantine,
+    /// Two processes sharing one identity and key (equivocation by duplication).
+    Twin,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaSpec {
+    pub build: Build,
+    #[serde(default)]
+    pub behaviour: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub kind: WorkloadKind,
+    /// Each client is one sequential process (PBFT clients have one request in flight), so
+    /// this is also the workload's concurrency.
+    #[serde(default = "default_clients")]
+    pub clients: u32,
+    #[serde(default = "default_keys")]
+    pub keys: u32,
+    /// Total operations per second across all clients; absent = every client as fast as it can.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    pub duration_s: f64,
+    /// Operation weights; absent = the kind's default mix.
+    #[serde(default)]
+    pub mix: Option<Mix>,
+    /// How long one operation may take before it is recorded as `info` (outcome unknown).
+    #[serde(default = "default_op_timeout")]
+    pub op_timeout_ms: u64,
+}
+
+impl WorkloadSpec {
+    /// The operation mix in force: the scenario's, or the kind's default.
+    pub fn mix(&self) -> Mix {
+        self.mix.unwrap_or(match self.kind {
+            WorkloadKind::Register => Mix::register(),
+            WorkloadKind::Kv => Mix::default(),
+        })
+    }
+
+    pub fn duration_ms(&self) -> u64 {
+        (self.duration_s * 1000.0) as u64
+    }
+}
+
+fn default_clients() -> u32 {
+    4
+}
+fn default_keys() -> u32 {
+    8
+}
+fn default_op_timeout() -> u64 {
+    4000
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Proxy rules in force from the start until the final heal.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NemesisSpec {
+    #[serde(default)]
+    pub schedule: Vec<ScheduledFault>,
+    #[serde(default)]
+    pub generate: Option<GenerateSpec>,
+    /// Negative controls only: lets more than f replicas be down or paused at once.
+    #[serde(default)]
+    pub allow_over_f: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultAction {
+    Partition,
+    /// Proxy rules (delay, loss, duplication, reordering, rewrites) for a while.
+    LinkFault,
+    Kill,
+    Restart,
+    Pause,
+    Resume,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionShape {
+    Halves,
+    IsolateOne,
+    IsolatePrimary,
+    Bridge,
+    Ring,
+}
+
+/// Which replica a process fault or an isolation hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TargetSpec {
+    Id(u32),
+    Named(NamedTarget),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NamedTarget {
+    /// The primary at the moment the action starts (learned from the replicas' events).
+    Primary,
+    /// A replica drawn from the seed.
+    Random,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledFault {
+    pub at_ms: u64,
+    pub action: FaultAction,
+    /// How long the fault lasts; absent = until the final heal (or for `permanent` kills, forever).
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub target: Option<TargetSpec>,
+    /// `partition` only.
+    #[serde(default)]
+    pub shape: Option<PartitionShape>,
+    /// `partition` only: cut traffic from the isolated side only.
+    #[serde(default)]
+    pub one_way: bool,
+    /// `link-fault` only: the proxy rules to install.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// `kill` only: the replica is not restarted by the final heal (negative controls).
+    #[serde(default)]
+    pub permanent: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    Partition,
+    Delay,
+    Loss,
+    Duplicate,
+    Reorder,
+    Rewrite,
+    Kill,
+    Pause,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpec {
+    pub kinds: Vec<FaultKind>,
+    /// One fault starts in every interval of this length.
+    pub interval_ms: u64,
+    /// In (0, 1]: the share of an interval a fault lasts, and how hard link faults hit.
+    pub intensity: f64,
+    /// No fault before this time, so the cluster gets going first.
+    #[serde(default = "default_quiet_start")]
+    pub start_ms: u64,
+}
+
+fn default_quiet_start() -> u64 {
+    1000
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Oracle {
+    Linearizability,
+    Agreement,
+    Validity,
+    Integrity,
+    Liveness,
+}
+
+impl Oracle {
+    pub const ALL: [Oracle; 5] = [
+        Oracle::Linearizability,
+        Oracle::Agreement,
+        Oracle::Validity,
+        Oracle::Integrity,
+        Oracle::Liveness,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Oracle::Linearizability => "linearizability",
+            Oracle::Agreement => "agreement",
+            Oracle::Validity => "validity",
+            Oracle::Integrity => "integrity",
+            Oracle::Liveness => "liveness",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksSpec {
+    pub oracles: Vec<Oracle>,
+    /// After the heal, every client must complete an operation within this bound.
+    pub liveness_bound_ms: u64,
+    /// Quiet time between the heal and the liveness probe.
+    pub settle_ms: u64,
+    /// Operations each client runs in the liveness probe.
+    pub probe_ops: u32,
+    /// Per-key budget of the linearizability checker; running out makes the run inconclusive.
+    pub linearizability_timeout_ms: u64,
+}
+
+impl Default for ChecksSpec {
+    fn default() -> Self {
+        ChecksSpec {
+            oracles: Oracle::ALL.to_vec(),
+            liveness_bound_ms: 10_000,
+            settle_ms: 1000,
+            probe_ops: 3,
+            linearizability_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expectation {
+    #[default]
+    Pass,
+    Violation,
+}
+
+/// A parsed scenario with where it came from (for the reproduce command and for errors).
+#[derive(Clone, Debug)]
+pub struct LoadedScenario {
+    pub scenario: Scenario,
+    /// The built-in name or the path the user gave.
+    pub source: String,
+    /// How errors name the file: the path, or `<built-in NAME>`.
+    pub file: PathBuf,
+    pub text: String,
+}
+
+impl LoadedScenario {
+    /// Parses `text`; `file` names it in errors and in the reproduce command.
+    pub fn from_text(text: &str, file: &Path) -> Result<LoadedScenario, ScenarioError> {
+        Ok(LoadedScenario {
+            scenario: parse(text, file)?,
+            source: file.display().to_string(),
+            file: file.to_path_buf(),
+            text: text.to_string(),
+        })
+    }
+
+    /// Replaces the workload's duration (short CI variants) and checks the result again.
+    pub fn with_duration(mut self, duration_s: f64) -> Result<LoadedScenario, ScenarioError> {
+        self.scenario.workload.duration_s = duration_s;
+        validate(&self.scenario).map_err(|problem| self.invalid(problem))?;
+        Ok(self)
+    }
+
+    fn invalid(&self, problem: Problem) -> ScenarioError {
+        ScenarioError::Invalid {
+            file: self.file.clone(),
+            line: locate::line_of(&self.text, &problem.path),
+            field: locate::display_path(&problem.path),
+            message: problem.message,
+        }
+    }
+}
+
+/// An error about the field at `path` (keys only) of a loaded scenario, with its line.
+pub fn locate_field(
+    loaded: &LoadedScenario,
+    path: &[&str],
+    message: impl Into<String>,
+) -> ScenarioError {
+    loaded.invalid(problem(
+        path.iter()
+            .map(|k| locate::Segment::Key(k.to_string()))
+            .collect(),
+        message,
+    ))
+}
+
+/// Resolves `name_or_path`: a built-in name first, otherwise a YAML file.
+pub fn load(name_or_path: &str) -> Result<LoadedScenario, ScenarioError> {
+    if let Some(found) = builtin(name_or_path) {
+        let file = PathBuf::from(format!("<built-in {}>", found.name));
+        let mut loaded = LoadedScenario::from_text(found.yaml, &file)?;
+        loaded.source = found.name.to_string();
+        return Ok(loaded);
+    }
+    let path = Path::new(name_or_path);
+    if !path.exists() {
+        return Err(ScenarioError::Unknown(name_or_path.to_string()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    LoadedScenario::from_text(&text, path)
+}
+
+/// Parses and validates a scenario's text; `file` only names it in errors.
+pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
+    let scenario: Scenario = serde_yaml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        ScenarioError::Parse {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: strip_location(&e.to_string()),
+        }
+    })?;
+    validate(&scenario).map_err(|problem| ScenarioError::Invalid {
+        file: file.to_path_buf(),
+        line: locate::line_of(text, &problem.path),
+        field: locate::display_path(&problem.path),
+        message: problem.message,
+    })?;
+    Ok(scenario)
+}
+
+/// yaml_serde appends " at line L column C"; the error prints the location itself.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// A semantic problem and the path of the field it is about.
+struct Problem {
+    path: Vec<locate::Segment>,
+    message: String,
+}
+
+fn problem(path: Vec<locate::Segment>, message: impl Into<String>) -> Problem {
+    Problem {
+        path,
+        message: message.into(),
+    }
+}
+
+fn validate(s: &Scenario) -> Result<(), Problem> {
+    use locate::Segment::{Index, Key};
+    let key = |k: &str| Key(k.to_string());
+    let c = &s.cluster;
+    if c.f == 0 {
+        return Err(problem(
+            vec![key("cluster"), key("f")],
+            "must be at least 1",
+        ));
+    }
+    if c.checkpoint_interval == 0 {
+        return Err(problem(
+            vec![key("cluster"), key("checkpoint_interval")],
+            "must be at least 1",
+        ));
+    }
+    if c.watermark_window < 2 * c.checkpoint_interval
+        || !c.watermark_window.is_multiple_of(c.checkpoint_interval)
+    {
+        return Err(problem(
+            vec![key("cluster"), key("watermark_window")],
+            "must be a multiple of checkpoint_interval and at least twice it",
+        ));
+    }
+    let n = c.n() as u32;
+    for (id, spec) in &s.replicas {
+        let path = vec![key("replicas"), key(&id.to_string())];
+        if *id >= n {
+            return Err(problem(
+                path,
+                format!("replica {id} does not exist: f = {} means ids 0..{n}", c.f),
+            ));
+        }
+        if spec.build != Build::Honest && spec.behaviour.is_none() {
+            return Err(problem(
+                path,
+                "a byzantine or twin build needs a `behaviour`",
+            ));
+        }
+    }
+    let w = &s.workload;
+    if w.clients == 0 {
+        return Err(problem(
+            vec![key("workload"), key("clients")],
+            "must be at least 1",
+        ));
+    }
+    if w.keys == 0 {
+        return Err(problem(
+            vec![key("workload"), key("keys")],
+            "must be at least 1",
+        ));
+    }
+    if !(w.duration_s > 0.0 && w.duration_s <= 86_400.0) {
+        return Err(problem(
+            vec![key("workload"), key("duration_s")],
+            "must be a positive number of seconds (at most a day)",
+        ));
+    }
+    if let Some(rate) = w.rate
+        && !(rate > 0.0 && rate.is_finite())
+    {
+        return Err(problem(
+            vec![key("workload"), key("rate")],
+            "must be a positive number of operations per second",
+        ));
+    }
+    let mix = w.mix();
+    if mix.put + mix.get + mix.append + mix.cas == 0 {
+        return Err(problem(
+            vec![key("workload"), key("mix")],
+            "at least one weight must be positive",
+        ));
+    }
+    if w.kind == WorkloadKind::Register && mix.append > 0 {
+        return Err(problem(
+            vec![key("workload"), key("mix"), key("append")],
+            "the register workload has no append (its weight must be 0)",
+        ));
+    }
+    let duration_ms = (w.duration_s * 1000.0) as u64;
+    let nemesis = &s.nemesis;
+    if !nemesis.schedule.is_empty() && nemesis.generate.is_some() {
+        return Err(problem(
+            vec![key("nemesis"), key("generate")],
+            "give either `schedule` or `generate`, not both",
+        ));
+    }
+    for (index, fault) in nemesis.schedule.iter().enumerate() {
+        let at = |field: &str| vec![key("nemesis"), key("schedule"), Index(index), key(field)];
+        validate_fault(fault, n, duration_ms)
+            .map_err(|(field, message)| problem(at(field), message))?;
+    }
+    if let Some(generate) = &nemesis.generate {
+        let at = |field: &str| vec![key("nemesis"), key("generate"), key(field)];
+        if generate.kinds.is_empty() {
+            return Err(problem(at("kinds"), "name at least one fault kind"));
+        }
+        if generate.interval_ms < 100 {
+            return Err(problem(at("interval_ms"), "must be at least 100"));
+        }
+        if !(generate.intensity > 0.0 && generate.intensity <= 1.0) {
+            return Err(problem(at("intensity"), "must be in (0, 1]"));
+        }
+    }
+    if s.checks.oracles.is_empty() {
+        return Err(problem(
+            vec![key("checks"), key("oracles")],
+            "name at least one oracle",
+        ));
+    }
+    if s.checks.liveness_bound_ms == 0 {
+        return Err(problem(
+            vec![key("checks"), key("liveness_bound_ms")],
+            "must be positive",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_fault(
+    fault: &ScheduledFault,
+    n: u32,
+    duration_ms: u64,
+) -> Result<(), (&'static str, String)> {
+    if fault.at_ms > duration_ms {
+        return Err((
+            "at_ms",
+            format!(
+                "{} is after the workload ends ({duration_ms} ms)",
+                fault.at_ms
+            ),
+        ));
+    }
+    if let Some(TargetSpec::Id(id)) = fault.target
+        && id >= n
+    {
+        return Err((
+            "target",
+            format!("replica {id} does not exist (ids 0..{n})"),
+        ));
+    }
+    let is_process = matches!(
+        fault.action,
+        FaultAction::Kill | FaultAction::Restart | FaultAction::Pause | FaultAction::Resume
+    );
+    if fault.action == FaultAction::Partition && fault.shape.is_none() {
+        return Err((
+            "shape",
+            "a partition needs a `shape` (halves, isolate-one, isolate-primary, bridge, ring)"
+                .into(),
+        ));
+    }
+    if fault.action == FaultAction::LinkFault && fault.rules.is_empty() {
+        return Err(("rules", "a link-fault needs at least one proxy rule".into()));
+    }
+    if fault.action != FaultAction::Partition && fault.shape.is_some() {
+        return Err(("shape", "only a partition takes a `shape`".into()));
+    }
+    if fault.action != FaultAction::LinkFault && !fault.rules.is_empty() {
+        return Err(("rules", "only a link-fault takes `rules`".into()));
+    }
+    if fault.permanent && fault.action != FaultAction::Kill {
+        return Err(("permanent", "only a kill can be permanent".into()));
+    }
+    if fault.permanent && fault.duration_ms.is_some() {
+        return Err(("duration_ms", "a permanent kill has no duration".into()));
+    }
+    if is_process && fault.target.is_none() {
+        return Err(("target", "a process fault needs a `target`".into()));
+    }
+    if matches!(fault.action, FaultAction::Restart | FaultAction::Resume)
+        && fault.duration_ms.is_some()
+    {
+        return Err(("duration_ms", "restart and resume are instantaneous".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+use super::*;
+
+fn parse_err(text: &str) -> ScenarioError {
+    match parse(text, Path::new("bad.yaml")) {
+        Ok(s) => panic!("expected an error, parsed {s:?}"),
+        Err(e) => e,
+    }
+}
+
+const MINIMAL: &str = "\
+name: t
+workload:
+  kind: kv
+  duration_s: 3
+";
+
+#[test]
+fn every_builtin_parses_and_names_itself() {
+    for b in BUILTINS {
+        let loaded = load(b.name).unwrap_or_else(|e| panic!("{}: {e}", b.name));
+        assert_eq!(loaded.scenario.name, b.name);
+    }
+}
+
+#[test]
+fn minimal_scenario_gets_defaults() {
+    let s = parse(MINIMAL, Path::new("m.yaml")).expect("minimal parses");
+    assert_eq!(s.cluster.f, 1);
+    assert_eq!(s.workload.clients, 4);
+    assert_eq!(s.expect, Expectation::Pass);
+    assert_eq!(s.checks.oracles.len(), 5);
+}
+
+#[test]
+fn unknown_field_error_names_file_line_and_field() {
+    let text = "name: t\nworkload:\n  kind: kv\n  duration_s: 3\n  clinets: 4\n";
+    let e = parse_err(text);
+    let shown = e.to_string();
+    assert!(shown.starts_with("bad.yaml:5:"), "{shown}");
+    assert!(shown.contains("clinets"), "{shown}");
+    assert!(shown.contains("workload"), "{shown}");
+}
+
+#[test]
+fn wrong_type_error_names_line_and_field_path() {
+    let text = "name: t\nworkload:\n  kind: kv\n  duration_s: 3\n  clients: many\n";
+    let e = parse_err(text);
+    assert_eq!(e.line(), Some(5), "{e}");
+    assert!(e.to_string().contains("workload.clients"), "{e}");
+}
+
+#[test]
+fn unknown_field_in_proxy_rule_is_refused_with_its_line() {
+    let text = "name: t\nworkload:\n  kind: kv\n  duration_s: 3\nnetwork:\n  rules:\n    - id: x\n      action: !drop { probability: 0.5 }\n      bogus: 1\n";
+    let e = parse_err(text);
+    assert_eq!(e.line(), Some(9), "{e}");
+    assert!(e.to_string().contains("bogus"), "{e}");
+}
+
+#[test]
+fn semantic_error_points_at_the_offending_field_line() {
+    let text = "\
+name: t
+workload:
+  kind: kv
+  duration_s: 10
+nemesis:
+  schedule:
+    - at_ms: 100
+      action: kill
+      target: 1
+      duration_ms: 100
+    - at_ms: 200
+      action: pause
+      target: 7
+";
+    let e = parse_err(text);
+    let shown = e.to_string();
+    assert_eq!(e.line(), Some(13), "{shown}");
+    assert!(
+        shown.starts_with("bad.yaml:13: field `nemesis.schedule[1].target`"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn zero_clients_is_refused_at_its_line() {
+    let text = "name: t\nworkload:\n  kind: kv\n  clients: 0\n  duration_s: 3\n";
+    let e = parse_err(text);
+    assert_eq!(e.line(), Some(4), "{e}");
+    assert!(e.to_string().contains("workload.clients"), "{e}");
+}
+
+#[test]
+fn schedule_and_generator_together_are_refused() {
+    let text = "\
+name: t
+workload:
+  kind: kv
+  duration_s: 10
+nemesis:
+  schedule:
+    - at_ms: 100
+      action: partition
+      shape: halves
+  generate:
+    kinds: [kill]
+    interval_ms: 1000
+    intensity: 0.5
+";
+    let e = parse_err(text);
+    assert_eq!(e.line(), Some(10), "{e}");
+}
+
+#[test]
+fn partition_without_shape_is_refused() {
+    let text = "name: t\nworkload:\n  kind: kv\n  duration_s: 10\nnemesis:\n  schedule:\n    - at_ms: 100\n      action: partition\n";
+    let e = parse_err(text);
+    assert!(e.to_string().contains("nemesis.schedule[0].shape"), "{e}");
+    assert_eq!(e.line(), Some(7), "{e}");
+}
+
+#[test]
+fn unknown_scenario_name_is_reported() {
+    let e = load("no-such-scenario-anywhere").expect_err("unknown");
+    assert!(matches!(e, ScenarioError::Unknown(_)));
+}

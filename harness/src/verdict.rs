@@ -1,0 +1,308 @@
+//! Judging a run from its files (the same code for `gauntlet run` and `gauntlet check`) and
+//! `verdict.json`.
+
+use crate::check::{self, CheckOutcome, CheckResult, LinearizabilityOptions};
+use crate::layout::RunDir;
+use crate::plan::Plan;
+use crate::proxy::{FrameCounts, ProxyStats};
+use crate::scenario::{Expectation, Oracle};
+use anyhow::Context;
+use replica::ReplicaId;
+use replica::events::{EventLine, ReplicaEvent};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use workloads::history::{EventType, HistoryEvent};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Pass,
+    Violation,
+    Inconclusive,
+    /// The run could not be carried out or its files could not be read.
+    Error,
+}
+
+/// What happened when, on the history's clock (ns since the run started), for the checkers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub workload_start_ns: u64,
+    pub workload_end_ns: u64,
+    /// Every fault undone (proxy rules cleared, paused resumed, killed restarted).
+    pub heal_ns: u64,
+    pub probe_start_ns: u64,
+    pub probe_end_ns: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationCounts {
+    pub invoked: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaCounts {
+    pub commits: u64,
+    pub executions: u64,
+    pub view_changes_completed: u64,
+    pub state_transfers: u64,
+    pub rejected: u64,
+    pub recoveries: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub operations: OperationCounts,
+    pub replicas: BTreeMap<ReplicaId, ReplicaCounts>,
+    pub nemesis_actions: u64,
+    /// What the proxy did over the whole run (absent if its statistics were not saved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<FrameCounts>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub scenario: String,
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub expected: Expectation,
+    /// Whether the outcome is what the scenario expects (exit code 0).
+    pub as_expected: bool,
+    pub checks: Vec<CheckResult>,
+    pub counts: Counts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Run this to get the same plan again.
+    pub reproduce: String,
+    pub run_dir: String,
+}
+
+impl Verdict {
+    /// 0 = as expected, 1 = unexpected outcome, 2 = the run could not be carried out.
+    pub fn exit_code(&self) -> i32 {
+        match (self.outcome, self.as_expected) {
+            (Outcome::Error, _) => 2,
+            (_, true) => 0,
+            (_, false) => 1,
+        }
+    }
+
+    pub fn error(plan: &Plan, dir: &RunDir, reproduce: String, error: &anyhow::Error) -> Verdict {
+        Verdict {
+            scenario: plan.scenario.name.clone(),
+            seed: plan.seed,
+            outcome: Outcome::Error,
+            expected: plan.scenario.expect,
+            as_expected: false,
+            checks: Vec::new(),
+            counts: Counts::default(),
+            error: Some(format!("{error:#}")),
+            reproduce,
+            run_dir: dir.root.display().to_string(),
+        }
+    }
+
+    pub fn write(&self, dir: &RunDir) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self).context("cannot encode the verdict")?;
+        std::fs::write(dir.verdict(), text + "\n")
+            .with_context(|| format!("cannot write {}", dir.verdict().display()))
+    }
+
+    /// A few lines for the terminal.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "{}: {:?} (expected {:?}) — {}\n",
+            self.scenario,
+            self.outcome,
+            self.expected,
+            if self.as_expected {
+                "as expected"
+            } else {
+                "UNEXPECTED"
+            }
+        );
+        let ops = &self.counts.operations;
+        out.push_str(&format!(
+            "  operations: {} invoked, {} ok, {} fail, {} info; nemesis actions: {}\n",
+            ops.invoked, ops.ok, ops.fail, ops.info, self.counts.nemesis_actions
+        ));
+        if let Some(p) = &self.counts.proxy {
+            out.push_str(&format!(
+                "  proxy: {} frames, {} dropped, {} delayed, {} duplicated, {} reordered, {} rewritten\n",
+                p.received, p.dropped, p.delayed, p.duplicated, p.reordered, p.rewritten
+            ));
+        }
+        for check in &self.checks {
+            out.push_str(&format!(
+                "  {:<16} {:<12} {}\n",
+                check.name,
+                format!("{:?}", check.outcome).to_lowercase(),
+                check.summary
+            ));
+        }
+        if let Some(error) = &self.error {
+            out.push_str(&format!("  error: {error}\n"));
+        }
+        out.push_str(&format!("  reproduce: {}\n", self.reproduce));
+        out
+    }
+}
+
+fn count_operations(history: &[HistoryEvent]) -> OperationCounts {
+    let mut counts = OperationCounts::default();
+    for event in history {
+        match event.kind {
+            EventType::Invoke => counts.invoked += 1,
+            EventType::Ok => counts.ok += 1,
+            EventType::Fail => counts.fail += 1,
+            EventType::Info => counts.info += 1,
+        }
+    }
+    counts
+}
+
+fn count_replica(events: &[EventLine]) -> ReplicaCounts {
+    let mut counts = ReplicaCounts::default();
+    for line in events {
+        match line.event {
+            ReplicaEvent::Commit { .. } => counts.commits += 1,
+            ReplicaEvent::Execute { .. } => counts.executions += 1,
+            ReplicaEvent::ViewChangeCompleted { .. } => counts.view_changes_completed += 1,
+            ReplicaEvent::StateTransfer { .. } => counts.state_transfers += 1,
+            ReplicaEvent::Rejected { .. } => counts.rejected += 1,
+            ReplicaEvent::Recovered { .. } => counts.recoveries += 1,
+            _ => {}
+        }
+    }
+    counts
+}
+
+fn skipped(oracle: Oracle) -> CheckResult {
+    CheckResult {
+        name: oracle.name().to_string(),
+        outcome: CheckOutcome::Skipped,
+        summary: "not asked for by the scenario".into(),
+        details: serde_json::Value::Null,
+    }
+}
+
+/// Runs the scenario's oracles over the run's stored files.
+pub fn judge(dir: &RunDir, plan: &Plan, timeline: &Timeline, reproduce: String) -> Verdict {
+    match judge_files(dir, plan, timeline, reproduce.clone()) {
+        Ok(verdict) => verdict,
+        Err(error) => Verdict::error(plan, dir, reproduce, &error),
+    }
+}
+
+fn judge_files(
+    dir: &RunDir,
+    plan: &Plan,
+    timeline: &Timeline,
+    reproduce: String,
+) -> anyhow::Result<Verdict> {
+    let history = check::read_history(dir.history())?;
+    let mut events: BTreeMap<ReplicaId, Vec<EventLine>> = BTreeMap::new();
+    for r in &plan.replicas {
+        let path = dir.replica_events(r.id);
+        let lines = if path.exists() {
+            check::read_events(&path)?
+        } else {
+            tracing::warn!(path = %path.display(), "no events file: the replica wrote none");
+            Vec::new()
+        };
+        events.insert(r.id, lines);
+    }
+    let honest = plan.honest();
+    let checks_spec = &plan.scenario.checks;
+    let asked = |o: Oracle| checks_spec.oracles.contains(&o);
+    let mut checks = Vec::new();
+    for oracle in Oracle::ALL {
+        if !asked(oracle) {
+            checks.push(skipped(oracle));
+            continue;
+        }
+        let result = match oracle {
+            Oracle::Linearizability => check::linearizability(
+                &history,
+                &LinearizabilityOptions {
+                    timeout_per_key: Duration::from_millis(checks_spec.linearizability_timeout_ms),
+                    ..LinearizabilityOptions::default()
+                },
+            ),
+            Oracle::Agreement => check::agreement(&events, &honest),
+            Oracle::Validity => check::validity(&events, &honest, &history),
+            Oracle::Integrity => check::integrity(&events, &honest),
+            Oracle::Liveness => check::liveness(
+                &history,
+                timeline.heal_ns,
+                Duration::from_millis(checks_spec.liveness_bound_ms),
+                &plan.client_ids(),
+            ),
+        };
+        checks.push(result);
+    }
+    let outcome = if checks.iter().any(|c| c.outcome == CheckOutcome::Violation) {
+        Outcome::Violation
+    } else if checks
+        .iter()
+        .any(|c| c.outcome == CheckOutcome::Inconclusive)
+    {
+        Outcome::Inconclusive
+    } else {
+        Outcome::Pass
+    };
+    let expected = plan.scenario.expect;
+    let as_expected = matches!(
+        (outcome, expected),
+        (Outcome::Pass, Expectation::Pass) | (Outcome::Violation, Expectation::Violation)
+    );
+    let nemesis_actions = std::fs::read_to_string(dir.nemesis())
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count() as u64)
+        .unwrap_or(0);
+    Ok(Verdict {
+        scenario: plan.scenario.name.clone(),
+        seed: plan.seed,
+        outcome,
+        expected,
+        as_expected,
+        checks,
+        counts: Counts {
+            operations: count_operations(&history),
+            replicas: events
+                .iter()
+                .map(|(id, lines)| (*id, count_replica(lines)))
+                .collect(),
+            nemesis_actions,
+            proxy: read_json::<ProxyStats>(&dir.proxy_stats())
+                .ok()
+                .map(|stats| stats.total()),
+        },
+        error: None,
+        reproduce,
+        run_dir: dir.root.display().to_string(),
+    })
+}
+
+/// `gauntlet check RUN_DIR`: re-judges a stored run and rewrites its verdict.
+pub fn recheck(root: &std::path::Path) -> anyhow::Result<Verdict> {
+    let dir = RunDir::new(root.to_path_buf());
+    let plan: Plan = read_json(&dir.plan())?;
+    let timeline: Timeline = read_json(&dir.timeline())?;
+    let reproduce = std::fs::read_to_string(dir.verdict())
+        .ok()
+        .and_then(|t| serde_json::from_str::<Verdict>(&t).ok())
+        .map(|v| v.reproduce)
+        .unwrap_or_else(|| plan.reproduce_command(None));
+    let verdict = judge(&dir, &plan, &timeline, reproduce);
+    verdict.write(&dir)?;
+    Ok(verdict)
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+}

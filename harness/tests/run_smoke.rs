@@ -1,0 +1,68 @@
+//! A short run of the default mix (generated partitions, link faults, kill/restart), then the
+//! stored run re-judged with `gauntlet check`, and the plan reproduced with `gauntlet validate`.
+
+mod run_support;
+
+use run_support::{assert_run_files, gauntlet_run, replicas_still_running};
+use std::process::Command;
+
+#[test]
+fn short_default_mix_passes_and_its_stored_run_rechecks_and_replans_identically() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = gauntlet_run(out.path(), &["smoke", "--seed", "7", "--duration", "5"]);
+    assert_eq!(run.code(), Some(0), "stdout:\n{}", run.stdout());
+    assert_eq!(run.verdict["outcome"], "pass");
+    assert_eq!(
+        run.verdict["reproduce"],
+        "gauntlet run smoke --seed 7 --duration 5"
+    );
+    assert_run_files(&run.run_dir, 4);
+    assert!(replicas_still_running(&run.run_dir).is_empty());
+    let history = std::fs::read_to_string(run.run_dir.join("history.jsonl")).expect("history");
+    assert!(history.lines().count() > 10, "too few operations recorded");
+
+    let check = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("check")
+        .arg(&run.run_dir)
+        .output()
+        .expect("gauntlet check runs");
+    assert_eq!(check.status.code(), Some(0));
+    let rechecked: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.run_dir.join("verdict.json")).expect("verdict"),
+    )
+    .expect("json");
+    assert_eq!(rechecked["outcome"], run.verdict["outcome"]);
+    assert_eq!(rechecked["reproduce"], run.verdict["reproduce"]);
+
+    let validate = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .args(["validate", "smoke", "--seed", "7", "--duration", "5"])
+        .output()
+        .expect("gauntlet validate runs");
+    assert_eq!(validate.status.code(), Some(0));
+    let stored = std::fs::read_to_string(run.run_dir.join("plan.json")).expect("plan");
+    assert_eq!(String::from_utf8_lossy(&validate.stdout), stored);
+}
+
+#[test]
+fn a_scenario_error_names_file_and_line_and_exits_2() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let scenario = out.path().join("broken.yaml");
+    std::fs::write(
+        &scenario,
+        "name: broken\nworkload:\n  kind: kv\n  duration_s: 2\n  clinets: 3\n",
+    )
+    .expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("gauntlet runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:5:", scenario.display())) && stderr.contains("clinets"),
+        "{stderr}"
+    );
+}
