@@ -117,6 +117,8 @@ pub struct Core {
 
     retransmit_ms: u64,
     executed_at_last_tick: Seq,
+    /// (peer, seq) pairs whose duplicate we answered since the last retransmission tick.
+    vote_resends: HashSet<(ReplicaId, Seq)>,
 
     /// Records persisted since the stable checkpoint: what the log must keep when it is truncated.
     wal_tail: Vec<WalRecord>,
@@ -162,6 +164,7 @@ impl Core {
             fetching: None,
             retransmit_ms,
             executed_at_last_tick: Seq(0),
+            vote_resends: HashSet::new(),
             wal_tail: Vec::new(),
             replaying: false,
             recovered: None,
@@ -333,9 +336,11 @@ impl Core {
     }
 }
 
+/// Well inside the view-change timeout, so a lost message is re-sent before backups give up
+/// on the primary.
 fn base_retransmit_ms(timeouts: &Timeouts) -> u64 {
-    (timeouts.view_change_ms / 4).max(20)
+    (timeouts.view_change_ms / 8).max(20)
 }
 
 /// Longest back-off between retransmissions while nothing progresses.
-const MAX_RETRANSMIT_MS: u64 = 8_000;
+const MAX_RETRANSMIT_MS: u64 = 2_000;

@@ -300,8 +300,13 @@ impl Core {
     }
 
     /// A peer re-sent something we already hold: it is missing our votes for `seq`.
+    /// Answered at most once per peer and slot between retransmission ticks: an answer is
+    /// itself a duplicate at its receiver, and must not start an echo between two replicas.
     pub(super) fn resend_votes(&mut self, seq: Seq, to: Principal) {
         let Principal::Replica(to) = to else { return };
+        if self.replaying || !self.vote_resends.insert((to, seq)) {
+            return;
+        }
         let Some(slot) = self.log.get(seq) else {
             return;
         };
