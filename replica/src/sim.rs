@@ -1,1 +1,0 @@
-//! Seeded in-process network for running cores deterministically (being built).

@@ -1,0 +1,563 @@
+//! A deterministic in-process simulator: every replica's sans-IO core on a seeded network in
+//! virtual time.
+//!
+//! Messages travel as frames and are decoded and verified at the receiver exactly as the real
+//! node does, so a forged or rewritten message is refused for the same reason. All randomness
+//! (latency jitter, drops) comes from one ChaCha8 stream seeded from `SimConfig::seed`, and
+//! events at the same virtual time run in the order they were scheduled: the same seed and the
+//! same calls give the same run, event for event.
+
+mod client;
+mod exec;
+mod links;
+mod replica;
+
+pub use client::CompletedOp;
+pub use links::{Endpoint, Latency, NetworkStats};
+pub use replica::{SimDisk, SimEvent};
+
+use crate::config::{ClientEntry, ClusterConfig, ConfigError, ReplicaEntry, Timeouts};
+use crate::core::{Core, CoreParams, Input};
+use crate::crypto::{self, KeyStore};
+use crate::events::ReplicaEvent;
+use crate::ids::{ClientId, Principal, ReplicaId, Seq};
+use crate::kv::Operation;
+use crate::message::{RequestId, WireMessage};
+use crate::node::Interceptor;
+use crate::verify::RejectReason;
+use client::SimClient;
+use ed25519_dalek::SigningKey;
+use exec::Action;
+use links::LinkFaults;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use replica::SimReplica;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// How often an installed interceptor's `tick` runs, as in the node.
+pub const INTERCEPTOR_TICK_MS: u64 = 50;
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub f: usize,
+    /// Number of clients, with ids `0..clients`.
+    pub clients: u32,
+    /// Source of the keys and of every random choice of the run.
+    pub seed: u64,
+    pub checkpoint_interval: u64,
+    pub watermark_window: u64,
+    pub max_batch: usize,
+    pub pipeline_depth: u64,
+    pub max_frame_bytes: usize,
+    pub timeouts: Timeouts,
+    pub latency: Latency,
+    /// Probability that any one frame is lost.
+    pub drop_probability: f64,
+    /// Off: each link delivers in order, like the TCP connections of the real node.
+    /// On: jitter may reorder frames on a link.
+    pub reorder: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            f: 1,
+            clients: 4,
+            seed: 0,
+            checkpoint_interval: 16,
+            watermark_window: 64,
+            max_batch: 16,
+            pipeline_depth: 4,
+            max_frame_bytes: crate::wire::DEFAULT_MAX_FRAME,
+            timeouts: Timeouts::default(),
+            latency: Latency::default(),
+            drop_probability: 0.0,
+            reorder: false,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum SimError {
+    #[error("invalid simulated cluster: {0}")]
+    Config(#[from] ConfigError),
+    #[error("drop probability {0} is not within 0..=1")]
+    DropProbability(f64),
+    #[error("client {0} is not in the simulated cluster")]
+    UnknownClient(ClientId),
+    #[error("client {0} already has a request outstanding")]
+    ClientBusy(ClientId),
+    #[error("replica {0} is not in the simulated cluster")]
+    UnknownReplica(ReplicaId),
+    #[error("replica {0} is not running")]
+    NotRunning(ReplicaId),
+    #[error("replica {0} is already running")]
+    AlreadyRunning(ReplicaId),
+}
+
+/// Two different batches committed at one sequence number by honest replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgreementViolation {
+    pub seq: Seq,
+    /// Batch digest -> the honest replicas that committed it at `seq`.
+    pub digests: BTreeMap<String, Vec<ReplicaId>>,
+}
+
+pub struct SimNetwork {
+    config: ClusterConfig,
+    keys: Arc<KeyStore>,
+    latency: Latency,
+    drop_probability: f64,
+    reorder: bool,
+    now_ms: u64,
+    /// (time, insertion counter) -> what happens then: ties run in scheduling order.
+    queue: BTreeMap<(u64, u64), Action>,
+    next_order: u64,
+    rng: ChaCha8Rng,
+    replicas: Vec<SimReplica>,
+    clients: Vec<SimClient>,
+    completed: Vec<CompletedOp>,
+    faults: LinkFaults,
+    /// Latest delivery time scheduled per directed link, to keep links FIFO.
+    link_clock: BTreeMap<(Endpoint, Endpoint), u64>,
+    stats: NetworkStats,
+    /// Verdicts on frames already verified, by frame digest. A broadcast reaches n-1 replicas
+    /// as identical bytes, and the verdict is a pure function of those bytes and the key store
+    /// (see `crypto`), so each receiver would compute the same one: computing it once keeps
+    /// long simulations fast without changing any outcome.
+    verdicts: std::collections::HashMap<
+        crate::digest::Digest,
+        Result<crate::verify::Verified, RejectReason>,
+    >,
+}
+
+/// Verdicts kept before the memo is cleared (memory stays bounded).
+const MAX_MEMOIZED_VERDICTS: usize = 4096;
+
+impl SimNetwork {
+    pub fn new(sim: SimConfig) -> Result<SimNetwork, SimError> {
+        if !(0.0..=1.0).contains(&sim.drop_probability) {
+            return Err(SimError::DropProbability(sim.drop_probability));
+        }
+        let n = 3 * sim.f + 1;
+        let replica_keys: Vec<SigningKey> = (0..n as u32)
+            .map(|i| crypto::key_from_seed(sim.seed, Principal::Replica(ReplicaId(i))))
+            .collect();
+        let client_keys: Vec<SigningKey> = (0..sim.clients)
+            .map(|i| crypto::key_from_seed(sim.seed, Principal::Client(ClientId(i))))
+            .collect();
+        let placeholder = |i: usize| SocketAddr::from((Ipv4Addr::LOCALHOST, 20_000 + i as u16));
+        let draft = ClusterConfig {
+            f: sim.f,
+            checkpoint_interval: sim.checkpoint_interval,
+            watermark_window: sim.watermark_window,
+            max_batch: sim.max_batch,
+            pipeline_depth: sim.pipeline_depth,
+            max_frame_bytes: sim.max_frame_bytes,
+            fsync: false,
+            timeouts: sim.timeouts.clone(),
+            replicas: replica_keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| ReplicaEntry {
+                    id: ReplicaId(i as u32),
+                    address: placeholder(i),
+                    public_key: crypto::public_key_hex(&key.verifying_key()),
+                })
+                .collect(),
+            clients: client_keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| ClientEntry {
+                    id: ClientId(i as u32),
+                    public_key: crypto::public_key_hex(&key.verifying_key()),
+                })
+                .collect(),
+        };
+        // Through the cluster file's own parser, so the simulated cluster obeys its rules.
+        let origin = Path::new("<simulated cluster>");
+        let config = ClusterConfig::parse(&draft.to_yaml(), origin)?;
+        let keys = Arc::new(config.keys(origin)?);
+        let replicas = replica_keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let params = CoreParams::from_config(&config, ReplicaId(i as u32));
+                let core = Core::new(params.clone(), key.clone(), keys.clone());
+                SimReplica::new(params, key, core)
+            })
+            .collect();
+        let clients = client_keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| SimClient::new(ClientId(i as u32), key))
+            .collect();
+        let mut net = SimNetwork {
+            config,
+            keys,
+            latency: sim.latency,
+            drop_probability: sim.drop_probability,
+            reorder: sim.reorder,
+            now_ms: 0,
+            queue: BTreeMap::new(),
+            next_order: 0,
+            rng: ChaCha8Rng::seed_from_u64(sim.seed),
+            replicas,
+            clients,
+            completed: Vec::new(),
+            faults: LinkFaults::default(),
+            link_clock: BTreeMap::new(),
+            stats: NetworkStats::default(),
+            verdicts: std::collections::HashMap::new(),
+        };
+        for id in net.replica_ids() {
+            net.schedule(
+                0,
+                Action::Start {
+                    replica: id,
+                    incarnation: 0,
+                },
+            );
+        }
+        Ok(net)
+    }
+
+    // ---- running ----
+
+    /// Carries out the next scheduled action; false when nothing is scheduled.
+    pub fn step_once(&mut self) -> bool {
+        let Some(((at, _), action)) = self.queue.pop_first() else {
+            return false;
+        };
+        self.now_ms = self.now_ms.max(at);
+        self.perform(action);
+        true
+    }
+
+    /// Runs everything scheduled up to `now + ms`, then sets the clock there.
+    pub fn run_for(&mut self, ms: u64) {
+        let deadline = self.now_ms + ms;
+        while self.next_action_at().is_some_and(|at| at <= deadline) {
+            self.step_once();
+        }
+        self.now_ms = deadline;
+    }
+
+    /// Runs until `done` holds (checked before every action) or `max_ms` of virtual time pass.
+    pub fn run_until(&mut self, mut done: impl FnMut(&SimNetwork) -> bool, max_ms: u64) -> bool {
+        let deadline = self.now_ms + max_ms;
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.next_action_at() {
+                Some(at) if at <= deadline => {
+                    self.step_once();
+                }
+                _ => {
+                    self.now_ms = deadline;
+                    return done(self);
+                }
+            }
+        }
+    }
+
+    pub fn next_action_at(&self) -> Option<u64> {
+        self.queue.first_key_value().map(|((at, _), _)| *at)
+    }
+
+    /// Actions scheduled and not yet carried out (frames in flight, timers, retries).
+    pub fn pending_actions(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    // ---- clients ----
+
+    /// Signs `op` as `client`'s next request and sends it to the primary the client believes
+    /// in; after `client_retry_ms` without f+1 matching replies it goes to every replica.
+    pub fn submit(&mut self, client: ClientId, op: Operation) -> Result<RequestId, SimError> {
+        let now = self.now_ms;
+        let n = self.replicas.len();
+        let sim_client = self
+            .clients
+            .get_mut(client.0 as usize)
+            .ok_or(SimError::UnknownClient(client))?;
+        if sim_client.outstanding.is_some() {
+            return Err(SimError::ClientBusy(client));
+        }
+        let request = sim_client.start(op, now);
+        let primary = sim_client.view().primary(n);
+        let id = request.id();
+        self.transmit(
+            Endpoint::Client(client),
+            Endpoint::Replica(primary),
+            &WireMessage::Request(request),
+        );
+        let retry_at = now + self.config.timeouts.client_retry_ms;
+        self.schedule(
+            retry_at,
+            Action::ClientRetry {
+                client,
+                timestamp: id.timestamp,
+            },
+        );
+        Ok(id)
+    }
+
+    /// The request `client` is waiting on, if any.
+    pub fn outstanding(&self, client: ClientId) -> Option<RequestId> {
+        self.clients
+            .get(client.0 as usize)?
+            .outstanding
+            .as_ref()
+            .map(|o| o.request.id())
+    }
+
+    pub fn client_ids(&self) -> impl Iterator<Item = ClientId> + use<> {
+        (0..self.clients.len() as u32).map(ClientId)
+    }
+
+    /// Clients with no request outstanding.
+    pub fn idle_clients(&self) -> Vec<ClientId> {
+        self.client_ids()
+            .filter(|c| self.outstanding(*c).is_none())
+            .collect()
+    }
+
+    /// Completed operations, in completion order.
+    pub fn completed(&self) -> &[CompletedOp] {
+        &self.completed
+    }
+
+    pub fn client_key(&self, client: ClientId) -> Option<&SigningKey> {
+        self.clients.get(client.0 as usize).map(|c| c.key())
+    }
+
+    // ---- faults ----
+
+    /// Replicas in different groups cannot reach each other; a replica in no group is alone.
+    /// Clients keep reaching every replica (block their links to cut them off).
+    pub fn partition(&mut self, groups: &[&[ReplicaId]]) {
+        self.faults.partition(groups, self.replicas.len());
+    }
+
+    /// Cuts `replica` off from every other replica.
+    pub fn isolate(&mut self, replica: ReplicaId) {
+        let others: Vec<ReplicaId> = self.replica_ids().filter(|r| *r != replica).collect();
+        self.partition(&[&[replica], &others]);
+    }
+
+    /// Frames from `from` to `to` are lost (the reverse direction is untouched).
+    pub fn block_link(&mut self, from: Endpoint, to: Endpoint) {
+        self.faults.block(from, to);
+    }
+
+    pub fn unblock_link(&mut self, from: Endpoint, to: Endpoint) {
+        self.faults.unblock(from, to);
+    }
+
+    /// Lifts every partition and link block (the drop probability stays).
+    pub fn heal(&mut self) {
+        self.faults.heal();
+    }
+
+    pub fn set_drop_probability(&mut self, p: f64) -> Result<(), SimError> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(SimError::DropProbability(p));
+        }
+        self.drop_probability = p;
+        Ok(())
+    }
+
+    /// Stops a replica: its core and timers are gone, its disk stays, frames to it are lost.
+    pub fn crash(&mut self, replica: ReplicaId) -> Result<(), SimError> {
+        let r = self.replica_mut(replica)?;
+        if !r.is_running() {
+            return Err(SimError::NotRunning(replica));
+        }
+        r.crash();
+        Ok(())
+    }
+
+    /// Rebuilds a crashed replica from its disk (`Core::recover`) and starts it.
+    pub fn restart(&mut self, replica: ReplicaId) -> Result<(), SimError> {
+        let now = self.now_ms;
+        let keys = self.keys.clone();
+        let r = self.replica_mut(replica)?;
+        if r.is_running() {
+            return Err(SimError::AlreadyRunning(replica));
+        }
+        r.core = Some(Core::recover(
+            r.params.clone(),
+            r.key.clone(),
+            keys,
+            r.disk.snapshot.clone(),
+            r.disk.records.clone(),
+        ));
+        r.incarnation += 1;
+        r.started_at_ms = now;
+        let incarnation = r.incarnation;
+        self.schedule(
+            now,
+            Action::Start {
+                replica,
+                incarnation,
+            },
+        );
+        Ok(())
+    }
+
+    /// Delivers `message` to `to` now, as if it came off the wire: it is encoded, decoded and
+    /// verified like any other frame (no link fault applies).
+    pub fn inject(&mut self, to: ReplicaId, message: &WireMessage) -> Result<(), SimError> {
+        self.inject_frame(to, crate::wire::encode_frame(message))
+    }
+
+    /// Delivers raw bytes to `to` as one frame (for garbage, truncated or oversized frames).
+    pub fn inject_frame(&mut self, to: ReplicaId, frame: Vec<u8>) -> Result<(), SimError> {
+        let incarnation = self.replica(to)?.incarnation;
+        let now = self.now_ms;
+        self.schedule(
+            now,
+            Action::Deliver {
+                to: Endpoint::Replica(to),
+                incarnation,
+                frame,
+            },
+        );
+        Ok(())
+    }
+
+    /// Puts `replica` behind an interceptor (a Byzantine behaviour). The replica then counts as
+    /// faulty: `agreement_violations` ignores it.
+    pub fn set_interceptor(
+        &mut self,
+        replica: ReplicaId,
+        interceptor: Box<dyn Interceptor>,
+    ) -> Result<(), SimError> {
+        let at = self.now_ms + INTERCEPTOR_TICK_MS;
+        let r = self.replica_mut(replica)?;
+        r.interceptor = Some(interceptor);
+        r.tick_generation += 1;
+        let action = Action::Tick {
+            replica,
+            incarnation: r.incarnation,
+            generation: r.tick_generation,
+        };
+        self.schedule(at, action);
+        Ok(())
+    }
+
+    // ---- observers ----
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    pub fn replica_key(&self, replica: ReplicaId) -> Option<&SigningKey> {
+        self.replicas.get(replica.0 as usize).map(|r| &r.key)
+    }
+
+    pub fn replica_ids(&self) -> impl Iterator<Item = ReplicaId> + use<> {
+        (0..self.replicas.len() as u32).map(ReplicaId)
+    }
+
+    /// The running core of `replica` (none while crashed).
+    pub fn core(&self, replica: ReplicaId) -> Option<&Core> {
+        self.replicas.get(replica.0 as usize)?.core.as_ref()
+    }
+
+    pub fn is_running(&self, replica: ReplicaId) -> bool {
+        self.core(replica).is_some()
+    }
+
+    /// Whether no interceptor was installed for `replica`.
+    pub fn is_honest(&self, replica: ReplicaId) -> bool {
+        self.replicas
+            .get(replica.0 as usize)
+            .is_some_and(|r| r.interceptor.is_none())
+    }
+
+    /// Every event `replica` reported (its core's, and inputs the receive path refused).
+    pub fn events(&self, replica: ReplicaId) -> &[SimEvent] {
+        self.replicas
+            .get(replica.0 as usize)
+            .map(|r| r.events.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Rejected inputs of `replica` by reason.
+    pub fn rejections(&self, replica: ReplicaId) -> BTreeMap<RejectReason, u64> {
+        self.replicas
+            .get(replica.0 as usize)
+            .map(|r| r.rejections.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn rejection_count(&self, replica: ReplicaId, reason: RejectReason) -> u64 {
+        self.replicas
+            .get(replica.0 as usize)
+            .and_then(|r| r.rejections.get(&reason).copied())
+            .unwrap_or(0)
+    }
+
+    pub fn disk(&self, replica: ReplicaId) -> Option<&SimDisk> {
+        self.replicas.get(replica.0 as usize).map(|r| &r.disk)
+    }
+
+    pub fn stats(&self) -> &NetworkStats {
+        &self.stats
+    }
+
+    /// Sequence numbers at which honest replicas committed different batches.
+    pub fn agreement_violations(&self) -> Vec<AgreementViolation> {
+        let mut commits: BTreeMap<Seq, BTreeMap<String, Vec<ReplicaId>>> = BTreeMap::new();
+        for replica in self.replica_ids().filter(|r| self.is_honest(*r)) {
+            for event in self.events(replica) {
+                if let ReplicaEvent::Commit { seq, digest, .. } = &event.event {
+                    let committers = commits.entry(*seq).or_default().entry(digest.clone());
+                    let committers = committers.or_default();
+                    if !committers.contains(&replica) {
+                        committers.push(replica);
+                    }
+                }
+            }
+        }
+        commits
+            .into_iter()
+            .filter(|(_, digests)| digests.len() > 1)
+            .map(|(seq, digests)| AgreementViolation { seq, digests })
+            .collect()
+    }
+
+    fn replica(&self, replica: ReplicaId) -> Result<&SimReplica, SimError> {
+        self.replicas
+            .get(replica.0 as usize)
+            .ok_or(SimError::UnknownReplica(replica))
+    }
+
+    fn replica_mut(&mut self, replica: ReplicaId) -> Result<&mut SimReplica, SimError> {
+        self.replicas
+            .get_mut(replica.0 as usize)
+            .ok_or(SimError::UnknownReplica(replica))
+    }
+
+    fn start(&mut self, replica: ReplicaId) {
+        self.feed(replica, Input::Start);
+    }
+}
+
+#[cfg(test)]
+mod tests;
