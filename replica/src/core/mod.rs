@@ -109,8 +109,11 @@ pub struct Core {
     view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
     /// The NEW-VIEW that established `view` (none in view 0).
     new_view: Option<Signed<NewView>>,
-    /// Peers already sent our NEW-VIEW because they spoke from an older view, per view.
+    /// Peers sent our NEW-VIEW since the last retransmission tick because they spoke from an
+    /// older view.
     new_view_forwarded: HashSet<(ReplicaId, View)>,
+    /// The highest view each peer spoke from beyond ours.
+    future_views: BTreeMap<ReplicaId, View>,
 
     /// Target sequence number of an ongoing state transfer.
     fetching: Option<Seq>,
@@ -161,6 +164,7 @@ impl Core {
             view_changes: BTreeMap::new(),
             new_view: None,
             new_view_forwarded: HashSet::new(),
+            future_views: BTreeMap::new(),
             fetching: None,
             retransmit_ms,
             executed_at_last_tick: Seq(0),

@@ -118,8 +118,11 @@ impl Core {
             None
         };
         if let Some(reason) = reason {
-            if reason == RejectReason::StaleView {
-                self.forward_new_view(signer);
+            let view = body.view;
+            match reason {
+                RejectReason::StaleView => self.forward_new_view(signer),
+                RejectReason::FutureView => self.note_future_view(signer, view),
+                _ => {}
             }
             return self.reject(reason, MessageKind::PrePrepare, signer);
         }
@@ -238,6 +241,7 @@ impl Core {
             self.forward_new_view(signer);
             RejectReason::StaleView
         } else if view > self.view || self.status != Status::Normal {
+            self.note_future_view(signer, view);
             RejectReason::FutureView
         } else if seq <= self.low_watermark() {
             // Already garbage collected here: late, not wrong.

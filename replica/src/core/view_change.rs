@@ -276,6 +276,33 @@ impl Core {
         }
     }
 
+    /// Peers speak from a view we have not entered: we missed its NEW-VIEW (cut off, or
+    /// restarted). Once f+1 of them do (one is honest), ask for the lowest such view; the peers
+    /// already in it answer our VIEW-CHANGE with its NEW-VIEW.
+    pub(super) fn note_future_view(&mut self, signer: Principal, view: View) {
+        let Principal::Replica(peer) = signer else {
+            return;
+        };
+        if view <= self.view || peer == self.params.id {
+            return;
+        }
+        let seen = self.future_views.entry(peer).or_default();
+        *seen = (*seen).max(view);
+        let current = self.view;
+        let ahead: Vec<View> = self
+            .future_views
+            .values()
+            .copied()
+            .filter(|v| *v > current)
+            .collect();
+        if ahead.len() >= self.weak_quorum()
+            && let Some(lowest) = ahead.into_iter().min()
+        {
+            self.future_views.clear();
+            self.start_view_change(lowest);
+        }
+    }
+
     fn valid_view_change(&self, view_change: &Signed<ViewChange>) -> bool {
         let vc = &view_change.body;
         if self
