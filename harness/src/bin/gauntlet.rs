@@ -4,6 +4,9 @@
 //! the command) could not be carried out.
 
 use clap::{Parser, Subcommand};
+use harness::campaign::matrix::{Seeds, Shard, parse_budget};
+use harness::campaign::reproduce::reproduce;
+use harness::campaign::{CampaignOptions, run_campaign};
 use harness::orchestrator::{self, RunOptions};
 use harness::processes::kill_all_registered;
 use harness::scenario::{self, BUILTINS};
@@ -53,6 +56,37 @@ enum Command {
     },
     /// Re-run the checkers on a stored run and rewrite its verdict.json.
     Check { run_dir: PathBuf },
+    /// Run every scenario of a suite (or the named ones) for each seed, J at a time, within a
+    /// budget; writes index.html, junit.xml and results/latest.
+    Campaign {
+        /// Built-in names or YAML paths; when empty, `--suite` decides.
+        scenarios: Vec<String>,
+        /// `smoke` or `nightly`.
+        #[arg(long)]
+        suite: Option<String>,
+        /// How many seeds per scenario.
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// The first seed; the others follow it.
+        #[arg(long, default_value_t = 1)]
+        seed_from: u64,
+        /// Stop starting runs after this long (e.g. 30m, 90s, 1h).
+        #[arg(long)]
+        budget: Option<String>,
+        /// Runs at a time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Only this shard of the scenario x seed matrix, K/N (1-based).
+        #[arg(long, default_value = "1/1")]
+        shard: String,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Override every scenario's workload duration in seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+    /// Re-run a stored run's scenario with its seed into a new folder and compare outcomes.
+    Reproduce { run_dir: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -87,9 +121,41 @@ fn main() -> ExitCode {
         } => validate(&scenario, seed, duration),
         Command::Check { run_dir } => match verdict::recheck(&run_dir) {
             Ok(verdict) => {
+                write_report(&run_dir);
                 print!("{}", verdict.summary());
                 println!("run folder: {}", run_dir.display());
                 verdict.exit_code()
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                2
+            }
+        },
+        Command::Campaign {
+            scenarios,
+            suite,
+            seeds,
+            seed_from,
+            budget,
+            jobs,
+            shard,
+            out,
+            duration,
+        } => campaign(CampaignArgs {
+            scenarios,
+            suite,
+            seeds,
+            seed_from,
+            budget,
+            jobs,
+            shard,
+            out,
+            duration,
+        }),
+        Command::Reproduce { run_dir } => match reproduce(&run_dir, None) {
+            Ok(reproduction) => {
+                print!("{}", reproduction.summary());
+                reproduction.exit_code()
             }
             Err(error) => {
                 eprintln!("error: {error:#}");
@@ -113,6 +179,62 @@ fn main() -> ExitCode {
         ),
     };
     ExitCode::from(code as u8)
+}
+
+struct CampaignArgs {
+    scenarios: Vec<String>,
+    suite: Option<String>,
+    seeds: u64,
+    seed_from: u64,
+    budget: Option<String>,
+    jobs: usize,
+    shard: String,
+    out: PathBuf,
+    duration: Option<f64>,
+}
+
+fn campaign(args: CampaignArgs) -> i32 {
+    let parsed = (|| -> anyhow::Result<CampaignOptions> {
+        let budget = args.budget.as_deref().map(parse_budget).transpose()?;
+        let shard: Shard = args.shard.parse()?;
+        if args.scenarios.is_empty() && args.suite.is_none() {
+            anyhow::bail!("name scenarios or a --suite (smoke, nightly)");
+        }
+        Ok(CampaignOptions {
+            suite: args.suite,
+            scenarios: args.scenarios,
+            seeds: Seeds {
+                first: args.seed_from,
+                count: args.seeds,
+            },
+            budget,
+            jobs: args.jobs.max(1),
+            shard,
+            out: args.out,
+            run_args: args
+                .duration
+                .map(|d| vec!["--duration".to_string(), d.to_string()])
+                .unwrap_or_default(),
+            ..CampaignOptions::default()
+        })
+    })();
+    let options = match parsed {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 2;
+        }
+    };
+    match run_campaign(&options) {
+        Ok(summary) => {
+            print!("{}", summary.table());
+            summary.exit_code()
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            2
+        }
+    }
 }
 
 fn load(name: &str, duration: Option<f64>) -> anyhow::Result<scenario::LoadedScenario> {
@@ -171,6 +293,7 @@ fn run(name: &str, seed: Option<u64>, options: RunOptions) -> i32 {
     });
     match outcome {
         Some(outcome) => {
+            write_report(&outcome.dir);
             print!("{}", outcome.verdict.summary());
             println!(
                 "took {:.1} s ({:.1} s of workload)",
@@ -204,5 +327,13 @@ async fn interrupted() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+}
+
+/// The report comes after the verdict: a report that cannot be drawn never costs the verdict.
+fn write_report(run_dir: &std::path::Path) {
+    match harness::report::write_report(run_dir) {
+        Ok(path) => println!("report: {}", path.display()),
+        Err(error) => eprintln!("warning: report.html not written: {error:#}"),
     }
 }

@@ -1,0 +1,156 @@
+//! `--param key=value` pairs, checked against what each behaviour accepts.
+
+use crate::behaviours::mutate::Scope;
+use replica::ClientId;
+use replica::message::MessageKind;
+use std::collections::{BTreeMap, BTreeSet};
+use thiserror::Error;
+
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum BehaviourError {
+    #[error("unknown behaviour `{name}` (known: {known})")]
+    Unknown { name: String, known: String },
+    #[error("`{name}` is not an in-process behaviour: {why}")]
+    NotInProcess { name: String, why: &'static str },
+    #[error("behaviour `{behaviour}` has no parameter `{param}` (it takes: {allowed})")]
+    UnknownParam {
+        behaviour: &'static str,
+        param: String,
+        allowed: String,
+    },
+    #[error("behaviour `{behaviour}`, parameter `{param}={value}`: {reason}")]
+    BadParam {
+        behaviour: &'static str,
+        param: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+pub(crate) struct Params<'a> {
+    behaviour: &'static str,
+    map: &'a BTreeMap<String, String>,
+}
+
+impl<'a> Params<'a> {
+    /// Refuses any key the behaviour does not take.
+    pub(crate) fn new(
+        behaviour: &'static str,
+        map: &'a BTreeMap<String, String>,
+        allowed: &[&str],
+    ) -> Result<Params<'a>, BehaviourError> {
+        if let Some(param) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(BehaviourError::UnknownParam {
+                behaviour,
+                param: param.clone(),
+                allowed: if allowed.is_empty() {
+                    "none".to_string()
+                } else {
+                    allowed.join(", ")
+                },
+            });
+        }
+        Ok(Params { behaviour, map })
+    }
+
+    fn bad(&self, param: &'static str, reason: impl Into<String>) -> BehaviourError {
+        BehaviourError::BadParam {
+            behaviour: self.behaviour,
+            param,
+            value: self.map.get(param).cloned().unwrap_or_default(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn string(&self, param: &'static str) -> Option<&'a str> {
+        self.map.get(param).map(|v| v.as_str())
+    }
+
+    pub(crate) fn u64(&self, param: &'static str) -> Result<Option<u64>, BehaviourError> {
+        self.string(param)
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| self.bad(param, "expected a whole number"))
+            })
+            .transpose()
+    }
+
+    pub(crate) fn bool(&self, param: &'static str) -> Result<Option<bool>, BehaviourError> {
+        self.string(param)
+            .map(|v| match v.trim() {
+                "true" | "yes" | "1" => Ok(true),
+                "false" | "no" | "0" => Ok(false),
+                _ => Err(self.bad(param, "expected true or false")),
+            })
+            .transpose()
+    }
+
+    pub(crate) fn probability(&self, param: &'static str) -> Result<Option<f64>, BehaviourError> {
+        self.string(param)
+            .map(|v| match v.trim().parse::<f64>() {
+                Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+                _ => Err(self.bad(param, "expected a probability between 0 and 1")),
+            })
+            .transpose()
+    }
+
+    /// A comma-separated list of client ids, or `all` / absent for every client.
+    pub(crate) fn clients(
+        &self,
+        param: &'static str,
+    ) -> Result<Option<BTreeSet<ClientId>>, BehaviourError> {
+        match self.string(param).map(str::trim) {
+            None | Some("all") => Ok(None),
+            Some(list) => list
+                .split(',')
+                .map(|id| {
+                    id.trim()
+                        .parse::<u32>()
+                        .map(ClientId)
+                        .map_err(|_| self.bad(param, format!("`{id}` is not a client id")))
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+        }
+    }
+
+    /// A comma-separated list of message kinds (`pre-prepare,commit`); absent = every protocol
+    /// round a replica sends.
+    pub(crate) fn kinds(
+        &self,
+        param: &'static str,
+    ) -> Result<BTreeSet<MessageKind>, BehaviourError> {
+        let Some(list) = self.string(param) else {
+            return Ok([
+                MessageKind::PrePrepare,
+                MessageKind::Prepare,
+                MessageKind::Commit,
+                MessageKind::Checkpoint,
+                MessageKind::ViewChange,
+                MessageKind::NewView,
+                MessageKind::Reply,
+            ]
+            .into());
+        };
+        list.split(',')
+            .map(|name| {
+                MessageKind::from_name(name.trim()).ok_or_else(|| {
+                    let known: Vec<&str> = MessageKind::ALL.iter().map(|k| k.name()).collect();
+                    self.bad(
+                        param,
+                        format!("`{name}` is not a message kind ({})", known.join(", ")),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn scope(&self, param: &'static str) -> Result<Scope, BehaviourError> {
+        match self.string(param).map(str::trim) {
+            None | Some("small") => Ok(Scope::Small),
+            Some("any") => Ok(Scope::Any),
+            Some(_) => Err(self.bad(param, "expected `small` or `any`")),
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! Carrying out the cells: a pool of J workers, each spawning `gauntlet run` for the next cell
+//! until the queue is empty or the budget is spent, with progress shown as it goes.
+
+use super::matrix::Cell;
+use super::{RunRecord, RunStatus};
+use crate::report::{self, VerdictFile};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Lines of a run's stderr kept for the record when it fails.
+const LOG_TAIL_LINES: usize = 30;
+
+pub struct RunnerConfig {
+    pub executable: PathBuf,
+    pub campaign_dir: PathBuf,
+    pub run_args: Vec<String>,
+    pub jobs: usize,
+    pub budget: Option<Duration>,
+    pub progress_bars: bool,
+    pub cells: Vec<Cell>,
+}
+
+/// Kills the child if the worker unwinds before waiting for it: no orphaned runs.
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+enum Progress {
+    Bars {
+        multi: MultiProgress,
+        overall: ProgressBar,
+    },
+    Lines {
+        total: usize,
+        done: Mutex<usize>,
+    },
+}
+
+impl Progress {
+    fn new(bars: bool, total: usize) -> Progress {
+        if bars {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(total as u64));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "campaign [{elapsed_precise}] {bar:40.cyan/blue} {pos}/{len} runs {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            Progress::Bars { multi, overall }
+        } else {
+            Progress::Lines {
+                total,
+                done: Mutex::new(0),
+            }
+        }
+    }
+
+    fn started(&self, cell: &Cell) -> Option<ProgressBar> {
+        match self {
+            Progress::Bars { multi, .. } => {
+                let spinner = multi.add(ProgressBar::new_spinner());
+                spinner.set_style(
+                    ProgressStyle::with_template("  {spinner} {prefix} [{elapsed}] {wide_msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                spinner.set_prefix(format!("{} seed {}", cell.scenario, cell.seed));
+                spinner.enable_steady_tick(Duration::from_millis(200));
+                Some(spinner)
+            }
+            Progress::Lines { .. } => None,
+        }
+    }
+
+    fn finished(&self, spinner: Option<ProgressBar>, record: &RunRecord) {
+        let line = format!(
+            "{} seed {}: {} (outcome {}, expected {}) in {:.1}s{}",
+            record.scenario_name,
+            record.cell.seed,
+            record.status.word(),
+            if record.outcome.is_empty() {
+                "-"
+            } else {
+                &record.outcome
+            },
+            if record.expected.is_empty() {
+                "-"
+            } else {
+                &record.expected
+            },
+            record.duration_ms as f64 / 1000.0,
+            record
+                .run_dir
+                .as_ref()
+                .map_or_else(String::new, |d| format!(" → {}", d.display()))
+        );
+        match self {
+            Progress::Bars { multi, overall } => {
+                if let Some(spinner) = spinner {
+                    spinner.finish_and_clear();
+                    multi.remove(&spinner);
+                }
+                let _ = multi.println(line);
+                overall.inc(1);
+            }
+            Progress::Lines { total, done } => {
+                let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
+                *done += 1;
+                eprintln!("[{}/{}] {line}", *done, total);
+            }
+        }
+    }
+
+    fn close(&self, skipped: usize) {
+        match self {
+            Progress::Bars { overall, .. } => {
+                if skipped > 0 {
+                    overall.set_message(format!("({skipped} skipped: budget spent)"));
+                }
+                overall.finish();
+            }
+            Progress::Lines { .. } => {
+                if skipped > 0 {
+                    eprintln!("budget spent: {skipped} runs not started");
+                }
+            }
+        }
+    }
+}
+
+/// The cells not started yet and the seeds of the runs in flight.
+struct Schedule {
+    queue: VecDeque<Cell>,
+    running_seeds: Vec<u64>,
+}
+
+impl Schedule {
+    /// The first queued cell whose seed is not running: a run draws its ports from its seed,
+    /// so two runs with one seed at once would fight over the same ports.
+    fn take_next(&mut self) -> Option<Cell> {
+        let position = self
+            .queue
+            .iter()
+            .position(|c| !self.running_seeds.contains(&c.seed))?;
+        let cell = self.queue.remove(position)?;
+        self.running_seeds.push(cell.seed);
+        Some(cell)
+    }
+
+    fn finish(&mut self, seed: u64) {
+        if let Some(i) = self.running_seeds.iter().position(|s| *s == seed) {
+            self.running_seeds.swap_remove(i);
+        }
+    }
+}
+
+pub fn run_cells(config: &RunnerConfig) -> Vec<RunRecord> {
+    let started = Instant::now();
+    let schedule = Mutex::new(Schedule {
+        queue: config.cells.iter().cloned().collect(),
+        running_seeds: Vec::new(),
+    });
+    let turn = Condvar::new();
+    let records: Mutex<Vec<RunRecord>> = Mutex::new(Vec::new());
+    let progress = Progress::new(config.progress_bars, config.cells.len());
+    let workers = config.jobs.clamp(1, config.cells.len().max(1));
+    let budget_spent = || config.budget.is_some_and(|b| started.elapsed() >= b);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let cell = {
+                        let mut state = schedule.lock().unwrap_or_else(|p| p.into_inner());
+                        loop {
+                            if budget_spent() || state.queue.is_empty() {
+                                break None;
+                            }
+                            if let Some(cell) = state.take_next() {
+                                break Some(cell);
+                            }
+                            state = turn.wait(state).unwrap_or_else(|p| p.into_inner());
+                        }
+                    };
+                    let Some(cell) = cell else {
+                        turn.notify_all();
+                        break;
+                    };
+                    let spinner = progress.started(&cell);
+                    let record = run_cell(config, &cell, spinner.as_ref());
+                    progress.finished(spinner, &record);
+                    records
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(record);
+                    schedule
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .finish(cell.seed);
+                    turn.notify_all();
+                }
+            });
+        }
+    });
+    let mut records = records.into_inner().unwrap_or_else(|p| p.into_inner());
+    let skipped: Vec<Cell> = schedule
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .queue
+        .into();
+    progress.close(skipped.len());
+    records.extend(skipped.into_iter().map(|cell| RunRecord {
+        reproduce: reproduce_hint(&cell, &config.run_args),
+        scenario_name: cell.scenario.clone(),
+        cell,
+        status: RunStatus::Skipped,
+        outcome: String::new(),
+        expected: String::new(),
+        duration_ms: 0,
+        run_dir: None,
+        summary: "not started: the campaign's budget was spent".into(),
+        log_tail: String::new(),
+    }));
+    records.sort_by_key(|r| r.cell.index);
+    records
+}
+
+fn reproduce_hint(cell: &Cell, run_args: &[String]) -> String {
+    let mut command = format!("gauntlet run {} --seed {}", cell.scenario, cell.seed);
+    for arg in run_args {
+        command.push(' ');
+        command.push_str(arg);
+    }
+    command
+}
+
+/// Runs one cell to completion and judges it from its exit code and verdict.
+fn run_cell(config: &RunnerConfig, cell: &Cell, spinner: Option<&ProgressBar>) -> RunRecord {
+    let started = Instant::now();
+    let mut record = RunRecord {
+        cell: cell.clone(),
+        scenario_name: cell.scenario.clone(),
+        status: RunStatus::Error,
+        outcome: String::new(),
+        expected: String::new(),
+        duration_ms: 0,
+        run_dir: None,
+        summary: String::new(),
+        reproduce: reproduce_hint(cell, &config.run_args),
+        log_tail: String::new(),
+    };
+    let spawned = Command::new(&config.executable)
+        .arg("run")
+        .arg(&cell.scenario)
+        .arg("--seed")
+        .arg(cell.seed.to_string())
+        .arg("--out")
+        .arg(&config.campaign_dir)
+        .args(&config.run_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut guard = match spawned {
+        Ok(child) => ChildGuard(Some(child)),
+        Err(error) => {
+            record.summary = format!("cannot start {}: {error}", config.executable.display());
+            return record;
+        }
+    };
+    let Some(child) = guard.0.as_mut() else {
+        return record;
+    };
+    let stderr = child.stderr.take();
+    let stdout = child.stdout.take();
+    let (run_dir, tail) = std::thread::scope(|scope| {
+        let tail = scope.spawn(move || stderr.map(read_tail).unwrap_or_default());
+        let run_dir = stdout.and_then(|out| follow_stdout(out, spinner));
+        (run_dir, tail.join().unwrap_or_default())
+    });
+    let status = guard.0.take().map(|mut child| child.wait());
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    let exit_code = match status {
+        Some(Ok(status)) => status.code(),
+        Some(Err(error)) => {
+            record.summary = format!("cannot wait for the run: {error}");
+            None
+        }
+        None => None,
+    };
+    record.run_dir = run_dir.clone();
+    let verdict = run_dir
+        .as_deref()
+        .map(|dir| VerdictFile::read(&dir.join("verdict.json")));
+    if let Some(dir) = &run_dir
+        && dir.is_dir()
+        && !dir.join(report::REPORT_FILE).exists()
+        && let Err(error) = report::write_report(dir)
+    {
+        tracing::warn!("cannot write the report of {}: {error:#}", dir.display());
+    }
+    judge_record(&mut record, exit_code, verdict);
+    if record.status == RunStatus::Error {
+        record.log_tail = tail;
+    }
+    record
+}
+
+/// Status from the exit code (0/1/2, as `gauntlet run` defines them) and the verdict; an exit
+/// code that contradicts the verdict, a missing verdict or a crash count as errors.
+fn judge_record(
+    record: &mut RunRecord,
+    exit_code: Option<i32>,
+    verdict: Option<Result<VerdictFile, String>>,
+) {
+    let verdict = match verdict {
+        Some(Ok(verdict)) => verdict,
+        Some(Err(problem)) => {
+            record.status = RunStatus::Error;
+            record.summary = format!("no readable verdict ({problem}); exit code {exit_code:?}");
+            return;
+        }
+        None => {
+            record.status = RunStatus::Error;
+            if record.summary.is_empty() {
+                record.summary = format!("the run printed no run folder; exit code {exit_code:?}");
+            }
+            return;
+        }
+    };
+    if !verdict.scenario.is_empty() {
+        record.scenario_name = verdict.scenario.clone();
+    }
+    record.outcome = verdict.outcome.clone();
+    record.expected = verdict.expected.clone();
+    if !verdict.reproduce.is_empty() {
+        record.reproduce = verdict.reproduce.clone();
+    }
+    record.summary = verdict_summary(&verdict);
+    record.status = match exit_code {
+        Some(0) if verdict.matches_expectation() => RunStatus::AsExpected,
+        Some(1) if !verdict.matches_expectation() && verdict.outcome != "error" => {
+            RunStatus::Unexpected
+        }
+        _ => {
+            record.summary = format!(
+                "exit code {exit_code:?} does not fit the verdict ({}): {}",
+                verdict.outcome, record.summary
+            );
+            RunStatus::Error
+        }
+    };
+    if verdict.outcome == "error" {
+        record.status = RunStatus::Error;
+    }
+}
+
+/// The failing checks, one per line; or the run's error; or the passing summary.
+pub fn verdict_summary(verdict: &VerdictFile) -> String {
+    if let Some(error) = &verdict.error {
+        return format!("error: {error}");
+    }
+    let lines: Vec<String> = verdict
+        .checks
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.outcome,
+                crate::check::CheckOutcome::Violation | crate::check::CheckOutcome::Inconclusive
+            )
+        })
+        .map(|c| format!("{}: {}", c.name, c.summary))
+        .collect();
+    if lines.is_empty() {
+        format!("{} (expected {})", verdict.outcome, verdict.expected)
+    } else {
+        lines.join("\n")
+    }
+}
+
+/// Reads the run's stdout to its end, showing each line on the spinner; returns the last
+/// `run folder:` the run announced.
+fn follow_stdout(stdout: impl Read, spinner: Option<&ProgressBar>) -> Option<PathBuf> {
+    let mut run_dir = None;
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if let Some(path) = line.strip_prefix("run folder:") {
+            run_dir = Some(PathBuf::from(path.trim()));
+        }
+        if let Some(spinner) = spinner {
+            spinner.set_message(line);
+        }
+    }
+    run_dir
+}
+
+fn read_tail(stderr: impl Read) -> String {
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(LOG_TAIL_LINES);
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if tail.len() == LOG_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    Vec::from(tail).join("\n")
+}
+
+/// Where a run folder is relative to the campaign folder, for links.
+pub fn relative_to(path: &Path, base: &Path) -> PathBuf {
+    path.strip_prefix(base)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blank() -> RunRecord {
+        RunRecord {
+            cell: Cell {
+                index: 0,
+                scenario: "s".into(),
+                seed: 1,
+            },
+            scenario_name: "s".into(),
+            status: RunStatus::Error,
+            outcome: String::new(),
+            expected: String::new(),
+            duration_ms: 0,
+            run_dir: None,
+            summary: String::new(),
+            reproduce: String::new(),
+            log_tail: String::new(),
+        }
+    }
+
+    fn verdict(outcome: &str, expected: &str) -> VerdictFile {
+        VerdictFile {
+            outcome: outcome.into(),
+            expected: expected.into(),
+            reproduce: "gauntlet run s --seed 1".into(),
+            ..VerdictFile::default()
+        }
+    }
+
+    #[test]
+    fn exit_code_and_verdict_together_decide_the_status() {
+        let cases = [
+            (Some(0), verdict("pass", "pass"), RunStatus::AsExpected),
+            (Some(1), verdict("violation", "pass"), RunStatus::Unexpected),
+            (
+                Some(0),
+                verdict("violation", "violation"),
+                RunStatus::AsExpected,
+            ),
+            (
+                Some(1),
+                verdict("inconclusive", "pass"),
+                RunStatus::Unexpected,
+            ),
+            (Some(2), verdict("error", "pass"), RunStatus::Error),
+            (Some(0), verdict("violation", "pass"), RunStatus::Error),
+            (None, verdict("pass", "pass"), RunStatus::Error),
+        ];
+        for (code, v, want) in cases {
+            let mut record = blank();
+            judge_record(&mut record, code, Some(Ok(v.clone())));
+            assert_eq!(record.status, want, "{code:?} {v:?}");
+            assert_eq!(record.reproduce, "gauntlet run s --seed 1");
+        }
+        let mut record = blank();
+        judge_record(&mut record, Some(0), None);
+        assert_eq!(
+            record.status,
+            RunStatus::Error,
+            "no verdict is never a pass"
+        );
+    }
+
+    #[test]
+    fn two_runs_with_one_seed_never_run_at_once() {
+        let cell = |index: usize, seed: u64| Cell {
+            index,
+            scenario: format!("s{index}"),
+            seed,
+        };
+        let mut schedule = Schedule {
+            queue: vec![cell(0, 1), cell(1, 1), cell(2, 2)].into(),
+            running_seeds: Vec::new(),
+        };
+        assert_eq!(schedule.take_next().map(|c| c.index), Some(0));
+        assert_eq!(
+            schedule.take_next().map(|c| c.index),
+            Some(2),
+            "seed 1 is busy"
+        );
+        assert_eq!(
+            schedule.take_next(),
+            None,
+            "only seed 1 is left and it is busy"
+        );
+        schedule.finish(1);
+        assert_eq!(schedule.take_next().map(|c| c.index), Some(1));
+    }
+
+    #[test]
+    fn stdout_follower_takes_the_last_announced_run_folder() {
+        let out = "seed: 4\nrun folder: /r/a\nsmoke: Pass\nrun folder: /r/b\n";
+        assert_eq!(
+            follow_stdout(out.as_bytes(), None),
+            Some(PathBuf::from("/r/b"))
+        );
+        assert_eq!(follow_stdout("nothing\n".as_bytes(), None), None);
+    }
+
+    #[test]
+    fn stderr_tail_keeps_only_the_last_lines() {
+        let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let tail = read_tail(text.as_bytes());
+        assert_eq!(tail.lines().count(), LOG_TAIL_LINES);
+        assert!(tail.ends_with("line 99"));
+    }
+}

@@ -1,0 +1,38 @@
+//! `report.html`: one self-contained page per run (inline CSS and SVG, a few lines of inline
+//! script, nothing fetched) that a reader would rather look at than read: the verdict against
+//! the expectation, how to reproduce it, what the clients saw over time with the faults shaded,
+//! what each replica counted, and the failing key or sequence number when a check failed.
+
+mod charts;
+pub mod html;
+mod inputs;
+mod linview;
+mod ops;
+mod page;
+mod scale;
+mod shading;
+mod tables;
+mod timeline;
+
+pub use inputs::{FaultWindow, ReplicaFiles, RunData, VerdictFile};
+pub use timeline::MAX_BARS;
+
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+
+pub const REPORT_FILE: &str = "report.html";
+
+/// Reads the run folder and writes `report.html` into it; returns its path. Missing or
+/// malformed inputs are listed on the page rather than failing the report.
+pub fn write_report(run_dir: &Path) -> anyhow::Result<PathBuf> {
+    let data = RunData::load(run_dir);
+    let html = page::render(&data);
+    let path = run_dir.join(REPORT_FILE);
+    std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The page for `run_dir` as a string, without writing it.
+pub fn render_report(run_dir: &Path) -> String {
+    page::render(&RunData::load(run_dir))
+}

@@ -1,0 +1,303 @@
+//! The whole page: sections in reading order, one inline stylesheet, one tiny inline script
+//! (the copy button). Nothing is fetched from anywhere.
+
+use super::charts::{bucket_width_ms, buckets, latency_svg, throughput_svg};
+use super::html::{duration_ms, escape};
+use super::inputs::RunData;
+use super::linview::failing_keys_html;
+use super::ops::{OpOutcome, TimedOp, estimate_time_zero_ns, pair_operations, view_changes};
+use super::shading::{Mark, bands, legend_html};
+use super::tables::{agreement_conflicts, checks_table, replica_table};
+use super::timeline::timeline_svg;
+use replica::events::EventLine;
+use std::fmt::Write as _;
+
+pub const STYLE: &str = r#"
+:root { --ok:#2e9d57; --fail:#d64541; --info:#e0a100; --open:#8a8f98; --ink:#1d232b; --muted:#6b7380; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); margin: 0; background: #f6f7f9; }
+main { max-width: 1280px; margin: 0 auto; padding: 18px 24px 48px; }
+h1 { font-size: 22px; margin: 4px 0 12px; } h2 { font-size: 17px; margin: 28px 0 8px; } h3 { font-size: 15px; }
+section { background: #fff; border: 1px solid #e1e4e8; border-radius: 8px; padding: 12px 16px; margin-top: 14px; }
+.verdict { border-radius: 10px; padding: 16px 22px; color: #fff; display: flex; gap: 28px; align-items: baseline; flex-wrap: wrap; }
+.verdict.expected { background: var(--ok); } .verdict.unexpected { background: var(--fail); } .verdict.error { background: #a05a00; }
+.verdict .big { font-size: 30px; font-weight: 700; letter-spacing: .5px; }
+.verdict .detail { font-size: 16px; }
+.repro { display: flex; gap: 8px; align-items: center; }
+.repro pre { flex: 1; margin: 0; padding: 8px 10px; background: #1d232b; color: #e6edf3; border-radius: 6px; overflow-x: auto; }
+button { font: inherit; padding: 6px 12px; border-radius: 6px; border: 1px solid #c9ced6; background: #fff; cursor: pointer; }
+table { border-collapse: collapse; margin: 6px 0; } th, td { border-bottom: 1px solid #e8eaee; padding: 4px 10px; text-align: left; vertical-align: top; }
+thead th { background: #f0f2f5; }
+.pill { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff; font-size: 12px; }
+.pill.pass { background: var(--ok); } .pill.violation { background: var(--fail); } .pill.inconclusive { background: var(--info); } .pill.skipped { background: var(--open); }
+.muted { color: var(--muted); } .note { background: #fff7e0; border-left: 4px solid var(--info); padding: 6px 10px; }
+.problems li { color: #a05a00; }
+.stats { display: flex; gap: 22px; flex-wrap: wrap; } .stats div b { display: block; font-size: 18px; }
+ul.breakdown { margin: 2px 0 0; padding-left: 16px; font-size: 12px; color: var(--muted); }
+td.digest.differs { background: #fde2e1; } code { font-size: 12px; }
+pre { white-space: pre-wrap; word-break: break-word; }
+svg text { font: 11px system-ui, sans-serif; fill: #444; }
+.axis line { stroke: #9aa1ab; } .axis line.grid { stroke: #eceef1; }
+.op-ok { fill: var(--ok); } .op-fail { fill: var(--fail); } .op-info { fill: var(--info); } .op-open { fill: var(--open); }
+.fault-partition { fill: #7b61ff; fill-opacity: .16; } .fault-crash { fill: #d64541; fill-opacity: .14; }
+.fault-pause { fill: #00a3c4; fill-opacity: .16; } .fault-link { fill: #e07b00; fill-opacity: .15; } .fault-other { fill: #777; fill-opacity: .14; }
+.view-change line { stroke: #333; stroke-dasharray: 4 3; stroke-width: 1; } .view-change text { font-weight: 600; }
+.heal line { stroke: #2e9d57; stroke-width: 2; } .heal text { fill: #2e9d57; font-weight: 600; }
+polyline { fill: none; stroke-width: 1.6; }
+.lat-p50 { stroke: #2f6fdb; } .lat-p99 { stroke: #e07b00; } .lat-max { stroke: #d64541; stroke-opacity: .55; }
+.tp-ok { stroke: var(--ok); } .tp-fail { stroke: var(--fail); } .tp-info { stroke: var(--info); }
+.legend { display: inline-flex; gap: 14px; flex-wrap: wrap; font-size: 12px; margin-left: 10px; } .legend svg { vertical-align: middle; }
+.key { display: inline-block; width: 12px; height: 10px; vertical-align: middle; margin-right: 3px; }
+iframe.porcupine { width: 100%; height: 520px; border: 1px solid #e1e4e8; border-radius: 6px; background: #fff; }
+"#;
+
+const SCRIPT: &str = r#"
+document.querySelectorAll('button[data-copy]').forEach(function (button) {
+  button.addEventListener('click', function () {
+    var text = document.getElementById(button.getAttribute('data-copy')).textContent;
+    var done = function () { button.textContent = 'copied'; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { selectText(button); });
+    } else { selectText(button); }
+  });
+});
+function selectText(button) {
+  var range = document.createRange();
+  range.selectNodeContents(document.getElementById(button.getAttribute('data-copy')));
+  var selection = window.getSelection(); selection.removeAllRanges(); selection.addRange(range);
+  button.textContent = 'selected: press Ctrl+C';
+}
+"#;
+
+/// How the verdict banner reads and which colour it takes.
+fn verdict_banner(data: &RunData) -> String {
+    let Some(verdict) = &data.verdict else {
+        return "<div class=\"verdict error\" id=\"verdict\"><span class=\"big\">NO VERDICT</span><span class=\"detail\">verdict.json is missing or unreadable: the run did not finish.</span></div>".into();
+    };
+    let (class, headline) = if verdict.outcome == "error" || verdict.outcome.is_empty() {
+        ("error", "COULD NOT RUN")
+    } else if verdict.matches_expectation() {
+        ("expected", "AS EXPECTED")
+    } else {
+        ("unexpected", "UNEXPECTED")
+    };
+    let mut html = format!(
+        "<div class=\"verdict {class}\" id=\"verdict\"><span class=\"big\">{headline}</span><span class=\"detail\">outcome <b>{}</b> · expected <b>{}</b></span>",
+        escape(if verdict.outcome.is_empty() {
+            "unknown"
+        } else {
+            &verdict.outcome
+        }),
+        escape(if verdict.expected.is_empty() {
+            "unknown"
+        } else {
+            &verdict.expected
+        }),
+    );
+    if let Some(error) = &verdict.error {
+        let _ = write!(html, "<span class=\"detail\">{}</span>", escape(error));
+    }
+    html.push_str("</div>");
+    html
+}
+
+fn reproduce_command(data: &RunData) -> String {
+    data.verdict
+        .as_ref()
+        .map(|v| v.reproduce.clone())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| format!("gauntlet reproduce {}", data.dir.display()))
+}
+
+fn counts_html(ops: &[TimedOp], run_end_ms: f64, data: &RunData) -> String {
+    let count = |o: OpOutcome| ops.iter().filter(|op| op.outcome == o).count();
+    let mut html = String::from("<div class=\"stats\">");
+    let mut stat = |name: &str, value: String| {
+        let _ = write!(html, "<div><b>{}</b>{name}</div>", escape(&value));
+    };
+    stat("operations", ops.len().to_string());
+    stat("ok", count(OpOutcome::Ok).to_string());
+    stat("fail", count(OpOutcome::Fail).to_string());
+    stat("info (unknown)", count(OpOutcome::Info).to_string());
+    stat("unfinished", count(OpOutcome::Open).to_string());
+    stat("history span", duration_ms(run_end_ms));
+    stat("replicas", data.replicas.len().to_string());
+    stat("faults", data.faults.len().to_string());
+    if let Some(build) = data.verdict.as_ref().and_then(|v| v.build_id.clone()) {
+        stat("build", build);
+    }
+    html.push_str("</div>");
+    html
+}
+
+fn failure_views(data: &RunData) -> String {
+    let mut html = String::new();
+    let Some(verdict) = &data.verdict else {
+        return html;
+    };
+    for check in &verdict.checks {
+        if check.name == "linearizability"
+            && let Some(view) = failing_keys_html(&check.details)
+        {
+            let _ = write!(
+                html,
+                "<section id=\"linearizability\"><h2>Linearizability failure: porcupine-rs view</h2>{view}</section>"
+            );
+        }
+        if check.name == "agreement"
+            && let Some(view) = agreement_conflicts(&check.details)
+        {
+            let _ = write!(
+                html,
+                "<section id=\"agreement\"><h2>Agreement failure: commits side by side</h2>{view}</section>"
+            );
+        }
+    }
+    html
+}
+
+/// Renders the report for already-loaded run data.
+pub fn render(data: &RunData) -> String {
+    let ops = pair_operations(&data.history);
+    let history_end_ms = data
+        .history
+        .iter()
+        .map(|e| e.time_ns as f64 / 1e6)
+        .fold(0.0, f64::max);
+    let verdict_ms = data
+        .verdict
+        .as_ref()
+        .and_then(|v| v.duration_ms)
+        .map_or(0.0, |d| d as f64);
+    let run_end_ms = if history_end_ms > 0.0 {
+        history_end_ms
+    } else {
+        verdict_ms.max(1000.0)
+    };
+    let shaded = bands(&data.faults, run_end_ms);
+    let all_events: Vec<&EventLine> = data.replicas.iter().flat_map(|r| r.events.iter()).collect();
+    let time_zero = data
+        .verdict
+        .as_ref()
+        .and_then(|v| v.started_at_ns)
+        .map(|ns| ns as f64)
+        .or_else(|| estimate_time_zero_ns(&data.history, &all_events));
+    let mut marks = time_zero.map_or_else(Vec::new, |zero| view_changes(&all_events, zero));
+    if let Some(timeline) = &data.timeline
+        && timeline.heal_ns > 0
+    {
+        marks.push(Mark::heal(timeline.heal_ns as f64 / 1e6));
+    }
+    let timeline = timeline_svg(&ops, run_end_ms, &shaded, &marks);
+    let width = bucket_width_ms(run_end_ms);
+    let bucketed = buckets(&ops, run_end_ms, width);
+
+    let scenario = data
+        .verdict
+        .as_ref()
+        .map(|v| v.scenario.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown scenario".into());
+    let seed = data
+        .verdict
+        .as_ref()
+        .and_then(|v| v.seed)
+        .map_or_else(|| "?".to_string(), |s| s.to_string());
+
+    let mut html = String::with_capacity(256 * 1024);
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · seed {} · Gauntlet</title><style>{STYLE}</style></head><body><main>",
+        escape(&scenario),
+        escape(&seed)
+    );
+    let _ = write!(
+        html,
+        "<h1>Gauntlet run: <span id=\"scenario-name\">{}</span> · seed {}</h1>",
+        escape(&scenario),
+        escape(&seed)
+    );
+    html.push_str(&verdict_banner(data));
+    let _ = write!(
+        html,
+        "<section><h2>Reproduce</h2><div class=\"repro\"><pre id=\"reproduce\">{}</pre><button type=\"button\" data-copy=\"reproduce\">copy</button></div></section>",
+        escape(&reproduce_command(data))
+    );
+    let _ = write!(
+        html,
+        "<section><h2>Summary</h2>{}",
+        counts_html(&ops, run_end_ms, data)
+    );
+    if !data.problems.is_empty() {
+        html.push_str("<ul class=\"problems\">");
+        for problem in &data.problems {
+            let _ = write!(html, "<li>{}</li>", escape(problem));
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("</section>");
+    let checks = data
+        .verdict
+        .as_ref()
+        .map(|v| v.checks.as_slice())
+        .unwrap_or(&[]);
+    let _ = write!(
+        html,
+        "<section id=\"checks\"><h2>Checks</h2>{}</section>",
+        checks_table(checks)
+    );
+    html.push_str(&failure_views(data));
+
+    let legend = legend_html(&shaded, &marks);
+    let _ = write!(
+        html,
+        "<section id=\"timeline\"><h2>Timeline of client operations {legend}<span class=\"legend\"><span><i class=\"key op-ok\" style=\"background:var(--ok)\"></i>ok</span><span><i class=\"key\" style=\"background:var(--fail)\"></i>fail</span><span><i class=\"key\" style=\"background:var(--info)\"></i>info</span><span><i class=\"key\" style=\"background:var(--open)\"></i>unfinished</span></span></h2>"
+    );
+    if let Some(stride) = timeline.ok_stride {
+        let _ = write!(
+            html,
+            "<p class=\"note\" id=\"sampled\">Sampled: {} operations are too many to draw one by one; showing {} of them — every failed, unknown and unfinished one, and every {stride}th successful one. The charts below count all of them.</p>",
+            ops.len(),
+            timeline.drawn
+        );
+    }
+    if data.faults.is_empty() {
+        html.push_str("<p class=\"muted\">No fault was recorded for this run.</p>");
+    } else if !data.faults_from_log {
+        html.push_str("<p class=\"muted\">Fault windows are the planned ones (plan.json): no nemesis log was found.</p>");
+    }
+    if time_zero.is_none() && data.replicas.iter().any(|r| !r.events.is_empty()) {
+        html.push_str("<p class=\"muted\">View changes are not marked: the replicas' clock could not be lined up with the history's.</p>");
+    }
+    html.push_str(&timeline.svg);
+    html.push_str("</section>");
+    let _ = write!(
+        html,
+        "<section id=\"latency\"><h2>Latency of successful operations <span class=\"legend\"><span style=\"color:#2f6fdb\">p50</span><span style=\"color:#e07b00\">p99</span><span style=\"color:#d64541\">max</span></span></h2><p class=\"muted\">Aggregated per {} of completion time.</p>{}</section>",
+        duration_ms(width),
+        latency_svg(&bucketed, run_end_ms, width, &shaded, &marks)
+    );
+    let _ = write!(
+        html,
+        "<section id=\"throughput\"><h2>Throughput <span class=\"legend\"><span style=\"color:var(--ok)\">ok/s</span><span style=\"color:var(--fail)\">fail/s</span><span style=\"color:var(--info)\">info/s</span></span></h2>{}</section>",
+        throughput_svg(&bucketed, run_end_ms, width, &shaded, &marks)
+    );
+    let _ = write!(
+        html,
+        "<section id=\"replicas\"><h2>Replicas</h2>{}</section>",
+        replica_table(&data.replicas)
+    );
+    if let Some(yaml) = &data.scenario_yaml {
+        let _ = write!(
+            html,
+            "<section id=\"scenario\"><h2>Scenario</h2><pre>{}</pre></section>",
+            escape(yaml)
+        );
+    }
+    let _ = write!(
+        html,
+        "<p class=\"muted\">Run folder: <code>{}</code></p></main><script>{SCRIPT}</script></body></html>",
+        escape(&data.dir.display().to_string())
+    );
+    html
+}

@@ -1,0 +1,336 @@
+//! Tables: the checks, per-replica statistics, and an agreement failure's digests side by side.
+
+use super::html::escape;
+use super::inputs::ReplicaFiles;
+use crate::check::{CheckOutcome, CheckResult};
+use replica::events::ReplicaEvent;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Details shown raw are cut here: a verdict can list thousands of items.
+const MAX_DETAILS_CHARS: usize = 20_000;
+
+pub fn outcome_word(outcome: CheckOutcome) -> &'static str {
+    match outcome {
+        CheckOutcome::Pass => "pass",
+        CheckOutcome::Violation => "violation",
+        CheckOutcome::Inconclusive => "inconclusive",
+        CheckOutcome::Skipped => "skipped",
+    }
+}
+
+/// One row per check with its summary, and its details behind a disclosure.
+pub fn checks_table(checks: &[CheckResult]) -> String {
+    if checks.is_empty() {
+        return "<p class=\"muted\">No check results were recorded.</p>".into();
+    }
+    let mut html = String::from(
+        "<table class=\"checks\"><thead><tr><th>check</th><th>outcome</th><th>summary</th></tr></thead><tbody>",
+    );
+    for check in checks {
+        let word = outcome_word(check.outcome);
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td><span class=\"pill {word}\">{word}</span></td><td>{}",
+            escape(&check.name),
+            escape(&check.summary)
+        );
+        if !check.details.is_null() {
+            let mut pretty =
+                serde_json::to_string_pretty(&check.details).unwrap_or_else(|e| e.to_string());
+            if pretty.len() > MAX_DETAILS_CHARS {
+                let cut = (0..=MAX_DETAILS_CHARS)
+                    .rev()
+                    .find(|&i| pretty.is_char_boundary(i))
+                    .unwrap_or(0);
+                pretty.truncate(cut);
+                pretty.push_str("\n… (cut; the full details are in verdict.json)");
+            }
+            let _ = write!(
+                html,
+                "<details><summary>details</summary><pre>{}</pre></details>",
+                escape(&pretty)
+            );
+        }
+        html.push_str("</td></tr>");
+    }
+    html.push_str("</tbody></table>");
+    html
+}
+
+/// What a replica's event log says happened, for when `stats.json` is missing and to cross-check.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventCounts {
+    pub commits: usize,
+    pub executions: usize,
+    pub view_changes_started: usize,
+    pub view_changes_completed: usize,
+    pub checkpoints: usize,
+    pub state_transfers: usize,
+    pub recoveries: usize,
+    pub rejected: BTreeMap<String, u64>,
+}
+
+pub fn event_counts(files: &ReplicaFiles) -> EventCounts {
+    let mut counts = EventCounts::default();
+    for line in &files.events {
+        match &line.event {
+            ReplicaEvent::Commit { .. } => counts.commits += 1,
+            ReplicaEvent::Execute { .. } => counts.executions += 1,
+            ReplicaEvent::ViewChangeStarted { .. } => counts.view_changes_started += 1,
+            ReplicaEvent::ViewChangeCompleted { .. } => counts.view_changes_completed += 1,
+            ReplicaEvent::CheckpointStable { .. } => counts.checkpoints += 1,
+            ReplicaEvent::StateTransfer { .. } => counts.state_transfers += 1,
+            ReplicaEvent::Recovered { .. } => counts.recoveries += 1,
+            ReplicaEvent::Rejected { reason, .. } => {
+                let name = serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| format!("{reason:?}"));
+                *counts.rejected.entry(name).or_default() += 1;
+            }
+        }
+    }
+    counts
+}
+
+fn breakdown(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "0".into();
+    }
+    let total: u64 = map.values().sum();
+    let mut items: Vec<(&String, &u64)> = map.iter().collect();
+    items.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut html = format!("<b>{total}</b><ul class=\"breakdown\">");
+    for (name, count) in items {
+        let _ = write!(html, "<li>{} {count}</li>", escape(name));
+    }
+    html.push_str("</ul>");
+    html
+}
+
+/// One column per replica: the node's counters where `stats.json` exists, the event log's
+/// counts otherwise.
+pub fn replica_table(replicas: &[ReplicaFiles]) -> String {
+    if replicas.is_empty() {
+        return "<p class=\"muted\">No replica files were found in the run folder.</p>".into();
+    }
+    let columns: Vec<(String, EventCounts, Option<&replica::node::StatsSnapshot>)> = replicas
+        .iter()
+        .map(|r| {
+            (
+                format!("replica {}", r.id),
+                event_counts(r),
+                r.stats.as_ref(),
+            )
+        })
+        .collect();
+    let mut html = String::from("<table class=\"replicas\"><thead><tr><th></th>");
+    for (name, _, _) in &columns {
+        let _ = write!(html, "<th>{}</th>", escape(name));
+    }
+    html.push_str("</tr></thead><tbody>");
+    let mut row =
+        |title: &str,
+         cell: &dyn Fn(&EventCounts, Option<&replica::node::StatsSnapshot>) -> String| {
+            let _ = write!(html, "<tr><th>{title}</th>");
+            for (_, counts, stats) in &columns {
+                let _ = write!(html, "<td>{}</td>", cell(counts, *stats));
+            }
+            html.push_str("</tr>");
+        };
+    let missing = || "<span class=\"muted\">–</span>".to_string();
+    row("final view", &|_, s| {
+        s.map_or_else(missing, |s| {
+            format!(
+                "{}{}",
+                s.view,
+                if s.in_view_change { " (changing)" } else { "" }
+            )
+        })
+    });
+    row("last executed", &|_, s| {
+        s.map_or_else(missing, |s| s.last_executed.to_string())
+    });
+    row("stable checkpoint", &|_, s| {
+        s.map_or_else(missing, |s| s.stable_checkpoint.to_string())
+    });
+    row("messages in", &|_, s| {
+        s.map_or_else(missing, |s| breakdown(&s.messages_in))
+    });
+    row("messages out", &|_, s| {
+        s.map_or_else(missing, |s| breakdown(&s.messages_out))
+    });
+    row("rejected", &|c, s| match s {
+        Some(s) => breakdown(&s.rejected),
+        None => breakdown(&c.rejected),
+    });
+    row("view changes started / completed", &|c, s| match s {
+        Some(s) => format!("{} / {}", s.view_changes_started, s.view_changes_completed),
+        None => format!("{} / {}", c.view_changes_started, c.view_changes_completed),
+    });
+    row("stable checkpoints (events)", &|c, _| {
+        c.checkpoints.to_string()
+    });
+    row("state transfers", &|c, s| {
+        s.map_or(c.state_transfers as u64, |s| s.state_transfers)
+            .to_string()
+    });
+    row("commits / executions (events)", &|c, _| {
+        format!("{} / {}", c.commits, c.executions)
+    });
+    row("recoveries from the log", &|c, _| c.recoveries.to_string());
+    row("bytes in / out", &|_, s| {
+        s.map_or_else(missing, |s| format!("{} / {}", s.bytes_in, s.bytes_out))
+    });
+    row("outbound frames dropped", &|_, s| {
+        s.map_or_else(missing, |s| s.outbound_dropped.to_string())
+    });
+    html.push_str("</tbody></table>");
+    html
+}
+
+/// An agreement failure: for each conflicting sequence number, every replica's view and digest
+/// in one row, with digests that differ from the first one marked.
+pub fn agreement_conflicts(details: &serde_json::Value) -> Option<String> {
+    let conflicts = details.get("conflicts")?.as_array()?;
+    if conflicts.is_empty() {
+        return None;
+    }
+    let mut html = String::new();
+    if let Some(total) = details.get("conflict_count").and_then(|c| c.as_u64())
+        && total as usize > conflicts.len()
+    {
+        let _ = write!(
+            html,
+            "<p class=\"note\">Showing {} of {total} conflicting sequence numbers.</p>",
+            conflicts.len()
+        );
+    }
+    for conflict in conflicts {
+        let seq = conflict
+            .get("seq")
+            .map_or_else(String::new, |s| s.to_string());
+        let commits = conflict
+            .get("commits")
+            .and_then(|c| c.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let first_digest = commits
+            .first()
+            .and_then(|c| c.get("digest"))
+            .and_then(|d| d.as_str())
+            .unwrap_or("");
+        let _ = write!(
+            html,
+            "<table class=\"conflict\"><caption>sequence number {}</caption><thead><tr><th></th>",
+            escape(&seq)
+        );
+        for commit in &commits {
+            let replica = commit
+                .get("replica")
+                .map_or_else(String::new, |r| r.to_string());
+            let _ = write!(html, "<th>replica {}</th>", escape(&replica));
+        }
+        html.push_str("</tr></thead><tbody><tr><th>view</th>");
+        for commit in &commits {
+            let view = commit
+                .get("view")
+                .map_or_else(String::new, |v| v.to_string());
+            let _ = write!(html, "<td>{}</td>", escape(&view));
+        }
+        html.push_str("</tr><tr><th>batch digest</th>");
+        for commit in &commits {
+            let digest = commit.get("digest").and_then(|d| d.as_str()).unwrap_or("");
+            let class = if digest == first_digest {
+                "digest"
+            } else {
+                "digest differs"
+            };
+            let _ = write!(
+                html,
+                "<td class=\"{class}\"><code>{}</code></td>",
+                escape(digest)
+            );
+        }
+        html.push_str("</tr></tbody></table>");
+    }
+    Some(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replica::events::EventLine;
+    use replica::verify::RejectReason;
+    use replica::{ReplicaId, Seq, View};
+
+    #[test]
+    fn conflicting_digests_are_side_by_side_and_the_odd_one_marked() {
+        let details = serde_json::json!({
+            "conflict_count": 3,
+            "conflicts": [{ "seq": 17, "commits": [
+                { "replica": 0, "view": 1, "digest": "aaaa" },
+                { "replica": 1, "view": 1, "digest": "aaaa" },
+                { "replica": 2, "view": 1, "digest": "bbbb" },
+            ]}],
+        });
+        let html = agreement_conflicts(&details).expect("rendered");
+        assert!(html.contains("sequence number 17"));
+        assert!(html.contains("<th>replica 0</th><th>replica 1</th><th>replica 2</th>"));
+        assert_eq!(html.matches("digest differs").count(), 1);
+        assert!(html.contains("Showing 1 of 3"));
+        assert_eq!(
+            agreement_conflicts(&serde_json::json!({ "counts": {} })),
+            None
+        );
+    }
+
+    #[test]
+    fn replica_table_falls_back_to_event_counts_without_stats() {
+        let line = |event| EventLine {
+            time_ns: 0,
+            replica: ReplicaId(3),
+            event,
+        };
+        let files = ReplicaFiles {
+            id: ReplicaId(3),
+            events: vec![
+                line(ReplicaEvent::CheckpointStable {
+                    seq: Seq(16),
+                    state_digest: "d".into(),
+                }),
+                line(ReplicaEvent::ViewChangeStarted {
+                    from: View(0),
+                    view: View(1),
+                }),
+                line(ReplicaEvent::Rejected {
+                    reason: RejectReason::MalformedFrame,
+                    kind: None,
+                    from: None,
+                }),
+            ],
+            stats: None,
+        };
+        let counts = event_counts(&files);
+        assert_eq!((counts.checkpoints, counts.view_changes_started), (1, 1));
+        assert_eq!(counts.rejected.get("malformed-frame"), Some(&1));
+        let html = replica_table(&[files]);
+        assert!(html.contains("<th>replica 3</th>"));
+        assert!(html.contains("malformed-frame 1"));
+        assert!(html.contains("<td>1 / 0</td>"));
+    }
+
+    #[test]
+    fn check_summaries_and_details_are_escaped() {
+        let check = CheckResult {
+            name: "linearizability".into(),
+            outcome: CheckOutcome::Violation,
+            summary: "key \"<k>\" broke".into(),
+            details: serde_json::json!({ "key": "<script>" }),
+        };
+        let html = checks_table(&[check]);
+        assert!(html.contains("&lt;k&gt;") && html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script>"));
+    }
+}

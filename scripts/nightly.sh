@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Nightly campaign: build the release binaries, run the `nightly` suite within a time budget,
+# keep every result under results/ (results/latest points at this campaign), and exit with
+# the campaign's code: 0 all as expected, 1 an unexpected outcome, 2 a run could not be
+# carried out.
+#
+# Usage: scripts/nightly.sh [BUDGET]            e.g. scripts/nightly.sh 20m
+# Environment (all optional):
+#   GAUNTLET_BUDGET     budget when no argument is given (default 60m)
+#   GAUNTLET_SHARD      K/N: run only this shard of the matrix (default 1/1)
+#   GAUNTLET_SEEDS      seeds per scenario (default 1)
+#   GAUNTLET_SEED_FROM  first seed (default: today's date as YYYYMMDD, so each night differs
+#                       and every shard of one night agrees)
+#   GAUNTLET_JOBS       runs at a time (default 1: runs are timing-sensitive)
+#   GAUNTLET_RESULTS    results root (default results)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+budget="${1:-${GAUNTLET_BUDGET:-60m}}"
+shard="${GAUNTLET_SHARD:-1/1}"
+seeds="${GAUNTLET_SEEDS:-1}"
+seed_from="${GAUNTLET_SEED_FROM:-$(date -u +%Y%m%d)}"
+jobs="${GAUNTLET_JOBS:-1}"
+results="${GAUNTLET_RESULTS:-results}"
+
+echo "nightly: budget $budget, shard $shard, $seeds seed(s) from $seed_from, $jobs job(s), results in $results"
+# gauntlet, replica and byzantine-replica must sit side by side: build every binary at once.
+cargo build --release --workspace --bins
+
+set +e
+target/release/gauntlet campaign --suite nightly \
+  --budget "$budget" --seeds "$seeds" --seed-from "$seed_from" \
+  --jobs "$jobs" --shard "$shard" --out "$results"
+code=$?
+set -e
+
+echo "nightly: campaign exited $code; index: $results/latest/index.html, JUnit: $results/latest/junit.xml"
+exit "$code"
