@@ -8,6 +8,7 @@
 //! Data dir layout: `wal.log`, `snapshot.bin`, `events.jsonl`, `stats.json`.
 
 mod driver;
+pub mod cli;
 pub mod event_log;
 mod inbound;
 mod intercept;
