@@ -112,6 +112,18 @@ fn main() -> ExitCode {
                     .unwrap_or_else(|e| format!("(does not parse: {e})"));
                 println!("{:<20} {description}", b.name);
             }
+            println!();
+            println!(
+                "Byzantine behaviours (replicas: {{N: {{build: byzantine, behaviour: NAME, params: {{..}}}}}}):"
+            );
+            for info in byzantine::catalogue() {
+                let params = if info.params.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", info.params)
+                };
+                println!("  {:<18} {}{params}", info.name, info.summary);
+            }
             0
         }
         Command::Validate {
