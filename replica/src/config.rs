@@ -116,6 +116,22 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// A cluster with every setting at its default (the values a cluster file may leave out).
+    pub fn with_defaults(f: usize, replicas: Vec<ReplicaEntry>, clients: Vec<ClientEntry>) -> Self {
+        ClusterConfig {
+            f,
+            checkpoint_interval: default_checkpoint_interval(),
+            watermark_window: default_window(),
+            max_batch: default_max_batch(),
+            pipeline_depth: default_pipeline(),
+            max_frame_bytes: default_max_frame(),
+            fsync: true,
+            timeouts: Timeouts::default(),
+            replicas,
+            clients,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: path.to_path_buf(),

@@ -1,8 +1,7 @@
 //! A local testnet: `cluster.yaml` plus one secret key file per replica and per client.
 
 use crate::config::{
-    ClientEntry, ClusterConfig, ReplicaEntry, Timeouts, client_key_path, replica_key_path,
-    write_secret_key,
+    ClientEntry, ClusterConfig, ReplicaEntry, client_key_path, replica_key_path, write_secret_key,
 };
 use crate::crypto::{self, key_from_seed};
 use crate::ids::{ClientId, Principal, ReplicaId};
@@ -87,16 +86,8 @@ pub fn write_testnet(dir: &Path, spec: &TestnetSpec) -> Result<ClusterConfig, Te
         });
     }
     let config = ClusterConfig {
-        f: spec.f,
-        checkpoint_interval: 64,
-        watermark_window: 256,
-        max_batch: 64,
-        pipeline_depth: 4,
-        max_frame_bytes: crate::wire::DEFAULT_MAX_FRAME,
         fsync: spec.fsync,
-        timeouts: Timeouts::default(),
-        replicas,
-        clients,
+        ..ClusterConfig::with_defaults(spec.f, replicas, clients)
     };
     let path = dir.join(CLUSTER_FILE);
     std::fs::write(&path, config.to_yaml()).map_err(io(&path))?;
