@@ -7,8 +7,8 @@
 //!
 //! Data dir layout: `wal.log`, `snapshot.bin`, `events.jsonl`, `stats.json`.
 
-mod driver;
 pub mod cli;
+mod driver;
 pub mod event_log;
 mod inbound;
 mod intercept;
