@@ -74,10 +74,29 @@ impl RunDir {
     pub fn replica_stats(&self, id: ReplicaId) -> PathBuf {
         self.root.join(format!("replica-{id}.stats.json"))
     }
+
+    // A twinned replica's second process (twin B) has files of its own, named `replica-N-twin`
+    // so that nothing reading `replica-N.*` mistakes them for the replica's.
+    pub fn twin_config(&self, id: ReplicaId) -> PathBuf {
+        self.cluster_dir().join(format!("replica-{id}-twin.yaml"))
+    }
+    pub fn twin_data_dir(&self, id: ReplicaId) -> PathBuf {
+        self.root.join("data").join(format!("replica-{id}-twin"))
+    }
+    pub fn twin_stderr(&self, id: ReplicaId) -> PathBuf {
+        self.root.join(format!("replica-{id}-twin.stderr"))
+    }
+    pub fn twin_events(&self, id: ReplicaId) -> PathBuf {
+        self.root.join(format!("replica-{id}-twin.events.jsonl"))
+    }
+    pub fn twin_stats(&self, id: ReplicaId) -> PathBuf {
+        self.root.join(format!("replica-{id}-twin.stats.json"))
+    }
 }
 
 /// The cluster file as `principal` must see it: every replica other than itself at the proxy
-/// port of the directed link `principal -> that replica`; itself at its real address.
+/// port of the directed link `principal -> that replica`; itself at its real address (for
+/// `Endpoint::Twin`, twin B's).
 pub fn cluster_config_for(plan: &Plan, principal: Endpoint) -> anyhow::Result<ClusterConfig> {
     let c = &plan.scenario.cluster;
     let replicas = plan
@@ -86,6 +105,9 @@ pub fn cluster_config_for(plan: &Plan, principal: Endpoint) -> anyhow::Result<Cl
         .map(|r| {
             let address = if principal == Endpoint::Replica(r.id) {
                 r.address
+            } else if principal == Endpoint::Twin(r.id) {
+                r.twin_address
+                    .with_context(|| format!("replica {} has no twin", r.id))?
             } else {
                 plan.link_address(principal, r.id).with_context(|| {
                     format!(
@@ -142,6 +164,12 @@ pub fn write_cluster_files(dir: &RunDir, plan: &Plan) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", dir.replica_key(r.id).display()))?;
         std::fs::create_dir_all(dir.data_dir(r.id))
             .with_context(|| format!("cannot create {}", dir.data_dir(r.id).display()))?;
+        if r.twin_address.is_some() {
+            let config = cluster_config_for(plan, Endpoint::Twin(r.id))?;
+            write(&dir.twin_config(r.id), &config.to_yaml())?;
+            std::fs::create_dir_all(dir.twin_data_dir(r.id))
+                .with_context(|| format!("cannot create {}", dir.twin_data_dir(r.id).display()))?;
+        }
     }
     for client in &plan.clients {
         let config = cluster_config_for(plan, Endpoint::Client(client.id))?;
@@ -235,6 +263,39 @@ mod tests {
             replica::config::load_secret_key(&dir.replica_key(r.id)).expect("key loads");
         }
         ClusterConfig::load(&dir.client_config(ClientId(0))).expect("loads");
+    }
+
+    #[test]
+    fn twin_b_sees_itself_at_its_own_address_and_its_peers_through_links_of_its_own() {
+        let loaded = scenario::load("byz-twin").expect("built-in");
+        let plan = plan::resolve(&loaded, 3).expect("plan");
+        let twin = &plan.replicas[0];
+        let config = cluster_config_for(&plan, Endpoint::Twin(twin.id)).expect("config");
+        let own = config
+            .replicas
+            .iter()
+            .find(|e| e.id == twin.id)
+            .expect("self");
+        assert_eq!(Some(own.address), twin.twin_address);
+        let twin_a = cluster_config_for(&plan, Endpoint::Replica(twin.id)).expect("config");
+        for (b, a) in config.replicas.iter().zip(&twin_a.replicas) {
+            assert_eq!(b.public_key, a.public_key, "one identity, one key");
+            if b.id != twin.id {
+                assert_ne!(
+                    b.address, a.address,
+                    "each twin dials through its own links"
+                );
+                assert_eq!(
+                    Some(b.address),
+                    plan.link_address(Endpoint::Twin(twin.id), b.id)
+                );
+            }
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::new(tmp.path().to_path_buf());
+        write_cluster_files(&dir, &plan).expect("write");
+        ClusterConfig::load(&dir.twin_config(twin.id)).expect("twin B's file loads");
+        assert!(dir.twin_data_dir(twin.id).is_dir());
     }
 
     #[test]

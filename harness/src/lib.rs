@@ -1,6 +1,9 @@
 //! Gauntlet: attacks a PBFT cluster of real processes and judges what its clients saw.
 
+pub mod build_info;
+pub mod campaign;
 pub mod check;
+pub mod defence;
 pub mod layout;
 pub mod nemesis;
 pub mod orchestrator;
@@ -8,9 +11,8 @@ pub mod plan;
 pub mod primary;
 pub mod processes;
 pub mod proxy;
+pub mod report;
 pub mod scenario;
+pub mod twins;
 pub mod verdict;
 pub mod workload;
-pub mod report;
-pub mod build_info;
-pub mod campaign;

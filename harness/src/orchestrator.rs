@@ -10,7 +10,7 @@ use crate::proxy::{Endpoint, Proxy, ProxyConfig};
 use crate::scenario::{Build, LoadedScenario};
 use crate::verdict::{Timeline, Verdict, judge};
 use crate::workload::{HistoryWriter, WorkloadClient};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -91,20 +91,24 @@ pub async fn execute(plan: Plan, dir: RunDir, options: &RunOptions) -> RunOutcom
 
 fn launches(plan: &Plan, dir: &RunDir) -> anyhow::Result<Vec<ReplicaLaunch>> {
     let honest_binary = find_binary("replica", "replica")?;
-    let mut launches = Vec::new();
-    for r in &plan.replicas {
-        let mut args: Vec<OsString> = vec![
+    let honest_args = |config: PathBuf, id: replica::ReplicaId, data: PathBuf| -> Vec<OsString> {
+        vec![
             "run".into(),
             "--config".into(),
-            dir.replica_config(r.id).into(),
+            config.into(),
             "--id".into(),
-            r.id.to_string().into(),
+            id.to_string().into(),
             "--data-dir".into(),
-            dir.data_dir(r.id).into(),
+            data.into(),
             "--key".into(),
-            dir.replica_key(r.id).into(),
+            dir.replica_key(id).into(),
             "--exit-with-stdin".into(),
-        ];
+        ]
+    };
+    let mut launches = Vec::new();
+    let mut twins = Vec::new();
+    for r in &plan.replicas {
+        let mut args = honest_args(dir.replica_config(r.id), r.id, dir.data_dir(r.id));
         let program = match r.build {
             Build::Honest => honest_binary.clone(),
             Build::Byzantine => {
@@ -126,19 +130,36 @@ fn launches(plan: &Plan, dir: &RunDir) -> anyhow::Result<Vec<ReplicaLaunch>> {
                 args.push(r.behaviour_seed.unwrap_or(0).to_string().into());
                 program
             }
-            Build::Twin => bail!(
-                "replica {} asks for a twin build, which this version of gauntlet cannot start yet",
-                r.id
-            ),
+            Build::Twin => {
+                // Twin A is the replica's own process; twin B is a second honest one with the
+                // same id and key, its own address, cluster file and data dir.
+                let address = r.twin_address.with_context(|| {
+                    format!(
+                        "replica {} is a twin but the plan has no twin address",
+                        r.id
+                    )
+                })?;
+                twins.push(ReplicaLaunch {
+                    id: r.id,
+                    twin: true,
+                    program: honest_binary.clone(),
+                    args: honest_args(dir.twin_config(r.id), r.id, dir.twin_data_dir(r.id)),
+                    address,
+                    stderr_path: dir.twin_stderr(r.id),
+                });
+                honest_binary.clone()
+            }
         };
         launches.push(ReplicaLaunch {
             id: r.id,
+            twin: false,
             program,
             args,
             address: r.address,
             stderr_path: dir.replica_stderr(r.id),
         });
     }
+    launches.extend(twins);
     Ok(launches)
 }
 
@@ -188,13 +209,12 @@ async fn drive_cluster(
     workload_time: &mut Duration,
 ) -> anyhow::Result<Timeline> {
     let ns = |at: Instant| u64::try_from(at.duration_since(run_start).as_nanos()).unwrap_or(0);
-    for r in &plan.replicas {
-        supervisor.start(r.id)?;
-    }
-    for r in &plan.replicas {
-        supervisor.wait_ready(r.id, READY_WITHIN).await?;
-    }
-    tracing::info!("all {} replicas listen", plan.n());
+    supervisor.start_all()?;
+    supervisor.wait_all_ready(READY_WITHIN).await?;
+    tracing::info!(
+        "all {} replica processes listen",
+        supervisor.process_count()
+    );
 
     let scenario = &plan.scenario;
     let w = &scenario.workload;
@@ -219,17 +239,22 @@ async fn drive_cluster(
         .map(|id| dir.data_dir(id).join("events.jsonl"))
         .collect();
     let tracker = Arc::new(Mutex::new(PrimaryTracker::new(plan.n(), honest_events)));
-    let nemesis = Arc::new(Nemesis::new(
-        proxy.handle(),
-        Arc::clone(supervisor),
-        tracker,
-        plan.links.clone(),
-        plan.n(),
-        run_start,
-    ));
+    let nemesis = Arc::new(
+        Nemesis::new(
+            proxy.handle(),
+            Arc::clone(supervisor),
+            tracker,
+            plan.links.clone(),
+            plan.n(),
+            run_start,
+        )
+        .with_twins(plan.twins.clone()),
+    );
 
     // Workload and nemesis together. Dropping the JoinSets (on any early return) aborts them.
-    proxy.set_rules(scenario.network.rules.clone());
+    let mut rules = plan.standing_rules();
+    rules.extend(scenario.network.rules.iter().cloned());
+    proxy.set_rules(rules);
     let workload_start = Instant::now();
     let until = workload_start + Duration::from_millis(plan.duration_ms());
     let mut nemesis_task = JoinSet::new();
@@ -290,14 +315,25 @@ async fn drive_cluster(
     })
 }
 
-/// Copies each replica's events and stats out of its data dir into the run folder.
+/// Copies each replica process's events and stats out of its data dir into the run folder.
 fn collect_replica_files(plan: &Plan, dir: &RunDir) {
+    let mut processes = Vec::new();
     for r in &plan.replicas {
-        let data = dir.data_dir(r.id);
-        for (name, to) in [
-            ("events.jsonl", dir.replica_events(r.id)),
-            ("stats.json", dir.replica_stats(r.id)),
-        ] {
+        processes.push((
+            dir.data_dir(r.id),
+            dir.replica_events(r.id),
+            dir.replica_stats(r.id),
+        ));
+        if r.twin_address.is_some() {
+            processes.push((
+                dir.twin_data_dir(r.id),
+                dir.twin_events(r.id),
+                dir.twin_stats(r.id),
+            ));
+        }
+    }
+    for (data, events, stats) in processes {
+        for (name, to) in [("events.jsonl", events), ("stats.json", stats)] {
             let from = data.join(name);
             if from.exists()
                 && let Err(error) = std::fs::copy(&from, &to)

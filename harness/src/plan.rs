@@ -5,6 +5,7 @@
 use crate::nemesis::{self, PlannedFault};
 use crate::proxy::{Endpoint, LinkSpec};
 use crate::scenario::{Build, LoadedScenario, Scenario, ScenarioError, locate_field};
+use crate::twins::{Side, TwinsPlan};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use replica::digest::Digest;
@@ -45,6 +46,9 @@ pub struct ReplicaPlan {
     /// Drives the random choices of a non-honest build (`byzantine-replica --seed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behaviour_seed: Option<u64>,
+    /// A twinned replica's second process (twin B) listens here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_address: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,6 +73,9 @@ pub struct Plan {
     /// Every directed link through the proxy: replica → replica, then client → replica.
     pub links: Vec<LinkSpec>,
     pub nemesis: Vec<PlannedFault>,
+    /// The twinned replicas, how they split the world, and the rules that keep them apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twins: Option<TwinsPlan>,
 }
 
 impl Plan {
@@ -86,6 +93,22 @@ impl Plan {
             .filter(|r| r.build == Build::Honest)
             .map(|r| r.id)
             .collect()
+    }
+
+    /// Replicas that do not run the honest build, with how they misbehave, for reports.
+    pub fn faulty(&self) -> Vec<&ReplicaPlan> {
+        self.replicas
+            .iter()
+            .filter(|r| r.build != Build::Honest)
+            .collect()
+    }
+
+    /// Proxy rules that are part of the attack, not of the network: in force all run long.
+    pub fn standing_rules(&self) -> Vec<crate::proxy::Rule> {
+        self.twins
+            .as_ref()
+            .map(|t| t.rules.clone())
+            .unwrap_or_default()
     }
 
     pub fn client_ids(&self) -> Vec<ClientId> {
@@ -125,7 +148,9 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
     let key_seed: u64 = keys.random();
     let proxy_seed: u64 = substream(seed, "proxy").random();
 
-    let port_count = n + n * (n - 1) + clients * n;
+    let twins = TwinsPlan::of(scenario);
+    let twin_count = twins.as_ref().map_or(0, |t| t.twinned.len());
+    let port_count = n + twin_count + (n + twin_count) * (n - 1) + clients * n;
     let base = free_port_block(seed, port_count)?;
     let mut next_port = base;
     let mut take_port = || {
@@ -134,7 +159,7 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
         SocketAddr::from((Ipv4Addr::LOCALHOST, port))
     };
 
-    let replicas: Vec<ReplicaPlan> = (0..n as u32)
+    let mut replicas: Vec<ReplicaPlan> = (0..n as u32)
         .map(|i| {
             let spec = scenario.replicas.get(&i);
             ReplicaPlan {
@@ -144,20 +169,38 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
                 behaviour: spec.and_then(|s| s.behaviour.clone()),
                 params: spec.map(|s| s.params.clone()).unwrap_or_default(),
                 behaviour_seed: spec
-                    .filter(|s| s.build != Build::Honest)
+                    .filter(|s| s.build == Build::Byzantine)
                     .map(|_| substream(seed, &format!("behaviour/replica-{i}")).random()),
+                twin_address: None,
             }
         })
         .collect();
-    let mut links = Vec::with_capacity(port_count - n);
-    for from in &replicas {
+    for r in &mut replicas {
+        if twins.as_ref().is_some_and(|t| t.is_twinned(r.id)) {
+            r.twin_address = Some(take_port());
+        }
+    }
+    // A link to a twinned replica reaches the twin on the dialer's side.
+    let target = |from: Endpoint, to: &ReplicaPlan| match (&twins, to.twin_address) {
+        (Some(t), Some(twin_b)) if t.route(from) == Side::B => twin_b,
+        _ => to.address,
+    };
+    let mut dialers: Vec<(Endpoint, ReplicaId)> = replicas
+        .iter()
+        .map(|r| (Endpoint::Replica(r.id), r.id))
+        .collect();
+    if let Some(t) = &twins {
+        dialers.extend(t.twinned.iter().map(|r| (Endpoint::Twin(*r), *r)));
+    }
+    let mut links = Vec::with_capacity(port_count - n - twin_count);
+    for (from, from_id) in dialers {
         for to in &replicas {
-            if from.id != to.id {
+            if from_id != to.id {
                 links.push(LinkSpec {
-                    from: Endpoint::Replica(from.id),
+                    from,
                     to: to.id,
                     listen: take_port(),
-                    target: to.address,
+                    target: target(from, to),
                 });
             }
         }
@@ -171,14 +214,19 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
         .collect();
     for client in &client_plans {
         for to in &replicas {
+            let from = Endpoint::Client(client.id);
             links.push(LinkSpec {
-                from: Endpoint::Client(client.id),
+                from,
                 to: to.id,
                 listen: take_port(),
-                target: to.address,
+                target: target(from, to),
             });
         }
     }
+    let twins = twins.map(|t| TwinsPlan {
+        rules: t.separation_rules(&links),
+        ..t
+    });
 
     let mut nemesis_rng = substream(seed, "nemesis");
     let faults = match &scenario.nemesis.generate {
@@ -208,6 +256,7 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
         clients: client_plans,
         links,
         nemesis: faults,
+        twins,
     })
 }
 

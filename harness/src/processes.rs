@@ -46,9 +46,9 @@ pub enum ProcessError {
         package: String,
         searched: String,
     },
-    #[error("cannot start replica {id} ({program}): {source}")]
+    #[error("cannot start {who} ({program}): {source}")]
     Spawn {
-        id: ReplicaId,
+        who: String,
         program: PathBuf,
         source: std::io::Error,
     },
@@ -57,16 +57,16 @@ pub enum ProcessError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("replica {id} did not listen on {address} within {waited:?} (see {stderr})")]
+    #[error("{who} did not listen on {address} within {waited:?} (see {stderr})")]
     NotReady {
-        id: ReplicaId,
+        who: String,
         address: SocketAddr,
         waited: Duration,
         stderr: PathBuf,
     },
-    #[error("replica {id} exited during start-up with {status} (see {stderr})")]
+    #[error("{who} exited during start-up with {status} (see {stderr})")]
     ExitedEarly {
-        id: ReplicaId,
+        who: String,
         status: String,
         stderr: PathBuf,
     },
@@ -104,15 +104,29 @@ pub fn find_binary(name: &str, package: &str) -> Result<PathBuf, ProcessError> {
     })
 }
 
-/// How to (re)start one replica.
+/// How to (re)start one replica process.
 #[derive(Clone, Debug)]
 pub struct ReplicaLaunch {
     pub id: ReplicaId,
+    /// Twin B of a twinned replica: a second process with the same id. Every process fault
+    /// aimed at the id hits both twins.
+    pub twin: bool,
     pub program: PathBuf,
     pub args: Vec<OsString>,
     /// Where the replica really listens (readiness is a successful connect there).
     pub address: SocketAddr,
     pub stderr_path: PathBuf,
+}
+
+impl ReplicaLaunch {
+    /// `replica 1` or `replica 1 (twin B)`, for errors and logs.
+    pub fn label(&self) -> String {
+        if self.twin {
+            format!("replica {} (twin B)", self.id)
+        } else {
+            format!("replica {}", self.id)
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +147,8 @@ struct Slot {
     starts: u32,
 }
 
+/// Every replica process of a run. Operations name a replica id and act on each process that
+/// has it (two for a twinned replica).
 pub struct Supervisor {
     slots: Mutex<Vec<Slot>>,
 }
@@ -159,18 +175,53 @@ impl Supervisor {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn state(&self, id: ReplicaId) -> Option<ReplicaState> {
-        self.slots().get(id.0 as usize).map(|s| s.state)
+    /// Indices of the processes of replica `id`.
+    fn indices(&self, id: ReplicaId) -> Vec<usize> {
+        self.slots()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.launch.id == id)
+            .map(|(index, _)| index)
+            .collect()
     }
 
+    /// How many processes there are (replicas plus twins).
+    pub fn process_count(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// The state of replica `id`'s first process.
+    pub fn state(&self, id: ReplicaId) -> Option<ReplicaState> {
+        self.slots()
+            .iter()
+            .find(|s| s.launch.id == id)
+            .map(|s| s.state)
+    }
+
+    /// The state of every process, in launch order.
     pub fn states(&self) -> Vec<ReplicaState> {
         self.slots().iter().map(|s| s.state).collect()
     }
 
-    /// Starts (or restarts, with the same data dir) replica `id`.
+    /// Starts (or restarts, with the same data dir) every process of replica `id`.
     pub fn start(&self, id: ReplicaId) -> Result<(), ProcessError> {
+        for index in self.indices(id) {
+            self.start_process(index)?;
+        }
+        Ok(())
+    }
+
+    /// Starts every process.
+    pub fn start_all(&self) -> Result<(), ProcessError> {
+        for index in 0..self.process_count() {
+            self.start_process(index)?;
+        }
+        Ok(())
+    }
+
+    fn start_process(&self, index: usize) -> Result<(), ProcessError> {
         let mut slots = self.slots();
-        let Some(slot) = slots.get_mut(id.0 as usize) else {
+        let Some(slot) = slots.get_mut(index) else {
             return Ok(());
         };
         if matches!(slot.state, ReplicaState::Running | ReplicaState::Paused) {
@@ -194,7 +245,7 @@ impl Supervisor {
             .process_group(0)
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-            id,
+            who: launch.label(),
             program: launch.program.clone(),
             source,
         })?;
@@ -202,35 +253,58 @@ impl Supervisor {
         if let Some(group) = group {
             live_groups().insert(group);
         }
+        tracing::debug!(process = %launch.label(), ?group, "replica started");
         slot.stdin = child.stdin.take();
         slot.child = Some(child);
         slot.group = group;
         slot.state = ReplicaState::Running;
         slot.starts += 1;
-        tracing::debug!(replica = %id, ?group, "replica started");
         Ok(())
     }
 
-    /// Waits until replica `id` accepts connections on its real address.
+    /// Waits until every process of replica `id` accepts connections on its real address.
     pub async fn wait_ready(&self, id: ReplicaId, within: Duration) -> Result<(), ProcessError> {
-        let (address, stderr) = {
+        for index in self.indices(id) {
+            self.wait_process_ready(index, within).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every process accepts connections.
+    pub async fn wait_all_ready(&self, within: Duration) -> Result<(), ProcessError> {
+        for index in 0..self.process_count() {
+            self.wait_process_ready(index, within).await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_process_ready(&self, index: usize, within: Duration) -> Result<(), ProcessError> {
+        let (address, stderr, who) = {
             let slots = self.slots();
-            let Some(slot) = slots.get(id.0 as usize) else {
+            let Some(slot) = slots.get(index) else {
                 return Ok(());
             };
-            (slot.launch.address, slot.launch.stderr_path.clone())
+            (
+                slot.launch.address,
+                slot.launch.stderr_path.clone(),
+                slot.launch.label(),
+            )
         };
         let started = Instant::now();
         loop {
             if tokio::net::TcpStream::connect(address).await.is_ok() {
                 return Ok(());
             }
-            if let Some(status) = self.exit_status(id) {
-                return Err(ProcessError::ExitedEarly { id, status, stderr });
+            if let Some(status) = self.exit_status(index) {
+                return Err(ProcessError::ExitedEarly {
+                    who,
+                    status,
+                    stderr,
+                });
             }
             if started.elapsed() >= within {
                 return Err(ProcessError::NotReady {
-                    id,
+                    who,
                     address,
                     waited: within,
                     stderr,
@@ -240,76 +314,88 @@ impl Supervisor {
         }
     }
 
-    fn exit_status(&self, id: ReplicaId) -> Option<String> {
+    fn exit_status(&self, index: usize) -> Option<String> {
         let mut slots = self.slots();
-        let child = slots.get_mut(id.0 as usize)?.child.as_mut()?;
+        let child = slots.get_mut(index)?.child.as_mut()?;
         match child.try_wait() {
             Ok(Some(status)) => Some(status.to_string()),
             _ => None,
         }
     }
 
-    fn signal(&self, id: ReplicaId, signal: Signal) {
-        if let Some(group) = self.slots().get(id.0 as usize).and_then(|s| s.group) {
-            let _ = killpg(Pid::from_raw(group), signal);
+    /// SIGKILLs every process of replica `id` (each whole group) and reaps them. A no-op for
+    /// a process that is not running.
+    pub async fn kill(&self, id: ReplicaId, permanent: bool) {
+        let children: Vec<Child> = {
+            let mut slots = self.slots();
+            slots
+                .iter_mut()
+                .filter(|slot| slot.launch.id == id)
+                .filter(|slot| matches!(slot.state, ReplicaState::Running | ReplicaState::Paused))
+                .filter_map(|slot| {
+                    if let Some(group) = slot.group.take() {
+                        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+                        live_groups().remove(&group);
+                    }
+                    slot.state = ReplicaState::Killed { permanent };
+                    slot.stdin = None;
+                    slot.child.take()
+                })
+                .collect()
+        };
+        for mut child in children {
+            let _ = child.wait().await;
         }
     }
 
-    /// SIGKILLs the replica's whole group and reaps it. A no-op if it is not running.
-    pub async fn kill(&self, id: ReplicaId, permanent: bool) {
-        let child = {
-            let mut slots = self.slots();
-            let Some(slot) = slots.get_mut(id.0 as usize) else {
-                return;
-            };
-            if !matches!(slot.state, ReplicaState::Running | ReplicaState::Paused) {
-                return;
+    /// Sends `signal` to every process of `id` in state `from`, which then enters state `to`.
+    fn transition(&self, id: ReplicaId, signal: Signal, from: ReplicaState, to: ReplicaState) {
+        for slot in self.slots().iter_mut() {
+            if slot.launch.id == id && slot.state == from {
+                if let Some(group) = slot.group {
+                    let _ = killpg(Pid::from_raw(group), signal);
+                }
+                slot.state = to;
             }
-            if let Some(group) = slot.group.take() {
-                let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
-                live_groups().remove(&group);
-            }
-            slot.state = ReplicaState::Killed { permanent };
-            slot.stdin = None;
-            slot.child.take()
-        };
-        if let Some(mut child) = child {
-            let _ = child.wait().await;
         }
     }
 
     /// SIGSTOP to the group: the replica freezes with its connections open.
     pub fn pause(&self, id: ReplicaId) {
-        let running = self.state(id) == Some(ReplicaState::Running);
-        if running {
-            self.signal(id, Signal::SIGSTOP);
-            if let Some(slot) = self.slots().get_mut(id.0 as usize) {
-                slot.state = ReplicaState::Paused;
-            }
-        }
+        self.transition(
+            id,
+            Signal::SIGSTOP,
+            ReplicaState::Running,
+            ReplicaState::Paused,
+        );
     }
 
     pub fn resume(&self, id: ReplicaId) {
-        if self.state(id) == Some(ReplicaState::Paused) {
-            self.signal(id, Signal::SIGCONT);
-            if let Some(slot) = self.slots().get_mut(id.0 as usize) {
-                slot.state = ReplicaState::Running;
-            }
-        }
+        self.transition(
+            id,
+            Signal::SIGCONT,
+            ReplicaState::Paused,
+            ReplicaState::Running,
+        );
     }
 
     /// Undoes every process fault except permanent kills: paused replicas resume, killed ones
     /// restart. Returns the replicas restarted.
     pub fn heal(&self) -> Result<Vec<ReplicaId>, ProcessError> {
-        let states = self.states();
+        let processes: Vec<(ReplicaId, ReplicaState)> = self
+            .slots()
+            .iter()
+            .map(|s| (s.launch.id, s.state))
+            .collect();
         let mut restarted = Vec::new();
-        for (index, state) in states.into_iter().enumerate() {
-            let id = ReplicaId(index as u32);
+        for (index, (id, state)) in processes.into_iter().enumerate() {
             match state {
                 ReplicaState::Paused => self.resume(id),
                 ReplicaState::Killed { permanent: false } => {
-                    self.start(id)?;
-                    restarted.push(id);
+                    self.start_process(index)?;
+                    if !restarted.contains(&id) {
+                        restarted.push(id);
+                    }
                 }
                 _ => {}
             }
@@ -355,14 +441,16 @@ impl Supervisor {
         }
     }
 
-    /// How often each replica was started (restarts included).
+    /// How often each process was started (restarts included), in launch order.
     pub fn start_counts(&self) -> Vec<u32> {
         self.slots().iter().map(|s| s.starts).collect()
     }
 
+    /// The stderr file of replica `id`'s first process.
     pub fn stderr_path(&self, id: ReplicaId) -> Option<PathBuf> {
         self.slots()
-            .get(id.0 as usize)
+            .iter()
+            .find(|s| s.launch.id == id)
             .map(|s| s.launch.stderr_path.clone())
     }
 }

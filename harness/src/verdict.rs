@@ -2,6 +2,7 @@
 //! `verdict.json`.
 
 use crate::check::{self, CheckOutcome, CheckResult, LinearizabilityOptions};
+use crate::defence::{Defence, FaultyReplica, defence_of, faulty_replicas};
 use crate::layout::RunDir;
 use crate::plan::Plan;
 use crate::proxy::{FrameCounts, ProxyStats};
@@ -61,6 +62,12 @@ pub struct Counts {
     /// What the proxy did over the whole run (absent if its statistics were not saved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<FrameCounts>,
+    /// Replicas that did not run the honest build, and how they misbehaved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faulty: Vec<FaultyReplica>,
+    /// Per honest replica: what it refused (by reason), its view changes and state transfers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub defence: BTreeMap<ReplicaId, Defence>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,7 +105,10 @@ impl Verdict {
             expected: plan.scenario.expect,
             as_expected: false,
             checks: Vec::new(),
-            counts: Counts::default(),
+            counts: Counts {
+                faulty: faulty_replicas(plan),
+                ..Counts::default()
+            },
             error: Some(format!("{error:#}")),
             reproduce,
             run_dir: dir.root.display().to_string(),
@@ -134,6 +144,12 @@ impl Verdict {
                 "  proxy: {} frames, {} dropped, {} delayed, {} duplicated, {} reordered, {} rewritten\n",
                 p.received, p.dropped, p.delayed, p.duplicated, p.reordered, p.rewritten
             ));
+        }
+        for faulty in &self.counts.faulty {
+            out.push_str(&format!("  faulty: {}\n", faulty.describe()));
+        }
+        for (replica, defence) in &self.counts.defence {
+            out.push_str(&format!("  honest r{replica}: {}\n", defence.describe()));
         }
         for check in &self.checks {
             out.push_str(&format!(
@@ -279,6 +295,14 @@ fn judge_files(
             proxy: read_json::<ProxyStats>(&dir.proxy_stats())
                 .ok()
                 .map(|stats| stats.total()),
+            faulty: faulty_replicas(plan),
+            defence: honest
+                .iter()
+                .map(|id| {
+                    let lines = events.get(id).map(Vec::as_slice).unwrap_or_default();
+                    (*id, defence_of(lines, &dir.replica_stats(*id)))
+                })
+                .collect(),
         },
         error: None,
         reproduce,

@@ -5,6 +5,7 @@ use super::{PlannedAction, PlannedFault, PlannedTarget, partition_cuts};
 use crate::primary::PrimaryTracker;
 use crate::processes::Supervisor;
 use crate::proxy::{LinkSpec, ProxyHandle, Rule, partition_rules};
+use crate::twins::TwinsPlan;
 use replica::ReplicaId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -70,6 +71,9 @@ pub struct Nemesis {
     run_start: Instant,
     log: NemesisLog,
     active: Mutex<BTreeMap<String, Active>>,
+    /// Twinned replicas: partitions cut both twins alike, and the rules that keep the twins
+    /// apart survive the heal.
+    twins: Option<TwinsPlan>,
 }
 
 impl Nemesis {
@@ -90,7 +94,13 @@ impl Nemesis {
             run_start,
             log: NemesisLog::default(),
             active: Mutex::new(BTreeMap::new()),
+            twins: None,
         }
+    }
+
+    pub fn with_twins(mut self, twins: Option<TwinsPlan>) -> Nemesis {
+        self.twins = twins;
+        self
     }
 
     pub fn log(&self) -> NemesisLog {
@@ -171,9 +181,13 @@ impl Nemesis {
                     cuts.clone()
                 };
                 for (k, groups) in cuts.iter().enumerate() {
+                    let groups = match &self.twins {
+                        Some(twins) => twins.expand_groups(groups),
+                        None => groups.clone(),
+                    };
                     rules.extend(partition_rules(
                         &format!("{prefix}{k}"),
-                        groups,
+                        &groups,
                         *one_way,
                         &self.links,
                     ));
@@ -262,10 +276,15 @@ impl Nemesis {
     }
 
     /// Undoes everything: every proxy rule (the scenario's default network rules too), every
-    /// pause, every kill that is not permanent. Returns when the heal was complete, in ns
-    /// since the run started.
+    /// pause, every kill that is not permanent. Twins stay apart: that is the attack, not a
+    /// fault of the network. Returns when the heal was complete, in ns since the run started.
     pub async fn heal(&self) -> u64 {
-        self.proxy.clear_rules();
+        self.proxy.set_rules(
+            self.twins
+                .as_ref()
+                .map(|t| t.rules.clone())
+                .unwrap_or_default(),
+        );
         if let Err(error) = self.supervisor.heal() {
             tracing::warn!(%error, "heal could not restart a replica");
         }

@@ -62,10 +62,11 @@ impl Matcher {
     }
 }
 
-/// A short name for an endpoint in rule ids and logs: `r2`, `c7`.
+/// A short name for an endpoint in rule ids and logs: `r2`, `c7`, `r1-twin`.
 pub fn endpoint_label(endpoint: Endpoint) -> String {
     match endpoint {
         Endpoint::Replica(r) => format!("r{r}"),
         Endpoint::Client(c) => format!("c{c}"),
+        Endpoint::Twin(r) => format!("r{r}-twin"),
     }
 }

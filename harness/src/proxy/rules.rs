@@ -10,8 +10,11 @@ use std::net::SocketAddr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Endpoint {
+    /// A replica's process; for a twinned replica, its first twin (twin A).
     Replica(ReplicaId),
     Client(ClientId),
+    /// The second process of a twinned replica (twin B): same id and key, its own address.
+    Twin(ReplicaId),
 }
 
 /// A directed link: `from` dials `to` through the proxy. Each link has its own listening port.

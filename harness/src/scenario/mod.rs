@@ -4,8 +4,10 @@
 
 mod builtin;
 mod locate;
+mod twins;
 
 pub use builtin::{BUILTINS, Builtin, builtin};
+pub use twins::{Member, TwinsSpec};
 
 use crate::proxy::Rule;
 use replica::config::Timeouts;
@@ -65,6 +67,9 @@ pub struct Scenario {
     /// Replicas that do not run the honest build, by id. Every id left out is honest.
     #[serde(default)]
     pub replicas: BTreeMap<u32, ReplicaSpec>,
+    /// How twinned replicas (`build: twin`) split the other principals; absent = the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twins: Option<TwinsSpec>,
     pub workload: WorkloadSpec,
     #[serde(default)]
     pub network: NetworkSpec,
@@ -505,14 +510,25 @@ fn validate(s: &Scenario) -> Result<(), Problem> {
                 format!("replica {id} does not exist: f = {} means ids 0..{n}", c.f),
             ));
         }
-        if spec.build != Build::Honest && spec.behaviour.is_none() {
-            return Err(problem(
-                path,
-                "a byzantine or twin build needs a `behaviour`",
-            ));
+        match spec.build {
+            Build::Byzantine if spec.behaviour.is_none() => {
+                return Err(problem(
+                    path,
+                    "a byzantine build needs a `behaviour` (see `byzantine-replica --list`)",
+                ));
+            }
+            Build::Twin | Build::Honest if spec.behaviour.is_some() || !spec.params.is_empty() => {
+                return Err(problem(
+                    path,
+                    "only a byzantine build takes a `behaviour` or `params` \
+                     (a twin is two honest processes)",
+                ));
+            }
+            _ => {}
         }
     }
     let w = &s.workload;
+    twins::validate_twins(s)?;
     if w.clients == 0 {
         return Err(problem(
             vec![key("workload"), key("clients")],
