@@ -47,11 +47,10 @@ pub fn prepare(
     options: &RunOptions,
 ) -> anyhow::Result<(Plan, RunDir)> {
     let plan = plan::resolve(loaded, seed)?;
-    let root = options
-        .out
-        .join(&plan.scenario.name)
-        .join(format!("{seed}-{}", timestamp_label()));
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let parent = options.out.join(&plan.scenario.name);
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let root = create_unique_dir(&parent, &format!("{seed}-{}", timestamp_label()))?;
     let dir = RunDir::new(root);
     std::fs::write(dir.scenario(), &loaded.text)
         .with_context(|| format!("cannot write {}", dir.scenario().display()))?;
@@ -342,4 +341,24 @@ fn collect_replica_files(plan: &Plan, dir: &RunDir) {
             }
         }
     }
+}
+
+/// `parent/name`, or `parent/name-2`, `-3`, ... when two runs start within the same second:
+/// a run never writes into another run's folder.
+fn create_unique_dir(parent: &std::path::Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
+    for attempt in 1..1000 {
+        let candidate = if attempt == 1 {
+            parent.join(name)
+        } else {
+            parent.join(format!("{name}-{attempt}"))
+        };
+        match std::fs::create_dir(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create {}", candidate.display()));
+            }
+        }
+    }
+    anyhow::bail!("no free run folder name under {}", parent.display())
 }

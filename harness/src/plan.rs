@@ -151,7 +151,7 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
     let twins = TwinsPlan::of(scenario);
     let twin_count = twins.as_ref().map_or(0, |t| t.twinned.len());
     let port_count = n + twin_count + (n + twin_count) * (n - 1) + clients * n;
-    let base = free_port_block(seed, port_count)?;
+    let base = free_port_block(seed, &loaded.scenario.name, port_count)?;
     let mut next_port = base;
     let mut take_port = || {
         let port = next_port;
@@ -261,9 +261,10 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
 }
 
 /// A seeded base port such that `count` consecutive ports are free right now. Deterministic
-/// for a seed as long as the same ports are free.
-fn free_port_block(seed: u64, count: usize) -> Result<u16, PlanError> {
-    let mut rng = substream(seed, "ports");
+/// for a seed as long as the same ports are free. The scenario's name is mixed in so that
+/// different scenarios run with one seed at the same time (a campaign) do not collide.
+fn free_port_block(seed: u64, scenario: &str, count: usize) -> Result<u16, PlanError> {
+    let mut rng = substream(seed, &format!("ports/{scenario}"));
     let span = PORT_RANGE.end - PORT_RANGE.start;
     let count16 = u16::try_from(count).map_err(|_| PlanError::NoFreePorts(count))?;
     if count16 >= span {

@@ -85,6 +85,10 @@ pub struct Verdict {
     /// Run this to get the same plan again.
     pub reproduce: String,
     pub run_dir: String,
+    /// Hash of the gauntlet, replica and byzantine-replica binaries that produced the run, so
+    /// `gauntlet reproduce` can warn when it reruns with different ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 impl Verdict {
@@ -112,6 +116,7 @@ impl Verdict {
             error: Some(format!("{error:#}")),
             reproduce,
             run_dir: dir.root.display().to_string(),
+            build_id: Some(crate::build_info::build_id()),
         }
     }
 
@@ -307,6 +312,7 @@ fn judge_files(
         error: None,
         reproduce,
         run_dir: dir.root.display().to_string(),
+        build_id: Some(crate::build_info::build_id()),
     })
 }
 
@@ -315,12 +321,18 @@ pub fn recheck(root: &std::path::Path) -> anyhow::Result<Verdict> {
     let dir = RunDir::new(root.to_path_buf());
     let plan: Plan = read_json(&dir.plan())?;
     let timeline: Timeline = read_json(&dir.timeline())?;
-    let reproduce = std::fs::read_to_string(dir.verdict())
+    let stored = std::fs::read_to_string(dir.verdict())
         .ok()
-        .and_then(|t| serde_json::from_str::<Verdict>(&t).ok())
-        .map(|v| v.reproduce)
+        .and_then(|t| serde_json::from_str::<Verdict>(&t).ok());
+    let reproduce = stored
+        .as_ref()
+        .map(|v| v.reproduce.clone())
         .unwrap_or_else(|| plan.reproduce_command(None));
-    let verdict = judge(&dir, &plan, &timeline, reproduce);
+    let mut verdict = judge(&dir, &plan, &timeline, reproduce);
+    // Re-judging does not change which binaries produced the run.
+    if let Some(build_id) = stored.and_then(|v| v.build_id) {
+        verdict.build_id = Some(build_id);
+    }
     verdict.write(&dir)?;
     Ok(verdict)
 }

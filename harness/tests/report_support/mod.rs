@@ -139,6 +139,7 @@ impl FakeRun {
             error: None,
             reproduce: format!("gauntlet run '{}' --seed 42", self.scenario_name),
             run_dir: dir.display().to_string(),
+            build_id: None,
         };
         std::fs::write(
             dir.join("verdict.json"),
