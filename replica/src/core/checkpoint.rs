@@ -246,6 +246,7 @@ impl Core {
                 to_seq: seq,
                 source,
             });
+            self.restart_view_change_timer();
             let digest = state.digest();
             self.make_stable(Stable {
                 seq,

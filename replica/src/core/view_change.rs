@@ -24,6 +24,11 @@ impl Core {
         if self.status == Status::Normal && (self.pending.is_empty() || self.is_primary()) {
             return;
         }
+        if self.status == Status::Normal && self.fetching.is_some() {
+            // We are behind and catching up: the slowness is ours, not the primary's.
+            self.restart_view_change_timer();
+            return;
+        }
         let target = self.view.next();
         self.start_view_change(target);
     }
