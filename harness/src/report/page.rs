@@ -247,6 +247,7 @@ pub fn render(data: &RunData) -> String {
         checks_table(checks)
     );
     html.push_str(&failure_views(data));
+    html.push_str(&attack_html(data));
 
     let legend = legend_html(&shaded, &marks);
     let _ = write!(
@@ -299,5 +300,74 @@ pub fn render(data: &RunData) -> String {
         "<p class=\"muted\">Run folder: <code>{}</code></p></main><script>{SCRIPT}</script></body></html>",
         escape(&data.dir.display().to_string())
     );
+    html
+}
+
+/// Who attacked and how the honest replicas held (the verdict's `counts.faulty` and
+/// `counts.defence`); nothing when every replica was honest.
+fn attack_html(data: &RunData) -> String {
+    let Some(counts) = data.verdict.as_ref().map(|v| &v.counts) else {
+        return String::new();
+    };
+    let faulty = counts
+        .get("faulty")
+        .and_then(|f| f.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if faulty.is_empty() {
+        return String::new();
+    }
+    let text = |v: Option<&serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let mut html = String::from(
+        "<section id=\"attack\"><h2>Attack</h2><table><tr><th>faulty replica</th><th>build</th><th>behaviour</th><th>params / split</th></tr>",
+    );
+    for replica in &faulty {
+        let detail = [text(replica.get("params")), text(replica.get("split"))]
+            .into_iter()
+            .filter(|s| !s.is_empty() && s != "{}")
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = write!(
+            html,
+            "<tr><td>r{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&text(replica.get("replica"))),
+            escape(&text(replica.get("build"))),
+            escape(&text(replica.get("behaviour"))),
+            escape(&detail)
+        );
+    }
+    html.push_str("</table><h3>How the honest replicas held</h3><table><tr><th>honest replica</th><th>rejected inputs by reason</th><th>view changes started / completed</th><th>state transfers</th></tr>");
+    if let Some(defence) = counts.get("defence").and_then(|d| d.as_object()) {
+        for (replica, d) in defence {
+            let rejected = d
+                .get("rejected")
+                .and_then(|r| r.as_object())
+                .map(|r| {
+                    r.iter()
+                        .map(|(reason, n)| format!("{reason} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let _ = write!(
+                html,
+                "<tr><td>r{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+                escape(replica),
+                escape(if rejected.is_empty() {
+                    "none"
+                } else {
+                    &rejected
+                }),
+                escape(&text(d.get("view_changes_started"))),
+                escape(&text(d.get("view_changes_completed"))),
+                escape(&text(d.get("state_transfers")))
+            );
+        }
+    }
+    html.push_str("</table></section>");
     html
 }
