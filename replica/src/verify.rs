@@ -5,7 +5,8 @@
 use crate::crypto::{KeyStore, SignatureCheck, SignatureFailure, verify_all};
 use crate::ids::Principal;
 use crate::message::{
-    CommittedProof, PrePrepare, PreparedProof, Signable, Signed, WireMessage, batch_digest,
+    CommittedProof, PrePrepare, PreparedProof, Signable, Signed, ViewChange, WireMessage,
+    batch_digest,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -130,6 +131,18 @@ fn committed(p: &CommittedProof, checks: &mut Vec<SignatureCheck>) -> Result<(),
     p.commits.iter().try_for_each(|m| by_replica(m, checks))
 }
 
+fn view_change(
+    m: &Signed<ViewChange>,
+    checks: &mut Vec<SignatureCheck>,
+) -> Result<(), RejectReason> {
+    by_replica(m, checks)?;
+    m.body
+        .checkpoint_proof
+        .iter()
+        .try_for_each(|c| by_replica(c, checks))?;
+    m.body.prepared.iter().try_for_each(|p| prepared(p, checks))
+}
+
 fn collect(message: &WireMessage, checks: &mut Vec<SignatureCheck>) -> Result<(), RejectReason> {
     match message {
         WireMessage::Request(m) => {
@@ -144,30 +157,13 @@ fn collect(message: &WireMessage, checks: &mut Vec<SignatureCheck>) -> Result<()
         WireMessage::Commit(m) => by_replica(m, checks)?,
         WireMessage::Checkpoint(m) => by_replica(m, checks)?,
         WireMessage::FetchState(m) => by_replica(m, checks)?,
-        WireMessage::ViewChange(m) => {
-            by_replica(m, checks)?;
-            m.body
-                .checkpoint_proof
-                .iter()
-                .try_for_each(|c| by_replica(c, checks))?;
-            m.body
-                .prepared
-                .iter()
-                .try_for_each(|p| prepared(p, checks))?;
-        }
+        WireMessage::ViewChange(m) => view_change(m, checks)?,
         WireMessage::NewView(m) => {
             by_replica(m, checks)?;
-            for vc in &m.body.view_changes {
-                by_replica(vc, checks)?;
-                vc.body
-                    .checkpoint_proof
-                    .iter()
-                    .try_for_each(|c| by_replica(c, checks))?;
-                vc.body
-                    .prepared
-                    .iter()
-                    .try_for_each(|p| prepared(p, checks))?;
-            }
+            m.body
+                .view_changes
+                .iter()
+                .try_for_each(|vc| view_change(vc, checks))?;
             m.body
                 .pre_prepares
                 .iter()
