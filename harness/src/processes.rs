@@ -39,7 +39,7 @@ pub fn kill_all_registered() {
 #[derive(Debug, Error)]
 pub enum ProcessError {
     #[error(
-        "cannot find the `{name}` binary next to {searched}; build it with `cargo build -p {package} --bin {name}`"
+        "cannot find or build the `{name}` binary ({searched}); build it with `cargo build -p {package} --bin {name}`"
     )]
     BinaryMissing {
         name: String,
@@ -72,35 +72,29 @@ pub enum ProcessError {
     },
 }
 
-/// Finds a workspace binary: next to the running executable, or one level up (test
-/// executables live in `target/<profile>/deps`). `GAUNTLET_BIN_DIR` overrides.
+/// Finds a workspace binary next to the running executable (or one level up, for test
+/// executables in `target/<profile>/deps`), building it when it is missing or older than its
+/// sources, so `cargo run -p harness -- run` never starts a stale replica. `GAUNTLET_BIN_DIR`
+/// overrides the search and never builds.
 pub fn find_binary(name: &str, package: &str) -> Result<PathBuf, ProcessError> {
-    let mut dirs = Vec::new();
     if let Some(dir) = std::env::var_os("GAUNTLET_BIN_DIR") {
-        dirs.push(PathBuf::from(dir));
+        let candidate = PathBuf::from(&dir).join(name);
+        return if candidate.is_file() {
+            Ok(candidate)
+        } else {
+            Err(ProcessError::BinaryMissing {
+                name: name.to_string(),
+                package: package.to_string(),
+                searched: PathBuf::from(dir).display().to_string(),
+            })
+        };
     }
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(dir) = exe.parent()
-    {
-        dirs.push(dir.to_path_buf());
-        if let Some(parent) = dir.parent() {
-            dirs.push(parent.to_path_buf());
+    workloads::testnet::binary::workspace_binary(name, package).map_err(|error| {
+        ProcessError::BinaryMissing {
+            name: name.to_string(),
+            package: package.to_string(),
+            searched: error.to_string(),
         }
-    }
-    for dir in &dirs {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    Err(ProcessError::BinaryMissing {
-        name: name.to_string(),
-        package: package.to_string(),
-        searched: dirs
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
     })
 }
 

@@ -1,8 +1,10 @@
-//! Finding the `replica` executable for a test, a benchmark or a tool of this workspace.
+//! Finding a workspace executable (`replica`, `byzantine-replica`) for a test, a benchmark or
+//! `gauntlet` itself.
 //!
-//! It is not a binary of this crate, so cargo does not build it for our tests. We look next to
-//! the running executable (test binaries live one level down, in `target/<profile>/deps`) and,
-//! if it is missing or older than the replica's sources, build it once with the same profile.
+//! It is not a binary of the running crate, so cargo does not build it for us (`cargo run -p
+//! harness` builds only `gauntlet`). We look next to the running executable (test binaries live
+//! one level down, in `target/<profile>/deps`) and, if it is missing or older than the sources
+//! it is built from, build it once with the same profile: a stale replica never runs silently.
 
 use super::TestnetError;
 use std::path::{Path, PathBuf};
@@ -13,17 +15,24 @@ use std::time::SystemTime;
 /// Overrides the search (e.g. to point at a `byzantine-replica` or an installed binary).
 pub const REPLICA_BIN_ENV: &str = "GAUNTLET_REPLICA_BIN";
 
-static LOCATED: Mutex<Option<PathBuf>> = Mutex::new(None);
+static LOCATED: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
 
 /// The path of an up-to-date `replica` binary, building it at most once per process.
 pub fn replica_binary() -> Result<PathBuf, TestnetError> {
     if let Some(path) = std::env::var_os(REPLICA_BIN_ENV) {
         return Ok(PathBuf::from(path));
     }
+    workspace_binary("replica", "replica")
+}
+
+/// The path of an up-to-date binary `name` of workspace package `package`, building it at most
+/// once per process when it is missing or older than its sources (and the replica's, which
+/// every binary of the workspace is built on).
+pub fn workspace_binary(name: &str, package: &str) -> Result<PathBuf, TestnetError> {
     let mut located = LOCATED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(path) = located.as_ref() {
+    if let Some((_, path)) = located.iter().find(|(n, _)| n == name) {
         return Ok(path.clone());
     }
     let exe = std::env::current_exe().map_err(|source| TestnetError::Io {
@@ -36,9 +45,9 @@ pub fn replica_binary() -> Result<PathBuf, TestnetError> {
     } else {
         exe_dir
     };
-    let path = profile_dir.join("replica");
-    if !is_up_to_date(&path) {
-        build(profile_dir)?;
+    let path = profile_dir.join(name);
+    if !is_up_to_date(&path, package) {
+        build(profile_dir, name, package)?;
     }
     if !path.is_file() {
         return Err(TestnetError::Build(format!(
@@ -46,7 +55,7 @@ pub fn replica_binary() -> Result<PathBuf, TestnetError> {
             path.display()
         )));
     }
-    *located = Some(path.clone());
+    located.push((name.to_string(), path.clone()));
     Ok(path)
 }
 
@@ -75,7 +84,7 @@ fn newest_source(dir: &Path) -> Option<SystemTime> {
 }
 
 /// Present and newer than every source it is built from (when those sources are at hand).
-fn is_up_to_date(binary: &Path) -> bool {
+fn is_up_to_date(binary: &Path, package: &str) -> bool {
     let Some(built) = modified(binary) else {
         return false;
     };
@@ -85,15 +94,17 @@ fn is_up_to_date(binary: &Path) -> bool {
     let sources = [
         newest_source(&root.join("replica").join("src")),
         modified(&root.join("replica").join("Cargo.toml")),
+        newest_source(&root.join(package).join("src")),
+        modified(&root.join(package).join("Cargo.toml")),
         modified(&root.join("Cargo.lock")),
     ];
     sources.into_iter().flatten().all(|source| source <= built)
 }
 
-fn build(profile_dir: &Path) -> Result<(), TestnetError> {
+fn build(profile_dir: &Path, name: &str, package: &str) -> Result<(), TestnetError> {
     let root = workspace_root().ok_or_else(|| {
         TestnetError::Build(format!(
-            "no replica binary in {} and no workspace to build it from; set {REPLICA_BIN_ENV}",
+            "no {name} binary in {} and no workspace to build it from",
             profile_dir.display()
         ))
     })?;
@@ -102,7 +113,7 @@ fn build(profile_dir: &Path) -> Result<(), TestnetError> {
     let mut command = Command::new(cargo);
     command
         .current_dir(&root)
-        .args(["build", "-p", "replica", "--bin", "replica", "--target-dir"])
+        .args(["build", "-p", package, "--bin", name, "--target-dir"])
         .arg(target_dir);
     match profile_dir.file_name().and_then(|name| name.to_str()) {
         Some("debug") | None => {}
@@ -113,14 +124,15 @@ fn build(profile_dir: &Path) -> Result<(), TestnetError> {
             command.args(["--profile", profile]);
         }
     }
-    tracing::info!(?command, "building the replica binary");
+    tracing::info!(?command, "building {name}");
+    eprintln!("building {name} (missing or older than its sources) ...");
     let status = command.status().map_err(|source| TestnetError::Io {
-        context: "running cargo build for the replica binary".into(),
+        context: format!("running cargo build for {name}"),
         source,
     })?;
     if !status.success() {
         return Err(TestnetError::Build(format!(
-            "`cargo build -p replica --bin replica` failed with {status}"
+            "`cargo build -p {package} --bin {name}` failed with {status}"
         )));
     }
     Ok(())

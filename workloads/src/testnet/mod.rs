@@ -4,7 +4,7 @@
 //! dropped (also when a test panics), and each dies on its own if this process is killed,
 //! because its stdin pipe closes.
 
-mod binary;
+pub mod binary;
 
 pub use binary::{REPLICA_BIN_ENV, replica_binary};
 
