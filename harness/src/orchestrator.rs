@@ -169,6 +169,9 @@ async fn drive(
 ) -> anyhow::Result<Timeline> {
     let launches = launches(plan, dir)?;
     let run_start = Instant::now();
+    let started_at_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
     let proxy = Proxy::start(
         plan.links.clone(),
         ProxyConfig {
@@ -192,7 +195,10 @@ async fn drive(
         let _ = std::fs::write(dir.proxy_stats(), text + "\n");
     }
     collect_replica_files(plan, dir);
-    let timeline = result?;
+    let timeline = Timeline {
+        started_at_ns,
+        ..result?
+    };
     let text = serde_json::to_string_pretty(&timeline).context("cannot encode the timeline")?;
     std::fs::write(dir.timeline(), text + "\n")
         .with_context(|| format!("cannot write {}", dir.timeline().display()))?;
@@ -311,6 +317,7 @@ async fn drive_cluster(
         heal_ns,
         probe_start_ns: ns(probe_start),
         probe_end_ns: ns(probe_end),
+        started_at_ns: 0,
     })
 }
 

@@ -34,6 +34,10 @@ pub struct Timeline {
     pub heal_ns: u64,
     pub probe_start_ns: u64,
     pub probe_end_ns: u64,
+    /// Wall-clock time (ns since the Unix epoch) of the history's zero, so the replicas'
+    /// wall-clock events line up with the history.
+    #[serde(default)]
+    pub started_at_ns: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +89,9 @@ pub struct Verdict {
     /// Run this to get the same plan again.
     pub reproduce: String,
     pub run_dir: String,
+    /// Wall-clock time (ns since the Unix epoch) of the history's zero (0 = unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ns: Option<u64>,
     /// Hash of the gauntlet, replica and byzantine-replica binaries that produced the run, so
     /// `gauntlet reproduce` can warn when it reruns with different ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +123,7 @@ impl Verdict {
             error: Some(format!("{error:#}")),
             reproduce,
             run_dir: dir.root.display().to_string(),
+            started_at_ns: None,
             build_id: Some(crate::build_info::build_id()),
         }
     }
@@ -312,6 +320,7 @@ fn judge_files(
         error: None,
         reproduce,
         run_dir: dir.root.display().to_string(),
+        started_at_ns: (timeline.started_at_ns > 0).then_some(timeline.started_at_ns),
         build_id: Some(crate::build_info::build_id()),
     })
 }

@@ -93,6 +93,7 @@ impl FakeRun {
             heal_ns: end_ns * 9 / 10,
             probe_start_ns: end_ns * 9 / 10,
             probe_end_ns: end_ns,
+            started_at_ns: 0,
         };
         std::fs::write(
             dir.join("timeline.json"),
@@ -140,6 +141,7 @@ impl FakeRun {
             reproduce: format!("gauntlet run '{}' --seed 42", self.scenario_name),
             run_dir: dir.display().to_string(),
             build_id: None,
+            started_at_ns: None,
         };
         std::fs::write(
             dir.join("verdict.json"),
