@@ -257,7 +257,7 @@ pub fn render(data: &RunData) -> String {
     if let Some(stride) = timeline.ok_stride {
         let _ = write!(
             html,
-            "<p class=\"note\" id=\"sampled\">Sampled: {} operations are too many to draw one by one; showing {} of them — every failed, unknown and unfinished one, and every {stride}th successful one. The charts below count all of them.</p>",
+            "<p class=\"note\" id=\"sampled\">Sampled: {} operations are too many to draw one by one; showing {} of them — every failed, unknown and unfinished one, and one successful operation in every {stride}. The charts below count all of them.</p>",
             ops.len(),
             timeline.drawn
         );
