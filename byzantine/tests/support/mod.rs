@@ -9,7 +9,7 @@ use replica::events::ReplicaEvent;
 use replica::kv::{KvStore, Operation};
 use replica::message::RequestId;
 use replica::node::{InterceptContext, Interceptor};
-use replica::sim::{SimConfig, SimNetwork};
+use replica::sim::{SimConfig, SimNetwork, WorkloadStop};
 use replica::verify::RejectReason;
 use replica::{ClientId, Principal, ReplicaId, Seq};
 use std::collections::BTreeMap;
@@ -148,31 +148,19 @@ impl Driver {
         net: &mut SimNetwork,
         per_client: u64,
         max_ms: u64,
-        mut observe: impl FnMut(&SimNetwork),
+        observe: impl FnMut(&SimNetwork),
     ) -> bool {
-        let deadline = net.now_ms() + max_ms;
-        let mut submitted: BTreeMap<ClientId, u64> = net.client_ids().map(|c| (c, 0)).collect();
-        loop {
-            for client in net.idle_clients() {
-                let count = submitted.entry(client).or_default();
-                if *count < per_client {
-                    let op = self.next_op(client);
-                    net.submit(client, op)
-                        .expect("an idle client accepts a request");
-                    *count += 1;
-                }
+        match net.run_workload(per_client, max_ms, u64::MAX, |c| self.next_op(c), observe) {
+            Ok(()) => true,
+            Err(WorkloadStop::Flood { frames }) => {
+                eprintln!(
+                    "message flood: {frames} frames by {} ms: {:?}",
+                    net.now_ms(),
+                    net.stats().sent_by_kind
+                );
+                false
             }
-            let all_submitted = submitted.values().all(|c| *c >= per_client);
-            if all_submitted && net.idle_clients().len() == submitted.len() {
-                return true;
-            }
-            match net.next_action_at() {
-                Some(at) if at <= deadline => {
-                    net.step_once();
-                    observe(net);
-                }
-                _ => return false,
-            }
+            Err(WorkloadStop::Deadline) => false,
         }
     }
 }

@@ -11,10 +11,12 @@ mod client;
 mod exec;
 mod links;
 mod replica;
+mod workload;
 
 pub use client::CompletedOp;
 pub use links::{Endpoint, Latency, NetworkStats};
 pub use replica::{SimDisk, SimEvent};
+pub use workload::WorkloadStop;
 
 use crate::config::{ClientEntry, ClusterConfig, ConfigError, ReplicaEntry, Timeouts};
 use crate::core::{Core, CoreParams, Input};
