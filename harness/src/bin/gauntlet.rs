@@ -58,33 +58,7 @@ enum Command {
     Check { run_dir: PathBuf },
     /// Run every scenario of a suite (or the named ones) for each seed, J at a time, within a
     /// budget; writes index.html, junit.xml and results/latest.
-    Campaign {
-        /// Built-in names or YAML paths; when empty, `--suite` decides.
-        scenarios: Vec<String>,
-        /// `smoke` or `nightly`.
-        #[arg(long)]
-        suite: Option<String>,
-        /// How many seeds per scenario.
-        #[arg(long, default_value_t = 1)]
-        seeds: u64,
-        /// The first seed; the others follow it.
-        #[arg(long, default_value_t = 1)]
-        seed_from: u64,
-        /// Stop starting runs after this long (e.g. 30m, 90s, 1h).
-        #[arg(long)]
-        budget: Option<String>,
-        /// Runs at a time.
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
-        /// Only this shard of the scenario x seed matrix, K/N (1-based).
-        #[arg(long, default_value = "1/1")]
-        shard: String,
-        #[arg(long, default_value = "results")]
-        out: PathBuf,
-        /// Override every scenario's workload duration in seconds.
-        #[arg(long)]
-        duration: Option<f64>,
-    },
+    Campaign(CampaignArgs),
     /// Re-run a stored run's scenario with its seed into a new folder and compare outcomes.
     Reproduce { run_dir: PathBuf },
 }
@@ -143,27 +117,7 @@ fn main() -> ExitCode {
                 2
             }
         },
-        Command::Campaign {
-            scenarios,
-            suite,
-            seeds,
-            seed_from,
-            budget,
-            jobs,
-            shard,
-            out,
-            duration,
-        } => campaign(CampaignArgs {
-            scenarios,
-            suite,
-            seeds,
-            seed_from,
-            budget,
-            jobs,
-            shard,
-            out,
-            duration,
-        }),
+        Command::Campaign(args) => campaign(args),
         Command::Reproduce { run_dir } => match reproduce(&run_dir, None) {
             Ok(reproduction) => {
                 print!("{}", reproduction.summary());
@@ -193,15 +147,32 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
+#[derive(clap::Args)]
 struct CampaignArgs {
+    /// Built-in names or YAML paths; when empty, `--suite` decides.
     scenarios: Vec<String>,
+    /// `smoke` or `nightly`.
+    #[arg(long)]
     suite: Option<String>,
+    /// How many seeds per scenario.
+    #[arg(long, default_value_t = 1)]
     seeds: u64,
+    /// The first seed; the others follow it.
+    #[arg(long, default_value_t = 1)]
     seed_from: u64,
+    /// Stop starting runs after this long (e.g. 30m, 90s, 1h).
+    #[arg(long)]
     budget: Option<String>,
+    /// Runs at a time.
+    #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Only this shard of the scenario x seed matrix, K/N (1-based).
+    #[arg(long, default_value = "1/1")]
     shard: String,
+    #[arg(long, default_value = "results")]
     out: PathBuf,
+    /// Override every scenario's workload duration in seconds.
+    #[arg(long)]
     duration: Option<f64>,
 }
 
