@@ -6,6 +6,7 @@
 //! * [`sim`] runs cores on a seeded in-process network (tests, and the simulator).
 //! * [`node`] runs one core in a real process: TCP, write-ahead log, timers, events.
 
+pub mod cofactored;
 pub mod config;
 pub mod core;
 pub mod crypto;
@@ -15,6 +16,7 @@ pub mod ids;
 pub mod kv;
 pub mod message;
 pub mod node;
+pub mod reply_tree;
 pub mod service;
 pub mod sim;
 pub mod verify;

@@ -4,6 +4,7 @@ use crate::crypto::{self, KeyStore, SIGNATURE_LENGTH, SignatureCheck, SignatureF
 use crate::digest::Digest;
 use crate::ids::{ClientId, Principal, ReplicaId, Seq, Timestamp, View};
 use crate::kv::{OpResult, Operation};
+use crate::reply_tree::{self, PathStep};
 use crate::service::ServiceState;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -13,8 +14,19 @@ pub const SIGNING_DOMAIN: &str = "gauntlet-pbft-v1";
 
 /// A message body that can be signed. `KIND` separates bodies of identical shape (a PREPARE
 /// and a COMMIT carry the same fields) so a signature on one never verifies as the other.
-pub trait Signable: Serialize {
+pub trait Signable: Serialize + Sized {
     const KIND: MessageKind;
+
+    /// The exact bytes a signature by `signer` on this body covers. By default the whole body.
+    fn signing_bytes(&self, signer: Principal) -> Vec<u8> {
+        encode_for_signing(Self::KIND, signer, self)
+    }
+}
+
+/// postcard encodes a struct's fields in declaration order with no map keys: canonical.
+fn encode_for_signing(kind: MessageKind, signer: Principal, content: &impl Serialize) -> Vec<u8> {
+    postcard::to_stdvec(&(SIGNING_DOMAIN, kind, signer, content))
+        .expect("postcard encoding into a Vec cannot fail")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +39,7 @@ pub struct Signed<T> {
 
 impl<T: Signable> Signed<T> {
     pub fn sign(body: T, signer: Principal, key: &SigningKey) -> Self {
-        let bytes = signing_bytes(signer, &body);
+        let bytes = body.signing_bytes(signer);
         let signature = crypto::sign(key, &bytes);
         Signed {
             signer,
@@ -38,7 +50,7 @@ impl<T: Signable> Signed<T> {
 
     /// The exact bytes the signature covers.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        signing_bytes(self.signer, &self.body)
+        self.body.signing_bytes(self.signer)
     }
 
     pub fn signature_check(&self) -> SignatureCheck {
@@ -60,12 +72,6 @@ impl<T: Signable> Signed<T> {
             Principal::Client(_) => None,
         }
     }
-}
-
-fn signing_bytes<T: Signable>(signer: Principal, body: &T) -> Vec<u8> {
-    // postcard encodes a struct's fields in declaration order with no map keys: canonical.
-    postcard::to_stdvec(&(SIGNING_DOMAIN, T::KIND, signer, body))
-        .expect("postcard encoding into a Vec cannot fail")
 }
 
 /// A client's request. Verification checks that the envelope's signer is this client.
@@ -97,12 +103,34 @@ pub struct RequestId {
     pub timestamp: Timestamp,
 }
 
+/// A replica's answer to one request. The signature covers the root of the tree of every
+/// reply the replica produced in the same step (`reply_tree`), so one signature serves a whole
+/// batch; `path` leads from this reply to that root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
     pub view: View,
     pub client: ClientId,
     pub timestamp: Timestamp,
     pub result: OpResult,
+    pub path: Vec<PathStep>,
+}
+
+impl Reply {
+    /// A reply outside any tree yet (`reply_tree::build` fills in the path).
+    pub fn new(view: View, client: ClientId, timestamp: Timestamp, result: OpResult) -> Reply {
+        Reply {
+            view,
+            client,
+            timestamp,
+            result,
+            path: Vec::new(),
+        }
+    }
+}
+
+/// Signed content of a reply: the root of the tree it belongs to.
+fn reply_signing_bytes(reply: &Reply, signer: Principal) -> Vec<u8> {
+    encode_for_signing(MessageKind::Reply, signer, &reply_tree::root(reply))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,7 +217,7 @@ pub struct StateTransfer {
 }
 
 macro_rules! message_kinds {
-    ($($variant:ident => $name:literal),* $(,)?) => {
+    ($($variant:ident => $name:literal $(signed by $signing:path)?),* $(,)?) => {
         /// The type of a message, as named in events, proxy rules and reports.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "kebab-case")]
@@ -207,7 +235,10 @@ macro_rules! message_kinds {
             }
         }
 
-        $(impl Signable for $variant { const KIND: MessageKind = MessageKind::$variant; })*
+        $(impl Signable for $variant {
+            const KIND: MessageKind = MessageKind::$variant;
+            $(fn signing_bytes(&self, signer: Principal) -> Vec<u8> { $signing(self, signer) })?
+        })*
 
         /// Everything that travels in a frame.
         #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,7 +258,7 @@ macro_rules! message_kinds {
 
 message_kinds! {
     Request => "request",
-    Reply => "reply",
+    Reply => "reply" signed by reply_signing_bytes,
     PrePrepare => "pre-prepare",
     Prepare => "prepare",
     Commit => "commit",

@@ -2,12 +2,13 @@
 //! included) checked in one batch, every signer of the right kind, every digest recomputed.
 //! The core accepts only `Verified` messages; what it then checks is protocol logic.
 
-use crate::crypto::{KeyStore, SignatureCheck, SignatureFailure, verify_all};
+use crate::crypto::{KeyStore, SignatureCheck, SignatureFailure, verify_all, verify_checks};
 use crate::ids::Principal;
 use crate::message::{
     CommittedProof, PrePrepare, PreparedProof, Signable, Signed, ViewChange, WireMessage,
     batch_digest,
 };
+use crate::reply_tree;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -86,11 +87,52 @@ impl Verified {
 pub fn verify(message: WireMessage, keys: &KeyStore) -> Result<Verified, RejectReason> {
     let mut checks = Vec::new();
     collect(&message, &mut checks)?;
-    verify_all(keys, &checks).map_err(|e| match e {
+    verify_all(keys, &checks).map_err(reason)?;
+    Ok(Verified(message))
+}
+
+/// Verifies many messages with one batch of signature checks; only when the batch fails is
+/// each message checked on its own to find the bad ones. Each verdict is the one `verify`
+/// gives the message alone (see `crypto`), whatever else was in the batch.
+pub fn verify_many(
+    messages: Vec<WireMessage>,
+    keys: &KeyStore,
+) -> Vec<Result<Verified, RejectReason>> {
+    let mut collected: Vec<Result<(WireMessage, Vec<SignatureCheck>), RejectReason>> = messages
+        .into_iter()
+        .map(|message| {
+            let mut checks = Vec::new();
+            collect(&message, &mut checks)?;
+            // Unknown signers are named now, so the batch below fails only on bad signatures.
+            if let Some(unknown) = checks.iter().find(|c| !keys.knows(c.signer)) {
+                return Err(reason(SignatureFailure::UnknownSigner(unknown.signer)));
+            }
+            Ok((message, checks))
+        })
+        .collect();
+    let all_checks: Vec<&SignatureCheck> = collected
+        .iter()
+        .flatten()
+        .flat_map(|(_, checks)| checks)
+        .collect();
+    let batch_passes = verify_checks(keys, all_checks).is_ok();
+    collected
+        .drain(..)
+        .map(|entry| {
+            let (message, checks) = entry?;
+            if !batch_passes {
+                verify_all(keys, &checks).map_err(reason)?;
+            }
+            Ok(Verified(message))
+        })
+        .collect()
+}
+
+fn reason(failure: SignatureFailure) -> RejectReason {
+    match failure {
         SignatureFailure::UnknownSigner(_) => RejectReason::UnknownSender,
         SignatureFailure::BadSignature => RejectReason::BadSignature,
-    })?;
-    Ok(Verified(message))
+    }
 }
 
 fn by_replica<T: Signable>(
@@ -151,7 +193,12 @@ fn collect(message: &WireMessage, checks: &mut Vec<SignatureCheck>) -> Result<()
             }
             checks.push(m.signature_check());
         }
-        WireMessage::Reply(m) => by_replica(m, checks)?,
+        WireMessage::Reply(m) => {
+            if m.body.path.len() > reply_tree::MAX_PATH_LENGTH {
+                return Err(RejectReason::MalformedFrame);
+            }
+            by_replica(m, checks)?
+        }
         WireMessage::PrePrepare(m) => pre_prepare(m, checks)?,
         WireMessage::Prepare(m) => by_replica(m, checks)?,
         WireMessage::Commit(m) => by_replica(m, checks)?,

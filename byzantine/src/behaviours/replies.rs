@@ -106,12 +106,12 @@ impl WrongReply {
         std::mem::take(&mut self.to_answer)
             .into_iter()
             .map(|request| {
-                let body = Reply {
-                    view: ctx.core.view(),
-                    client: request.body.client,
-                    timestamp: request.body.timestamp,
-                    result: OpResult::Value(Some(self.value.clone())),
-                };
+                let body = Reply::new(
+                    ctx.core.view(),
+                    request.body.client,
+                    request.body.timestamp,
+                    OpResult::Value(Some(self.value.clone())),
+                );
                 now(Effect::Reply {
                     client: request.body.client,
                     reply: sign_as(body, me(ctx), ctx.key),

@@ -108,6 +108,7 @@ impl Default for ClusterSpec {
                 client_retry_ms: 300,
                 max_view_change_ms: 8000,
                 state_transfer_retry_ms: 300,
+                ..Timeouts::default()
             },
         }
     }

@@ -110,12 +110,12 @@ pub fn checkpoint(seq: u64) -> WireMessage {
 pub fn reply(timestamp: u64) -> WireMessage {
     WireMessage::Reply(by_replica(
         0,
-        Reply {
-            view: View(0),
-            client: ClientId(1),
-            timestamp: Timestamp(timestamp),
-            result: OpResult::Value(Some("v".into())),
-        },
+        Reply::new(
+            View(0),
+            ClientId(1),
+            Timestamp(timestamp),
+            OpResult::Value(Some("v".into())),
+        ),
     ))
 }
 

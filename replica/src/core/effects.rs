@@ -16,6 +16,8 @@ pub enum Timer {
     Retransmit,
     /// Re-asking peers for state while behind.
     StateTransfer,
+    /// The primary has held a partial batch long enough: propose it.
+    Batch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,10 +1,13 @@
 //! Executing committed batches in sequence order, replying to clients, taking checkpoints.
 
 use super::{Core, Timer};
+use crate::crypto;
 use crate::events::ReplicaEvent;
+use crate::ids::Principal;
 use crate::ids::{ClientId, Timestamp};
 use crate::kv::OpResult;
-use crate::message::{Checkpoint, Reply, WireMessage};
+use crate::message::{Checkpoint, Reply, Signable, Signed, WireMessage};
+use crate::reply_tree;
 use crate::service::Execution;
 
 impl Core {
@@ -36,6 +39,7 @@ impl Core {
                     duplicate,
                 });
                 self.reply(client, timestamp, result);
+                self.recent_clients.insert(client, next);
                 self.proposed.remove(&request.id());
                 if self
                     .pending
@@ -64,17 +68,33 @@ impl Core {
         }
     }
 
+    /// Queues a reply; `sign_replies` signs everything queued in this step at once.
     pub(super) fn reply(&mut self, client: ClientId, timestamp: Timestamp, result: OpResult) {
         if self.replaying {
             return;
         }
-        let reply = self.sign(Reply {
-            view: self.view,
-            client,
-            timestamp,
-            result,
-        });
-        self.out.push(super::Effect::Reply { client, reply });
+        self.unsigned_replies
+            .push(Reply::new(self.view, client, timestamp, result));
+    }
+
+    /// One signature over the tree of this step's replies, then one effect per reply.
+    pub(super) fn sign_replies(&mut self) {
+        if self.unsigned_replies.is_empty() {
+            return;
+        }
+        let mut replies = std::mem::take(&mut self.unsigned_replies);
+        reply_tree::build(&mut replies);
+        let signer = Principal::Replica(self.params.id);
+        let signature = crypto::sign(&self.key, &replies[0].signing_bytes(signer));
+        for body in replies {
+            let client = body.client;
+            let reply = Signed {
+                signer,
+                body,
+                signature,
+            };
+            self.out.push(super::Effect::Reply { client, reply });
+        }
     }
 
     fn take_checkpoint(&mut self) {

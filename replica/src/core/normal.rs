@@ -1,12 +1,15 @@
 //! The normal case: requests, PRE-PREPARE, PREPARE, COMMIT.
 
-use super::{Core, Status};
+use super::{Core, Status, Timer};
 use crate::events::ReplicaEvent;
 use crate::ids::{Principal, Seq, View};
 use crate::message::{
     Commit, MessageKind, PrePrepare, Prepare, Request, Signed, WireMessage, batch_digest,
 };
 use crate::verify::RejectReason;
+
+/// A client counts as active while its last request executed within this many batches.
+const RECENT_CLIENT_BATCHES: u64 = 8;
 
 impl Core {
     pub(super) fn on_request(&mut self, request: Signed<Request>) {
@@ -61,12 +64,19 @@ impl Core {
 
     /// The primary turns queued requests into batches while the pipeline has room.
     pub(super) fn try_propose(&mut self) {
+        if self.in_turn {
+            return;
+        }
         while self.status == Status::Normal
             && self.is_primary()
             && !self.proposal_queue.is_empty()
             && self.next_seq <= self.high_watermark()
             && self.next_seq.0.saturating_sub(self.last_executed.0 + 1) < self.params.pipeline_depth
         {
+            if !self.batch_ready() {
+                self.hold_batch();
+                return;
+            }
             let mut batch = Vec::new();
             while batch.len() < self.params.max_batch {
                 let Some(request) = self.proposal_queue.pop_front() else {
@@ -95,10 +105,41 @@ impl Core {
                 batch,
             };
             let pre_prepare = self.sign(body);
+            self.batch_wait_over = false;
+            if self.batch_timer_running {
+                self.batch_timer_running = false;
+                self.cancel_timer(Timer::Batch);
+            }
             self.next_seq = self.next_seq.next();
             self.broadcast(WireMessage::PrePrepare(pre_prepare.clone()));
             self.accept_pre_prepare(pre_prepare);
         }
+    }
+
+    /// Whether to propose what is queued now: once it holds a request from at least half of
+    /// the recently active clients (at once, then, for a lone client), or once the batch has
+    /// been held for `batch_wait_ms`.
+    fn batch_ready(&mut self) -> bool {
+        if self.params.timeouts.batch_wait_ms == 0 || self.batch_wait_over {
+            return true;
+        }
+        let horizon = self.last_executed.0.saturating_sub(RECENT_CLIENT_BATCHES);
+        self.recent_clients.retain(|_, seq| seq.0 >= horizon);
+        let expected = self.recent_clients.len().div_ceil(2);
+        self.proposal_queue.len() >= expected.clamp(1, self.params.max_batch)
+    }
+
+    fn hold_batch(&mut self) {
+        if !self.batch_timer_running {
+            self.batch_timer_running = true;
+            self.set_timer(Timer::Batch, self.params.timeouts.batch_wait_ms);
+        }
+    }
+
+    pub(super) fn on_batch_timer(&mut self) {
+        self.batch_timer_running = false;
+        self.batch_wait_over = true;
+        self.try_propose();
     }
 
     pub(super) fn on_pre_prepare(&mut self, pre_prepare: Signed<PrePrepare>) {

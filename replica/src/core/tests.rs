@@ -9,6 +9,8 @@ use crate::message::{Request, Signed, WireMessage};
 use crate::verify::verify;
 use std::collections::VecDeque;
 
+const CLIENTS: u32 = 4;
+
 struct Net {
     cores: Vec<Core>,
     keys: Arc<KeyStore>,
@@ -22,11 +24,13 @@ fn net(f: usize) -> Net {
     let replica_keys: Vec<_> = (0..n)
         .map(|i| key_from_seed(7, Principal::Replica(ReplicaId(i as u32))))
         .collect();
-    let client_key = key_from_seed(7, Principal::Client(ClientId(0)));
     let keys = Arc::new(KeyStore::new(
         replica_keys.iter().map(|k| k.verifying_key()).collect(),
-        [(ClientId(0), client_key.verifying_key())]
-            .into_iter()
+        (0..CLIENTS)
+            .map(|c| {
+                let key = key_from_seed(7, Principal::Client(ClientId(c)));
+                (ClientId(c), key.verifying_key())
+            })
             .collect(),
     ));
     let cores = replica_keys
@@ -84,18 +88,22 @@ impl Net {
     }
 
     fn submit(&mut self, to: ReplicaId, timestamp: u64, op: Operation) {
-        let key = key_from_seed(7, Principal::Client(ClientId(0)));
+        self.queue_request(ClientId(0), to, timestamp, op);
+        self.deliver_all();
+    }
+
+    fn queue_request(&mut self, client: ClientId, to: ReplicaId, timestamp: u64, op: Operation) {
+        let key = key_from_seed(7, Principal::Client(client));
         let request = Signed::sign(
             Request {
-                client: ClientId(0),
+                client,
                 timestamp: Timestamp(timestamp),
                 op,
             },
-            Principal::Client(ClientId(0)),
+            Principal::Client(client),
             &key,
         );
         self.queue.push_back((to, WireMessage::Request(request)));
-        self.deliver_all();
     }
 }
 
@@ -181,6 +189,84 @@ fn a_view_change_elects_the_next_primary_and_keeps_committed_state() {
         .filter(|(_, r)| r.body.timestamp == Timestamp(2))
         .count();
     assert_eq!(answers, 3);
+}
+
+#[test]
+fn the_replies_of_one_batch_share_one_signature_and_each_verifies_alone() {
+    let mut net = net(1);
+    // Pipeline depth 2: the first two requests go out in batches of one, the last two wait
+    // and then share the third batch, whose replies are produced in one step.
+    for client in 0..CLIENTS {
+        let op = Operation::Put {
+            key: format!("k{client}"),
+            value: format!("v{client}"),
+        };
+        net.queue_request(ClientId(client), ReplicaId(0), 1, op);
+    }
+    net.deliver_all();
+    assert!(net.cores.iter().all(|c| c.last_executed() == Seq(3)));
+    assert_eq!(net.replies.len(), 4 * CLIENTS as usize);
+    let from_replica_1: Vec<_> = net
+        .replies
+        .iter()
+        .filter(|(from, _)| *from == ReplicaId(1))
+        .map(|(_, reply)| reply)
+        .collect();
+    let batched = &from_replica_1[2..];
+    assert_eq!(batched[0].signature, batched[1].signature);
+    assert!(!batched[0].body.path.is_empty());
+    for (_, reply) in &net.replies {
+        verify(WireMessage::Reply(reply.clone()), &net.keys).expect("every reply verifies");
+    }
+    // A path belongs to its own reply: another client's result under it does not verify.
+    let mut lie = batched[0].clone();
+    lie.body.result = batched[1].body.result.clone();
+    lie.body.client = batched[1].body.client;
+    assert!(verify(WireMessage::Reply(lie), &net.keys).is_err());
+}
+
+#[test]
+fn under_load_the_primary_holds_a_partial_batch_until_it_fills_or_its_timer_fires() {
+    let mut net = net(1);
+    let put = |client: u32| Operation::Put {
+        key: format!("k{client}"),
+        value: "v".into(),
+    };
+    for client in 0..CLIENTS {
+        net.queue_request(ClientId(client), ReplicaId(0), 1, put(client));
+    }
+    net.deliver_all();
+    assert!(net.cores.iter().all(|c| c.last_executed() == Seq(3)));
+
+    // Four clients are active, so one request alone waits for a second one...
+    net.queue_request(ClientId(0), ReplicaId(0), 2, put(0));
+    net.deliver_all();
+    assert_eq!(net.cores[0].last_executed(), Seq(3));
+    net.queue_request(ClientId(1), ReplicaId(0), 2, put(1));
+    net.deliver_all();
+    assert!(net.cores.iter().all(|c| c.last_executed() == Seq(4)));
+
+    // ...or for the batch timer.
+    net.queue_request(ClientId(2), ReplicaId(0), 2, put(2));
+    net.deliver_all();
+    assert_eq!(net.cores[0].last_executed(), Seq(4));
+    let effects = net.cores[0].step(Input::TimerFired(Timer::Batch));
+    net.apply(ReplicaId(0), effects);
+    net.deliver_all();
+    assert!(net.cores.iter().all(|c| c.last_executed() == Seq(5)));
+}
+
+#[test]
+fn a_lone_client_is_never_held_back() {
+    let mut net = net(1);
+    for timestamp in 1..=5 {
+        net.submit(ReplicaId(0), timestamp, Operation::Get { key: "k".into() });
+        assert!(
+            net.cores
+                .iter()
+                .all(|c| c.last_executed() == Seq(timestamp))
+        );
+    }
 }
 
 fn sender(message: &WireMessage) -> ReplicaId {

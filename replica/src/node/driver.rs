@@ -157,6 +157,7 @@ impl Turn {
                 _ = &mut stop => break,
                 input = inputs.recv() => {
                     let Some(input) = input else { break };
+                    self.driver.core.begin_turn();
                     self.step(input)?;
                     for _ in 1..MAX_INPUTS_PER_TURN {
                         match inputs.try_recv() {
@@ -165,13 +166,20 @@ impl Turn {
                         }
                     }
                 }
-                () = tokio::time::sleep_until(wake) => {}
+                () = tokio::time::sleep_until(wake) => self.driver.core.begin_turn(),
             }
             // Checked every turn, not only on wake-up, so a flood of inputs cannot starve timers.
             self.run_due()?;
+            self.end_core_turn()?;
             self.finish()?;
         }
         self.finish()
+    }
+
+    /// What the core held back for the end of the turn (its proposals and signed replies).
+    fn end_core_turn(&mut self) -> Result<(), WalError> {
+        let effects = self.driver.core.end_turn();
+        self.carry_out(effects)
     }
 
     fn next_wake(&self) -> Instant {
@@ -190,12 +198,18 @@ impl Turn {
         let inputs = d.interceptor.inbound(input, &ctx);
         for input in inputs {
             let effects = self.driver.core.step(input);
-            for effect in effects {
-                let d = &mut self.driver;
-                let ctx = context(&d.core, &d.key, &d.keys, &d.config, d.started);
-                let planned = d.interceptor.outbound(effect, &ctx);
-                self.schedule(planned)?;
-            }
+            self.carry_out(effects)?;
+        }
+        Ok(())
+    }
+
+    /// Passes the core's effects through the interceptor and applies or delays them.
+    fn carry_out(&mut self, effects: Vec<Effect>) -> Result<(), WalError> {
+        for effect in effects {
+            let d = &mut self.driver;
+            let ctx = context(&d.core, &d.key, &d.keys, &d.config, d.started);
+            let planned = d.interceptor.outbound(effect, &ctx);
+            self.schedule(planned)?;
         }
         Ok(())
     }

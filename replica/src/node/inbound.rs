@@ -1,19 +1,18 @@
 //! Receiving: the listener, one task per accepted connection, and the routes for replies.
 //!
-//! A connection task reads frames, decodes and verifies them (signature checks are the
-//! expensive part, so they run here, in parallel, not in the core task) and hands verified
-//! messages to the core over a bounded channel, which pushes back on the sender's TCP stream
-//! when the core is busy. Bad input is counted and reported; a frame that cannot be decoded
-//! ends its connection, because the stream cannot be resynchronised after it.
+//! A connection task reads and decodes frames and hands them to the verifier (`verifier`) over
+//! a bounded channel, which pushes back on the sender's TCP stream when the replica is busy.
+//! Bad input is counted and reported; a frame that cannot be decoded ends its connection,
+//! because the stream cannot be resynchronised after it.
 
 use super::event_log::EventLog;
 use super::stats::NodeStats;
-use crate::core::Input;
+use super::verifier::{ReplyRoute, Unverified};
 use crate::crypto::KeyStore;
 use crate::events::ReplicaEvent;
 use crate::ids::{ClientId, Principal};
 use crate::message::{MessageKind, WireMessage};
-use crate::verify::{RejectReason, verify};
+use crate::verify::RejectReason;
 use crate::wire::{FrameError, decode_payload, split_frame};
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
@@ -35,14 +34,19 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Inbound {
     pub keys: Arc<KeyStore>,
     pub max_frame: usize,
-    pub to_core: mpsc::Sender<Input>,
+    pub to_verifier: mpsc::Sender<Unverified>,
     pub stats: Arc<NodeStats>,
     pub events: Arc<EventLog>,
     pub routes: Arc<ClientRoutes>,
 }
 
 impl Inbound {
-    fn reject(&self, reason: RejectReason, kind: Option<MessageKind>, from: Option<Principal>) {
+    pub(super) fn reject(
+        &self,
+        reason: RejectReason,
+        kind: Option<MessageKind>,
+        from: Option<Principal>,
+    ) {
         self.stats.rejected(reason);
         self.events
             .write(&ReplicaEvent::Rejected { reason, kind, from });
@@ -69,7 +73,12 @@ pub enum Delivery {
 }
 
 impl ClientRoutes {
-    fn register(&self, client: ClientId, connection: u64, replies: &mpsc::Sender<Bytes>) {
+    pub(super) fn register(
+        &self,
+        client: ClientId,
+        connection: u64,
+        replies: &mpsc::Sender<Bytes>,
+    ) {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let newer = routes
             .get(&client)
@@ -212,7 +221,10 @@ fn refuse_frame(inbound: &Inbound, error: FrameError) -> String {
     format!("refused frame: {error}")
 }
 
-/// Verifies one message and passes it on; false once the core is gone.
+/// Passes one decoded message on to the verifier; false once the replica is shutting down.
+/// Which connection a client's replies go to is decided only once its request verifies; a
+/// message that merely claims a replica signer already keeps replies off this connection,
+/// which can only hurt the connection's own sender.
 async fn accept_message(
     message: WireMessage,
     id: u64,
@@ -220,27 +232,27 @@ async fn accept_message(
     inbound: &Inbound,
     replies: &mpsc::Sender<Bytes>,
 ) -> bool {
-    let kind = message.kind();
-    let signer = message.signer();
-    let verified = match verify(message, &inbound.keys) {
-        Ok(verified) => verified,
-        Err(reason) => {
-            inbound.reject(reason, Some(kind), Some(signer));
-            return true;
-        }
-    };
-    inbound.stats.message_in(kind);
-    match signer {
+    let mut reply_route = None;
+    match message.signer() {
         Principal::Replica(_) if *peer != Peer::Replica => {
             *peer = Peer::Replica;
             inbound.routes.forget_connection(id);
         }
-        Principal::Client(client) if *peer != Peer::Replica && kind == MessageKind::Request => {
-            inbound.routes.register(client, id, replies);
+        Principal::Client(_)
+            if *peer != Peer::Replica && message.kind() == MessageKind::Request =>
+        {
+            reply_route = Some(ReplyRoute {
+                connection: id,
+                replies: replies.clone(),
+            });
         }
         _ => {}
     }
-    inbound.to_core.send(Input::Message(verified)).await.is_ok()
+    let unverified = Unverified {
+        message,
+        reply_route,
+    };
+    inbound.to_verifier.send(unverified).await.is_ok()
 }
 
 async fn write_replies(

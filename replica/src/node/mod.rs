@@ -15,6 +15,7 @@ mod intercept;
 pub mod outbound;
 pub mod stats;
 pub mod testnet;
+mod verifier;
 pub mod wal;
 
 pub use event_log::EVENTS_FILE;
@@ -139,6 +140,7 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let routes = Arc::new(ClientRoutes::default());
     let (to_core, inputs) = mpsc::channel(CORE_QUEUE);
+    let (to_verifier, unverified) = mpsc::channel(CORE_QUEUE);
     let peers = config
         .replicas
         .iter()
@@ -158,11 +160,12 @@ pub async fn run(
     let inbound = Arc::new(Inbound {
         keys: keys.clone(),
         max_frame: config.max_frame_bytes,
-        to_core,
+        to_verifier,
         stats: stats.clone(),
         events: events.clone(),
         routes: routes.clone(),
     });
+    tasks.spawn(verifier::run(unverified, to_core, inbound.clone()));
     tasks.spawn(inbound::serve(listener, inbound));
     let stats_dir = data_dir.clone();
     let stats_writer = stats.clone();

@@ -41,6 +41,10 @@ pub struct StatsSnapshot {
     /// live client connection to reply on.
     pub outbound_dropped: u64,
     pub connections_accepted: u64,
+    /// Batches of messages whose signatures were checked together (received messages divided
+    /// by this is the mean batch).
+    #[serde(default)]
+    pub verify_batches: u64,
 }
 
 pub struct NodeStats {
@@ -53,6 +57,7 @@ pub struct NodeStats {
     bytes_out: AtomicU64,
     outbound_dropped: AtomicU64,
     connections_accepted: AtomicU64,
+    verify_batches: AtomicU64,
     view: AtomicU64,
     in_view_change: AtomicBool,
     last_executed: AtomicU64,
@@ -74,6 +79,7 @@ impl NodeStats {
             bytes_out: AtomicU64::new(0),
             outbound_dropped: AtomicU64::new(0),
             connections_accepted: AtomicU64::new(0),
+            verify_batches: AtomicU64::new(0),
             view: AtomicU64::new(0),
             in_view_change: AtomicBool::new(false),
             last_executed: AtomicU64::new(0),
@@ -90,6 +96,10 @@ impl NodeStats {
 
     pub fn messages_out(&self, kind: MessageKind, count: u64) {
         self.messages_out[kind as usize].fetch_add(count, Relaxed);
+    }
+
+    pub fn verify_batch(&self) {
+        self.verify_batches.fetch_add(1, Relaxed);
     }
 
     pub fn rejected(&self, reason: RejectReason) {
@@ -175,6 +185,7 @@ impl NodeStats {
             bytes_out: self.bytes_out.load(Relaxed),
             outbound_dropped: self.outbound_dropped.load(Relaxed),
             connections_accepted: self.connections_accepted.load(Relaxed),
+            verify_batches: self.verify_batches.load(Relaxed),
         }
     }
 

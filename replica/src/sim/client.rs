@@ -143,12 +143,7 @@ mod tests {
             .as_ref()
             .map(|o| o.request.body.timestamp)
             .unwrap_or_default();
-        let body = Reply {
-            view: View(view),
-            client: client.id,
-            timestamp,
-            result,
-        };
+        let body = Reply::new(View(view), client.id, timestamp, result);
         let replica = ReplicaId(from);
         Signed::sign(
             body,

@@ -9,7 +9,7 @@ use replica::crypto::KeyStore;
 use replica::ids::{ClientId, Principal, ReplicaId, Timestamp, View};
 use replica::kv::OpResult;
 use replica::message::{Reply, Signed, WireMessage};
-use replica::verify::verify;
+use replica::verify::verify_many;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Replies kept unverified per result group; beyond this a flooding replica is ignored.
@@ -95,12 +95,16 @@ impl<'k> ReplyTally<'k> {
             return Ok(None);
         }
         let mut newly_bad = 0;
-        for (replica, reply) in std::mem::take(&mut group.pending) {
-            if group.verified.contains_key(&replica) {
-                continue;
-            }
-            let view = reply.body.view;
-            match verify(WireMessage::Reply(reply), self.keys) {
+        // One batch for the f+1 (or more) candidates: cheaper than checking them one by one.
+        let (candidates, messages): (Vec<_>, Vec<_>) = std::mem::take(&mut group.pending)
+            .into_iter()
+            .filter(|(replica, _)| !group.verified.contains_key(replica))
+            .map(|(replica, reply)| ((replica, reply.body.view), WireMessage::Reply(reply)))
+            .unzip();
+        for ((replica, view), verdict) in
+            candidates.into_iter().zip(verify_many(messages, self.keys))
+        {
+            match verdict {
                 Ok(_) => {
                     group.verified.insert(replica, view);
                 }
@@ -154,12 +158,7 @@ mod tests {
         view: u64,
         result: OpResult,
     ) -> Signed<Reply> {
-        let body = Reply {
-            view: View(view),
-            client: CLIENT,
-            timestamp: TS,
-            result,
-        };
+        let body = Reply::new(View(view), CLIENT, TS, result);
         Signed::sign(body, Principal::Replica(ReplicaId(signer)), key)
     }
 
