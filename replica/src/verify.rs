@@ -230,3 +230,87 @@ fn collect(message: &WireMessage, checks: &mut Vec<SignatureCheck>) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::key_from_seed;
+    use crate::digest::Digest;
+    use crate::ids::{ClientId, ReplicaId, Seq, View};
+    use crate::message::{Commit, Prepare};
+
+    fn keys() -> KeyStore {
+        let replicas = (0..4)
+            .map(|i| key_from_seed(3, Principal::Replica(ReplicaId(i))).verifying_key())
+            .collect();
+        KeyStore::new(
+            replicas,
+            [(
+                ClientId(0),
+                key_from_seed(3, Principal::Client(ClientId(0))).verifying_key(),
+            )]
+            .into(),
+        )
+    }
+
+    fn prepare(from: u32, seq: u64) -> WireMessage {
+        let signer = Principal::Replica(ReplicaId(from));
+        WireMessage::Prepare(Signed::sign(
+            Prepare {
+                view: View(0),
+                seq: Seq(seq),
+                digest: Digest::of(b"batch"),
+            },
+            signer,
+            &key_from_seed(3, signer),
+        ))
+    }
+
+    #[test]
+    fn a_batch_of_messages_gets_each_message_its_own_verdict_in_order() {
+        let keys = keys();
+        let mut forged = prepare(1, 2);
+        if let WireMessage::Prepare(m) = &mut forged {
+            m.body.seq = Seq(99);
+        }
+        let mut unknown = prepare(2, 3);
+        if let WireMessage::Prepare(m) = &mut unknown {
+            m.signer = Principal::Replica(ReplicaId(9));
+        }
+        let client_signed_commit = {
+            let signer = Principal::Client(ClientId(0));
+            WireMessage::Commit(Signed::sign(
+                Commit {
+                    view: View(0),
+                    seq: Seq(1),
+                    digest: Digest::of(b"batch"),
+                },
+                signer,
+                &key_from_seed(3, signer),
+            ))
+        };
+        let messages = vec![
+            prepare(1, 1),
+            forged,
+            unknown,
+            client_signed_commit,
+            prepare(3, 4),
+        ];
+        let verdicts: Vec<Result<u64, RejectReason>> = verify_many(messages, &keys)
+            .into_iter()
+            .map(|v| v.map(|m| m.message().seq().map_or(0, |s| s.0)))
+            .collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                Ok(1),
+                Err(RejectReason::BadSignature),
+                Err(RejectReason::UnknownSender),
+                Err(RejectReason::WrongSenderKind),
+                Ok(4),
+            ]
+        );
+        let good: Vec<_> = (0..4).map(|i| prepare(i, 10 + i as u64)).collect();
+        assert!(verify_many(good, &keys).iter().all(Result::is_ok));
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the cluster benchmark for a baseline revision and for the working tree, interleaved, so
+# both see the same machine. On a shared 2-core VM one run can differ from the next by 15%;
+# only runs taken side by side compare.
+#
+#   scripts/bench-compare.sh REV [ROUNDS]      (defaults: ROUNDS=3, BENCH_SECONDS=6)
+#
+# The baseline is built in its own worktree and target dir under ${TMPDIR:-/tmp}, so the
+# working tree's build is untouched. Prints one line per run and the mean ops/s at 32 clients.
+set -euo pipefail
+
+rev=${1:?usage: scripts/bench-compare.sh REV [ROUNDS]}
+rounds=${2:-3}
+root=$(git rev-parse --show-toplevel)
+base="${TMPDIR:-/tmp}/gauntlet-bench-base-$(git rev-parse --short "$rev")"
+export BENCH_SECONDS=${BENCH_SECONDS:-6}
+
+if [ ! -d "$base" ]; then
+    git -C "$root" worktree add --detach "$base" "$rev" >/dev/null
+fi
+build() { (cd "$1" && CARGO_TARGET_DIR="$1/target" cargo bench -p workloads --bench cluster --no-run 2>&1 | tail -1); }
+echo "building the baseline ($rev) in $base"
+build "$base"
+echo "building the working tree"
+build "$root"
+
+run() { (cd "$1" && CARGO_TARGET_DIR="$1/target" cargo bench -p workloads --bench cluster 2>/dev/null | awk '$1 == 32'); }
+declare -A total=([base]=0 [tree]=0)
+for round in $(seq 1 "$rounds"); do
+    for side in base tree; do
+        dir=$root; [ "$side" = base ] && dir=$base
+        row=$(run "$dir")
+        echo "round $round $side: $row"
+        total[$side]=$(awk -v t="${total[$side]}" -v r="$row" 'BEGIN { split(r, f, " "); print t + f[3] }')
+    done
+done
+awk -v b="${total[base]}" -v t="${total[tree]}" -v n="$rounds" 'BEGIN {
+    printf "mean ops/s at 32 clients: baseline %.0f, working tree %.0f, ratio %.2f\n", b / n, t / n, t / b }'
