@@ -166,7 +166,7 @@ mod tests {
     fn a_torsioned_signature_gets_one_verdict_alone_and_in_every_batch() {
         let secret = Scalar::from_bytes_mod_order([42; 32]);
         let public = EdwardsPoint::mul_base(&secret);
-        let key = VerifyingKey::from_bytes(&public.compress().to_bytes()).unwrap();
+        let key = VerifyingKey::from_bytes(&public.compress().to_bytes()).expect("a valid point");
         let message = b"torsion".to_vec();
         let nonce = Scalar::from_bytes_mod_order([9; 32]);
         let r = (EdwardsPoint::mul_base(&nonce) + EIGHT_TORSION[1]).compress();
