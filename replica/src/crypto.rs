@@ -115,12 +115,7 @@ pub enum SignatureFailure {
 
 /// Checks signatures together, of one message or of many: the verdict is the same as checking
 /// each alone (see `cofactored`), so callers may batch whatever is at hand.
-pub fn verify_all(keys: &KeyStore, checks: &[SignatureCheck]) -> Result<(), SignatureFailure> {
-    verify_checks(keys, checks)
-}
-
-/// `verify_all` over borrowed checks, for callers that gather them from several messages.
-pub fn verify_checks<'a>(
+pub fn verify_all<'a>(
     keys: &KeyStore,
     checks: impl IntoIterator<Item = &'a SignatureCheck>,
 ) -> Result<(), SignatureFailure> {

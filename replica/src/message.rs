@@ -130,7 +130,12 @@ impl Reply {
 
 /// Signed content of a reply: the root of the tree it belongs to.
 fn reply_signing_bytes(reply: &Reply, signer: Principal) -> Vec<u8> {
-    encode_for_signing(MessageKind::Reply, signer, &reply_tree::root(reply))
+    reply_root_signing_bytes(&reply_tree::root(reply), signer)
+}
+
+/// What a replica signs for a whole tree of replies, given the tree's root.
+pub(crate) fn reply_root_signing_bytes(root: &Digest, signer: Principal) -> Vec<u8> {
+    encode_for_signing(MessageKind::Reply, signer, root)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

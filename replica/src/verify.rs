@@ -2,7 +2,7 @@
 //! included) checked in one batch, every signer of the right kind, every digest recomputed.
 //! The core accepts only `Verified` messages; what it then checks is protocol logic.
 
-use crate::crypto::{KeyStore, SignatureCheck, SignatureFailure, verify_all, verify_checks};
+use crate::crypto::{KeyStore, SignatureCheck, SignatureFailure, verify_all};
 use crate::ids::Principal;
 use crate::message::{
     CommittedProof, PrePrepare, PreparedProof, Signable, Signed, ViewChange, WireMessage,
@@ -115,7 +115,7 @@ pub fn verify_many(
         .flatten()
         .flat_map(|(_, checks)| checks)
         .collect();
-    let batch_passes = verify_checks(keys, all_checks).is_ok();
+    let batch_passes = verify_all(keys, all_checks).is_ok();
     collected
         .drain(..)
         .map(|entry| {

@@ -6,7 +6,7 @@ use crate::events::ReplicaEvent;
 use crate::ids::Principal;
 use crate::ids::{ClientId, Timestamp};
 use crate::kv::OpResult;
-use crate::message::{Checkpoint, Reply, Signable, Signed, WireMessage};
+use crate::message::{Checkpoint, Reply, Signed, WireMessage, reply_root_signing_bytes};
 use crate::reply_tree;
 use crate::service::Execution;
 
@@ -83,9 +83,9 @@ impl Core {
             return;
         }
         let mut replies = std::mem::take(&mut self.unsigned_replies);
-        reply_tree::build(&mut replies);
+        let root = reply_tree::build(&mut replies);
         let signer = Principal::Replica(self.params.id);
-        let signature = crypto::sign(&self.key, &replies[0].signing_bytes(signer));
+        let signature = crypto::sign(&self.key, &reply_root_signing_bytes(&root, signer));
         for body in replies {
             let client = body.client;
             let reply = Signed {
