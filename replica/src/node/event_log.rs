@@ -89,15 +89,6 @@ impl EventLog {
 /// middle of a write leaves, and it carries no event.
 fn cut_torn_tail(file: &mut File) -> std::io::Result<()> {
     let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(());
-    }
-    let mut last = [0u8; 1];
-    file.seek(SeekFrom::Start(len - 1))?;
-    file.read_exact(&mut last)?;
-    if last[0] == b'\n' {
-        return Ok(());
-    }
     const CHUNK: u64 = 4096;
     let mut end = len;
     let mut chunk = Vec::new();
@@ -114,6 +105,9 @@ fn cut_torn_tail(file: &mut File) -> std::io::Result<()> {
         }
         end = start;
     };
+    if keep == len {
+        return Ok(());
+    }
     tracing::warn!(
         torn_bytes = len - keep,
         "cutting a half-written last line off events.jsonl"
