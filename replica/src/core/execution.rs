@@ -3,8 +3,7 @@
 use super::{Core, Timer};
 use crate::crypto;
 use crate::events::ReplicaEvent;
-use crate::ids::Principal;
-use crate::ids::{ClientId, Timestamp};
+use crate::ids::{ClientId, Principal, Timestamp};
 use crate::kv::OpResult;
 use crate::message::{Checkpoint, Reply, Signed, WireMessage, reply_root_signing_bytes};
 use crate::reply_tree;
