@@ -6,7 +6,8 @@
 //! single source of truth, and the attacker only owns the replica's key, which it uses to
 //! re-sign what it rewrites (except `forge-sender`, which claims other identities).
 //!
-//! [`catalogue`] lists the behaviours; [`build`] makes one from its name, parameters and seed.
+//! [`catalogue`] lists the behaviours; [`build`] makes one from its name, parameters and seed,
+//! and [`validate`] checks a name and parameters exactly as `build` does, without building.
 //! Every random choice comes from that seed (ChaCha8), so a run reproduces.
 
 mod behaviours;
@@ -15,9 +16,12 @@ mod rewrite;
 
 pub use params::BehaviourError;
 
+use behaviours::mutate::Scope;
 use params::Params;
+use replica::ClientId;
+use replica::message::MessageKind;
 use replica::node::Interceptor;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One entry of the catalogue, as `byzantine-replica --list` and `gauntlet list` show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +127,14 @@ pub fn catalogue() -> Vec<BehaviourInfo> {
     CATALOGUE.to_vec()
 }
 
+/// Checks that `name` is an in-process behaviour and that it accepts `params` (each key, and
+/// each value as it will be parsed), without building it: what [`build`] refuses, this refuses
+/// with the same error, so a scenario can be checked when it is loaded rather than when the
+/// replica starts.
+pub fn validate(name: &str, params: &BTreeMap<String, String>) -> Result<(), BehaviourError> {
+    configure(name, params).map(drop)
+}
+
 /// Builds the behaviour `name` with its parameters; `seed` drives every random choice it makes.
 pub fn build(
     name: &str,
@@ -130,6 +142,63 @@ pub fn build(
     seed: u64,
 ) -> Result<Box<dyn Interceptor>, BehaviourError> {
     use behaviours::*;
+    Ok(match configure(name, params)? {
+        Config::Silent => Box::new(silence::Silent),
+        Config::CrashLater { after_ms } => Box::new(silence::CrashLater::new(after_ms)),
+        Config::Equivocate => Box::new(equivocate::Equivocate::new(seed)),
+        Config::WrongReply { value, early } => Box::new(replies::WrongReply::new(value, early)),
+        Config::Censor { clients } => Box::new(primary::Censor::new(clients)),
+        Config::SlowPrimary { delay_ms } => Box::new(primary::SlowPrimary::new(delay_ms)),
+        Config::BadViewChange => Box::new(view_change::BadViewChange::new(seed)),
+        Config::Replay { burst } => Box::new(noise::Replay::new(seed, burst)),
+        Config::ForgeSender => Box::new(noise::ForgeSender::new(seed)),
+        Config::Flood { rate } => Box::new(noise::Flood::new(seed, rate)),
+        Config::CheckpointLie => Box::new(checkpoint::CheckpointLie::new(seed)),
+        Config::StaleView => Box::new(noise::StaleView::new(seed)),
+        Config::Mutate {
+            kinds,
+            probability,
+            scope,
+        } => Box::new(mutate::Mutate::new(seed, kinds, probability, scope)),
+    })
+}
+
+/// A behaviour with its parameters checked and parsed: everything [`build`] needs but the seed.
+enum Config {
+    Silent,
+    CrashLater {
+        after_ms: u64,
+    },
+    Equivocate,
+    WrongReply {
+        value: String,
+        early: bool,
+    },
+    Censor {
+        clients: Option<BTreeSet<ClientId>>,
+    },
+    SlowPrimary {
+        delay_ms: Option<u64>,
+    },
+    BadViewChange,
+    Replay {
+        burst: u64,
+    },
+    ForgeSender,
+    Flood {
+        rate: u64,
+    },
+    CheckpointLie,
+    StaleView,
+    Mutate {
+        kinds: BTreeSet<MessageKind>,
+        probability: f64,
+        scope: Scope,
+    },
+}
+
+/// The one place that knows each behaviour's parameters, their defaults and how they parse.
+fn configure(name: &str, params: &BTreeMap<String, String>) -> Result<Config, BehaviourError> {
     let Some(info) = CATALOGUE.iter().find(|b| b.name == name) else {
         return Err(BehaviourError::Unknown {
             name: name.to_string(),
@@ -138,70 +207,79 @@ pub fn build(
                 .map(|b| b.name)
                 .collect::<Vec<_>>()
                 .join(", "),
+            closest: params::closest(name, CATALOGUE.iter().map(|b| b.name)),
         });
     };
     let name = info.name;
-    let behaviour: Box<dyn Interceptor> = match name {
+    Ok(match name {
         "silent" => {
             Params::new(name, params, &[])?;
-            Box::new(silence::Silent)
+            Config::Silent
         }
         "crash-later" => {
             let p = Params::new(name, params, &["after_ms"])?;
-            Box::new(silence::CrashLater::new(p.u64("after_ms")?.unwrap_or(3000)))
+            Config::CrashLater {
+                after_ms: p.u64("after_ms")?.unwrap_or(3000),
+            }
         }
         "equivocate" => {
             Params::new(name, params, &[])?;
-            Box::new(equivocate::Equivocate::new(seed))
+            Config::Equivocate
         }
         "wrong-reply" => {
             let p = Params::new(name, params, &["value", "early"])?;
-            let value = p.string("value").unwrap_or("forged").to_string();
-            Box::new(replies::WrongReply::new(
-                value,
-                p.bool("early")?.unwrap_or(true),
-            ))
+            Config::WrongReply {
+                value: p.string("value").unwrap_or("forged").to_string(),
+                early: p.bool("early")?.unwrap_or(true),
+            }
         }
         "censor" => {
             let p = Params::new(name, params, &["clients"])?;
-            Box::new(primary::Censor::new(p.clients("clients")?))
+            Config::Censor {
+                clients: p.clients("clients")?,
+            }
         }
         "slow-primary" => {
             let p = Params::new(name, params, &["delay_ms"])?;
-            Box::new(primary::SlowPrimary::new(p.u64("delay_ms")?))
+            Config::SlowPrimary {
+                delay_ms: p.u64("delay_ms")?,
+            }
         }
         "bad-view-change" => {
             Params::new(name, params, &[])?;
-            Box::new(view_change::BadViewChange::new(seed))
+            Config::BadViewChange
         }
         "replay" => {
             let p = Params::new(name, params, &["burst"])?;
-            Box::new(noise::Replay::new(seed, p.u64("burst")?.unwrap_or(8)))
+            Config::Replay {
+                burst: p.u64("burst")?.unwrap_or(8),
+            }
         }
         "forge-sender" => {
             Params::new(name, params, &[])?;
-            Box::new(noise::ForgeSender::new(seed))
+            Config::ForgeSender
         }
         "flood" => {
             let p = Params::new(name, params, &["rate"])?;
-            Box::new(noise::Flood::new(seed, p.u64("rate")?.unwrap_or(2000)))
+            Config::Flood {
+                rate: p.u64("rate")?.unwrap_or(2000),
+            }
         }
         "checkpoint-lie" => {
             Params::new(name, params, &[])?;
-            Box::new(checkpoint::CheckpointLie::new(seed))
+            Config::CheckpointLie
         }
         "stale-view" => {
             Params::new(name, params, &[])?;
-            Box::new(noise::StaleView::new(seed))
+            Config::StaleView
         }
         "mutate" => {
             let p = Params::new(name, params, &["kinds", "probability", "scope"])?;
-            Box::new(mutate::Mutate::new(
-                seed,
-                p.kinds("kinds")?,
-                p.probability("probability")?.unwrap_or(0.2),
-                p.scope("scope")?,
-            ))
+            Config::Mutate {
+                kinds: p.kinds("kinds")?,
+                probability: p.probability("probability")?.unwrap_or(0.2),
+                scope: p.scope("scope")?,
+            }
         }
         other => {
             return Err(BehaviourError::NotInProcess {
@@ -209,6 +287,5 @@ pub fn build(
                 why: info.summary,
             });
         }
-    };
-    Ok(behaviour)
+    })
 }

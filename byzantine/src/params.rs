@@ -8,15 +8,25 @@ use thiserror::Error;
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum BehaviourError {
-    #[error("unknown behaviour `{name}` (known: {known})")]
-    Unknown { name: String, known: String },
+    #[error("unknown behaviour `{name}`{} (known: {known})", did_you_mean(*.closest))]
+    Unknown {
+        name: String,
+        known: String,
+        /// The known name nearest to `name`, when one is near enough to be a typo of it.
+        closest: Option<&'static str>,
+    },
     #[error("`{name}` is not an in-process behaviour: {why}")]
     NotInProcess { name: String, why: &'static str },
-    #[error("behaviour `{behaviour}` has no parameter `{param}` (it takes: {allowed})")]
+    #[error(
+        "behaviour `{behaviour}` has no parameter `{param}`{} (it takes: {allowed})",
+        did_you_mean(*.closest)
+    )]
     UnknownParam {
         behaviour: &'static str,
         param: String,
         allowed: String,
+        /// The accepted parameter nearest to `param`, when one is near enough.
+        closest: Option<&'static str>,
     },
     #[error("behaviour `{behaviour}`, parameter `{param}={value}`: {reason}")]
     BadParam {
@@ -25,6 +35,30 @@ pub enum BehaviourError {
         value: String,
         reason: String,
     },
+}
+
+/// `; did you mean `x`?`, or nothing.
+fn did_you_mean(closest: Option<&str>) -> String {
+    closest.map_or_else(String::new, |c| format!("; did you mean `{c}`?"))
+}
+
+/// How alike two names must be (Jaro-Winkler, 0 to 1) for one to be offered for the other.
+const SIMILAR_ENOUGH: f64 = 0.8;
+
+/// The candidate most like `word` (ignoring case, `_` and `-`), if any is alike enough to be
+/// what a typo of it meant.
+pub(crate) fn closest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let normal = |s: &str| s.to_lowercase().replace('_', "-");
+    let word = normal(word);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&word, &normal(c)), c))
+        .filter(|(score, _)| *score >= SIMILAR_ENOUGH)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 pub(crate) struct Params<'a> {
@@ -37,7 +71,7 @@ impl<'a> Params<'a> {
     pub(crate) fn new(
         behaviour: &'static str,
         map: &'a BTreeMap<String, String>,
-        allowed: &[&str],
+        allowed: &[&'static str],
     ) -> Result<Params<'a>, BehaviourError> {
         if let Some(param) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(BehaviourError::UnknownParam {
@@ -48,6 +82,7 @@ impl<'a> Params<'a> {
                 } else {
                     allowed.join(", ")
                 },
+                closest: closest(param, allowed.iter().copied()),
             });
         }
         Ok(Params { behaviour, map })
@@ -152,5 +187,22 @@ impl<'a> Params<'a> {
             Some("any") => Ok(Scope::Any),
             Some(_) => Err(self.bad(param, "expected `small` or `any`")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn closest_ignores_case_and_separators_and_offers_nothing_far_off() {
+        let names = ["crash-later", "equivocate", "slow-primary", "after_ms"];
+        assert_eq!(closest("equivocat", names), Some("equivocate"));
+        assert_eq!(closest("SLOW_PRIMARY", names), Some("slow-primary"));
+        assert_eq!(closest("after-ms", names), Some("after_ms"));
+        assert_eq!(closest("after", names), Some("after_ms"));
+        assert_eq!(closest("teleport", names), None);
+        assert_eq!(closest("x", names), None);
+        assert_eq!(closest("anything", []), None);
     }
 }

@@ -1,6 +1,6 @@
-//! The catalogue, `build` and its errors, and the `byzantine-replica` command line.
+//! The catalogue, `build`, `validate` and their errors, and the `byzantine-replica` command line.
 
-use byzantine::{BehaviourError, build, catalogue};
+use byzantine::{BehaviourError, build, catalogue, validate};
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -86,6 +86,90 @@ fn an_unknown_behaviour_or_parameter_is_refused_naming_it() {
         )
         .is_ok()
     );
+}
+
+#[test]
+fn validate_refuses_exactly_what_build_refuses_with_the_same_error() {
+    let cases: Vec<(&str, BTreeMap<String, String>)> = vec![
+        ("teleport", BTreeMap::new()),
+        ("twin", BTreeMap::new()),
+        ("equivocate", BTreeMap::new()),
+        ("equivocate", params(&[("rate", "1")])),
+        ("flood", params(&[("rate", "10")])),
+        ("flood", params(&[("rate", "fast")])),
+        ("crash-later", params(&[("after", "5")])),
+        ("censor", params(&[("clients", "0,x")])),
+        ("censor", params(&[("clients", "all")])),
+        ("mutate", params(&[("probability", "1.5")])),
+        ("mutate", params(&[("kinds", "prepare,gossip")])),
+        ("mutate", params(&[("kinds", "prepare"), ("scope", "any")])),
+        ("wrong-reply", params(&[("early", "maybe")])),
+        ("slow-primary", params(&[("delay_ms", "450")])),
+    ];
+    for (name, params) in &cases {
+        let validated = validate(name, params);
+        let built = build(name, params, 3).map(drop);
+        assert_eq!(validated, built, "{name} {params:?}");
+    }
+    for info in catalogue() {
+        assert_eq!(
+            validate(info.name, &BTreeMap::new()).is_ok(),
+            info.in_process,
+            "{}",
+            info.name
+        );
+    }
+}
+
+#[test]
+fn a_misspelt_behaviour_or_parameter_gets_the_closest_known_name() {
+    let error = validate("equivocat", &BTreeMap::new()).expect_err("misspelt");
+    assert!(
+        matches!(
+            &error,
+            BehaviourError::Unknown {
+                closest: Some("equivocate"),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("unknown behaviour `equivocat`; did you mean `equivocate`?"),
+        "{error}"
+    );
+    for (typo, meant) in [
+        ("slow_primary", "slow-primary"),
+        ("Censor", "censor"),
+        ("crash-latr", "crash-later"),
+        ("stale-veiw", "stale-view"),
+    ] {
+        let error = validate(typo, &BTreeMap::new()).expect_err("misspelt");
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("did you mean `{meant}`?")),
+            "{typo}: {error}"
+        );
+    }
+    // Nothing near: no guess, only the list.
+    let error = validate("teleport", &BTreeMap::new()).expect_err("unknown");
+    assert!(!error.to_string().contains("did you mean"), "{error}");
+
+    let error = validate("crash-later", &params(&[("after", "5")])).expect_err("no such param");
+    assert_eq!(
+        error.to_string(),
+        "behaviour `crash-later` has no parameter `after`; did you mean `after_ms`? (it takes: after_ms)"
+    );
+    let error = validate("mutate", &params(&[("probabilty", "0.5")])).expect_err("no such param");
+    assert!(
+        error.to_string().contains("did you mean `probability`?"),
+        "{error}"
+    );
+    let error = validate("flood", &params(&[("speed", "9")])).expect_err("no such param");
+    assert!(!error.to_string().contains("did you mean"), "{error}");
 }
 
 fn binary() -> Command {

@@ -1,7 +1,7 @@
 //! Opens a generated report.html and index.html in headless Chromium: the pages must render
 //! (a screenshot that is not blank), show the verdict and the timeline (in the DOM after
-//! scripts ran), and log no console error. Skipped, loudly, only where Chromium cannot be
-//! found or installed.
+//! scripts ran), log no console error, and the report must fit the window's width. Skipped,
+//! loudly, only where Chromium cannot be found or installed.
 
 mod report_support;
 
@@ -196,6 +196,39 @@ fn check_page(chromium: &Path, page: &Path, work: &Path, must_contain: &[&str]) 
     );
 }
 
+/// The document's scroll width and the viewport's width, in CSS pixels, as Chromium lays out
+/// `page`: a page wider than its window scrolls sideways as a whole. Measured by a copy of the
+/// page with a probe script at the end of its body, read back from the dumped DOM.
+fn page_and_viewport_width(chromium: &Path, page: &Path, work: &Path) -> (u64, u64) {
+    const PROBE: &str = "<script>document.body.setAttribute('data-widths', document.documentElement.scrollWidth + ' ' + document.documentElement.clientWidth);</script>";
+    let html = std::fs::read_to_string(page).expect("read page");
+    assert!(html.contains("</body>"), "{page:?} has no </body>");
+    let probed = page.with_file_name("probed.html");
+    std::fs::write(
+        &probed,
+        html.replacen("</body>", &format!("{PROBE}</body>"), 1),
+    )
+    .expect("write probed page");
+    let dump = run_browser(
+        chromium,
+        &work.join("profile-widths"),
+        &["--dump-dom".into()],
+        &probed,
+    );
+    let widths = dump
+        .stdout
+        .split("data-widths=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no measurement in the DOM; chromium said:\n{}", dump.stderr));
+    let mut numbers = widths
+        .split(' ')
+        .map(|n| n.parse::<u64>().expect("a width"));
+    let page_width = numbers.next().expect("scroll width");
+    let viewport = numbers.next().expect("client width");
+    (page_width, viewport)
+}
+
 #[test]
 fn report_and_index_render_in_headless_chromium() {
     let Some(chromium) = chromium() else {
@@ -228,6 +261,12 @@ fn report_and_index_render_in_headless_chromium() {
             "class=\"op-ok\"",
             "iframe class=\"porcupine\"",
         ],
+    );
+    // An agreement failure with four full 64-digit digests: everything stays within the window.
+    let (page_width, viewport) = page_and_viewport_width(&chromium, &report, work.path());
+    assert!(
+        page_width <= viewport,
+        "the report is {page_width} px wide in a {viewport} px window"
     );
 
     let record = |status: RunStatus, seed: u64, dir: Option<PathBuf>| RunRecord {

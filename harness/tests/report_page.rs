@@ -3,7 +3,7 @@
 mod report_support;
 
 use harness::report::{MAX_BARS, write_report};
-use report_support::{FakeRun, HOSTILE_NAME};
+use report_support::{FakeRun, HOSTILE_NAME, fake_digest};
 
 fn render(run: &FakeRun) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -95,10 +95,40 @@ fn broken_run_shows_unexpected_verdict_and_both_failure_views() {
     assert!(html.contains(r#"<section id="linearizability">"#));
     assert!(html.contains("<h3>key <code>bad</code></h3>"));
     assert!(html.contains(r#"<iframe class="porcupine" sandbox="allow-scripts""#));
-    // The conflicting commit at seq 3 side by side, the forged digest marked.
+    // The conflicting commit at seq 3 side by side, the forged digest marked: a short prefix,
+    // the whole digest in its tooltip.
     assert!(html.contains(r#"<section id="agreement">"#));
     assert!(html.contains("<caption>sequence number 3</caption>"));
-    assert!(html.contains(r#"<td class="digest differs"><code>d-forged</code></td>"#));
+    let forged = fake_digest(u64::MAX);
+    assert!(html.contains(&format!(
+        r#"<td class="digest differs"><code title="{forged}">{}…</code></td>"#,
+        &forged[..12]
+    )));
+}
+
+#[test]
+fn wide_content_scrolls_in_its_own_box_and_long_words_wrap() {
+    let (_dir, html) = render(&FakeRun::default());
+    assert!(html.contains(".scroll { overflow-x: auto;"));
+    assert!(html.contains("overflow-wrap: break-word"));
+    for section in ["checks", "agreement", "replicas"] {
+        let start = html
+            .find(&format!(r#"<section id="{section}">"#))
+            .unwrap_or_else(|| panic!("no {section} section"));
+        let body = &html[start..];
+        let body = &body[..body.find("</section>").expect("section ends")];
+        assert!(
+            body.contains(r#"<div class="scroll"><table"#)
+                || body.contains(r#"<div class="scroll"><p class="note">"#),
+            "{section}: its table is not in a scroll box"
+        );
+    }
+    // No whole 64-digit digest is cell text anywhere (the verdict's details keep them, in a
+    // wrapping <pre>).
+    for n in [3, u64::MAX] {
+        let digest = fake_digest(n);
+        assert!(!html.contains(&format!(">{digest}<")), "{digest}");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! A short run of the default mix (generated partitions, link faults, kill/restart), then the
-//! stored run re-judged with `gauntlet check`, and the plan reproduced with `gauntlet validate`.
+//! stored run re-judged with `gauntlet check`, and the plan reproduced with `gauntlet validate`;
+//! the logs it left are plain text.
 
 mod run_support;
 
@@ -20,6 +21,24 @@ fn short_default_mix_passes_and_its_stored_run_rechecks_and_replans_identically(
     assert!(replicas_still_running(&run.run_dir).is_empty());
     let history = std::fs::read_to_string(run.run_dir.join("history.jsonl")).expect("history");
     assert!(history.lines().count() > 10, "too few operations recorded");
+    // Logs into a pipe (gauntlet's stderr here) or a file (each replica's) carry no colour codes.
+    let gauntlet_log = String::from_utf8_lossy(&run.output.stderr);
+    assert!(
+        !gauntlet_log.contains("\x1b["),
+        "colour codes in gauntlet's piped stderr:\n{gauntlet_log}"
+    );
+    for id in 0..4 {
+        let log = std::fs::read_to_string(run.run_dir.join(format!("replica-{id}.stderr")))
+            .expect("replica stderr");
+        assert!(
+            log.contains("listening"),
+            "replica {id} logged nothing:\n{log}"
+        );
+        assert!(
+            !log.contains("\x1b["),
+            "colour codes in replica-{id}.stderr:\n{log}"
+        );
+    }
 
     let check = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
         .arg("check")

@@ -5,6 +5,7 @@
 //! * [`service`] and [`kv`] are the replicated state machine with its exactly-once reply cache.
 //! * [`sim`] runs cores on a seeded in-process network (tests, and the simulator).
 //! * [`node`] runs one core in a real process: TCP, write-ahead log, timers, events.
+//! * [`logging`] sets up the log output every binary of the workspace shares.
 
 pub mod cofactored;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod digest;
 pub mod events;
 pub mod ids;
 pub mod kv;
+pub mod logging;
 pub mod message;
 pub mod node;
 pub mod reply_tree;

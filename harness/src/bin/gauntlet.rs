@@ -64,13 +64,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,harness=info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    replica::logging::init("warn,harness=info");
     // Replicas must not outlive a panic: kill them before the default hook reports it.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -86,7 +86,7 @@ pub fn failing_keys_html(details: &serde_json::Value) -> Option<String> {
 
 fn operations_table(ops: &[serde_json::Value]) -> String {
     let mut html = String::from(
-        "<details><summary>operations on this key</summary><table class=\"ops\"><thead><tr><th>client</th><th>call</th><th>return</th><th>operation</th><th>origin</th></tr></thead><tbody>",
+        "<details><summary>operations on this key</summary><div class=\"scroll\"><table class=\"ops\"><thead><tr><th>client</th><th>call</th><th>return</th><th>operation</th><th>origin</th></tr></thead><tbody>",
     );
     let ms = |v: Option<&serde_json::Value>| {
         v.and_then(|v| v.as_f64()).map_or_else(
@@ -110,7 +110,7 @@ fn operations_table(ops: &[serde_json::Value]) -> String {
             escape(&text("origin"))
         );
     }
-    html.push_str("</tbody></table></details>");
+    html.push_str("</tbody></table></div></details>");
     html
 }
 

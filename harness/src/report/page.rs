@@ -15,17 +15,18 @@ use std::fmt::Write as _;
 pub const STYLE: &str = r#"
 :root { --ok:#2e9d57; --fail:#d64541; --info:#e0a100; --open:#8a8f98; --ink:#1d232b; --muted:#6b7380; }
 * { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); margin: 0; background: #f6f7f9; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); margin: 0; background: #f6f7f9; overflow-wrap: break-word; }
 main { max-width: 1280px; margin: 0 auto; padding: 18px 24px 48px; }
 h1 { font-size: 22px; margin: 4px 0 12px; } h2 { font-size: 17px; margin: 28px 0 8px; } h3 { font-size: 15px; }
 section { background: #fff; border: 1px solid #e1e4e8; border-radius: 8px; padding: 12px 16px; margin-top: 14px; }
 .verdict { border-radius: 10px; padding: 16px 22px; color: #fff; display: flex; gap: 28px; align-items: baseline; flex-wrap: wrap; }
 .verdict.expected { background: var(--ok); } .verdict.unexpected { background: var(--fail); } .verdict.error { background: #a05a00; }
-.verdict .big { font-size: 30px; font-weight: 700; letter-spacing: .5px; }
+.verdict .big { font-size: 30px; font-weight: 700; letter-spacing: .5px; } .verdict > *, .stats > div { min-width: 0; }
 .verdict .detail { font-size: 16px; }
 .repro { display: flex; gap: 8px; align-items: center; }
 .repro pre { flex: 1; margin: 0; padding: 8px 10px; background: #1d232b; color: #e6edf3; border-radius: 6px; overflow-x: auto; }
 button { font: inherit; padding: 6px 12px; border-radius: 6px; border: 1px solid #c9ced6; background: #fff; cursor: pointer; }
+.scroll { overflow-x: auto; max-width: 100%; } /* wide tables scroll in their own box, not the page */
 table { border-collapse: collapse; margin: 6px 0; } th, td { border-bottom: 1px solid #e8eaee; padding: 4px 10px; text-align: left; vertical-align: top; }
 thead th { background: #f0f2f5; }
 .pill { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff; font-size: 12px; }
@@ -323,7 +324,7 @@ fn attack_html(data: &RunData) -> String {
         Some(other) => other.to_string(),
     };
     let mut html = String::from(
-        "<section id=\"attack\"><h2>Attack</h2><table><tr><th>faulty replica</th><th>build</th><th>behaviour</th><th>params / split</th></tr>",
+        "<section id=\"attack\"><h2>Attack</h2><div class=\"scroll\"><table><tr><th>faulty replica</th><th>build</th><th>behaviour</th><th>params / split</th></tr>",
     );
     for replica in &faulty {
         let detail = [text(replica.get("params")), text(replica.get("split"))]
@@ -340,7 +341,7 @@ fn attack_html(data: &RunData) -> String {
             escape(&detail)
         );
     }
-    html.push_str("</table><h3>How the honest replicas held</h3><table><tr><th>honest replica</th><th>rejected inputs by reason</th><th>view changes started / completed</th><th>state transfers</th></tr>");
+    html.push_str("</table></div><h3>How the honest replicas held</h3><div class=\"scroll\"><table><tr><th>honest replica</th><th>rejected inputs by reason</th><th>view changes started / completed</th><th>state transfers</th></tr>");
     if let Some(defence) = counts.get("defence").and_then(|d| d.as_object()) {
         for (replica, d) in defence {
             let rejected = d
@@ -368,6 +369,6 @@ fn attack_html(data: &RunData) -> String {
             );
         }
     }
-    html.push_str("</table></section>");
+    html.push_str("</table></div></section>");
     html
 }

@@ -25,7 +25,7 @@ pub fn checks_table(checks: &[CheckResult]) -> String {
         return "<p class=\"muted\">No check results were recorded.</p>".into();
     }
     let mut html = String::from(
-        "<table class=\"checks\"><thead><tr><th>check</th><th>outcome</th><th>summary</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>check</th><th>outcome</th><th>summary</th></tr></thead><tbody>",
     );
     for check in checks {
         let word = outcome_word(check.outcome);
@@ -54,7 +54,7 @@ pub fn checks_table(checks: &[CheckResult]) -> String {
         }
         html.push_str("</td></tr>");
     }
-    html.push_str("</tbody></table>");
+    html.push_str("</tbody></table></div>");
     html
 }
 
@@ -125,7 +125,8 @@ pub fn replica_table(replicas: &[ReplicaFiles]) -> String {
             )
         })
         .collect();
-    let mut html = String::from("<table class=\"replicas\"><thead><tr><th></th>");
+    let mut html =
+        String::from("<div class=\"scroll\"><table class=\"replicas\"><thead><tr><th></th>");
     for (name, _, _) in &columns {
         let _ = write!(html, "<th>{}</th>", escape(name));
     }
@@ -186,18 +187,55 @@ pub fn replica_table(replicas: &[ReplicaFiles]) -> String {
     row("outbound frames dropped", &|_, s| {
         s.map_or_else(missing, |s| s.outbound_dropped.to_string())
     });
-    html.push_str("</tbody></table>");
+    html.push_str("</tbody></table></div>");
     html
 }
 
+/// Hex digits of a digest shown at least; more only where two digests of one row would
+/// otherwise look the same.
+const DIGEST_PREFIX: usize = 12;
+
+/// How many leading characters tell every digest of `digests` apart (the whole length at most),
+/// and never fewer than [`DIGEST_PREFIX`].
+fn distinguishing_prefix(digests: &[&str]) -> usize {
+    let longest = digests.iter().map(|d| d.chars().count()).max().unwrap_or(0);
+    let mut distinct: Vec<&str> = digests.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let prefix = |d: &str, len: usize| d.chars().take(len).collect::<String>();
+    (DIGEST_PREFIX..longest)
+        .find(|&len| {
+            let mut shown: Vec<String> = distinct.iter().map(|d| prefix(d, len)).collect();
+            shown.sort_unstable();
+            shown.dedup();
+            shown.len() == distinct.len()
+        })
+        .unwrap_or(longest)
+}
+
+/// A digest as a short prefix that fits a table cell, the whole digest in its tooltip.
+fn digest_html(digest: &str, shown_chars: usize) -> String {
+    if digest.chars().count() <= shown_chars {
+        return format!("<code>{}</code>", escape(digest));
+    }
+    let prefix: String = digest.chars().take(shown_chars).collect();
+    format!(
+        "<code title=\"{}\">{}…</code>",
+        escape(digest),
+        escape(&prefix)
+    )
+}
+
 /// An agreement failure: for each conflicting sequence number, every replica's view and digest
-/// in one row, with digests that differ from the first one marked.
+/// in one row, with digests that differ from the first one marked. Digests show as prefixes
+/// long enough to tell them apart (the whole digest in the tooltip), and the tables scroll
+/// inside their own box when there are more replicas than fit the page.
 pub fn agreement_conflicts(details: &serde_json::Value) -> Option<String> {
     let conflicts = details.get("conflicts")?.as_array()?;
     if conflicts.is_empty() {
         return None;
     }
-    let mut html = String::new();
+    let mut html = String::from("<div class=\"scroll\">");
     if let Some(total) = details.get("conflict_count").and_then(|c| c.as_u64())
         && total as usize > conflicts.len()
     {
@@ -216,11 +254,12 @@ pub fn agreement_conflicts(details: &serde_json::Value) -> Option<String> {
             .and_then(|c| c.as_array())
             .cloned()
             .unwrap_or_default();
-        let first_digest = commits
-            .first()
-            .and_then(|c| c.get("digest"))
-            .and_then(|d| d.as_str())
-            .unwrap_or("");
+        let digests: Vec<&str> = commits
+            .iter()
+            .map(|c| c.get("digest").and_then(|d| d.as_str()).unwrap_or(""))
+            .collect();
+        let first_digest = digests.first().copied().unwrap_or("");
+        let shown_chars = distinguishing_prefix(&digests);
         let _ = write!(
             html,
             "<table class=\"conflict\"><caption>sequence number {}</caption><thead><tr><th></th>",
@@ -240,21 +279,21 @@ pub fn agreement_conflicts(details: &serde_json::Value) -> Option<String> {
             let _ = write!(html, "<td>{}</td>", escape(&view));
         }
         html.push_str("</tr><tr><th>batch digest</th>");
-        for commit in &commits {
-            let digest = commit.get("digest").and_then(|d| d.as_str()).unwrap_or("");
-            let class = if digest == first_digest {
+        for digest in &digests {
+            let class = if *digest == first_digest {
                 "digest"
             } else {
                 "digest differs"
             };
             let _ = write!(
                 html,
-                "<td class=\"{class}\"><code>{}</code></td>",
-                escape(digest)
+                "<td class=\"{class}\">{}</td>",
+                digest_html(digest, shown_chars)
             );
         }
         html.push_str("</tr></tbody></table>");
     }
+    html.push_str("</div>");
     Some(html)
 }
 
@@ -284,6 +323,56 @@ mod tests {
             agreement_conflicts(&serde_json::json!({ "counts": {} })),
             None
         );
+    }
+
+    #[test]
+    fn long_digests_show_as_distinguishing_prefixes_with_the_whole_digest_in_the_tooltip() {
+        let a = "3f".repeat(32);
+        // Shares its first 20 hex digits with `a`: the prefix grows until they differ.
+        let b = format!("{}{}", &a[..20], "0".repeat(44));
+        let c = "9e".repeat(32);
+        let details = serde_json::json!({
+            "conflicts": [{ "seq": 5, "commits": [
+                { "replica": 0, "view": 0, "digest": a },
+                { "replica": 1, "view": 0, "digest": a },
+                { "replica": 2, "view": 0, "digest": b },
+                { "replica": 3, "view": 0, "digest": c },
+            ]}],
+        });
+        let html = agreement_conflicts(&details).expect("rendered");
+        assert!(
+            html.starts_with("<div class=\"scroll\">") && html.ends_with("</div>"),
+            "the tables scroll in their own box: {html}"
+        );
+        assert_eq!(
+            html.matches(&format!("<code title=\"{a}\">{}…</code>", &a[..21]))
+                .count(),
+            2,
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!(
+                "<td class=\"digest differs\"><code title=\"{b}\">{}…</code></td>",
+                &b[..21]
+            )),
+            "{html}"
+        );
+        assert!(html.contains(&format!("<code title=\"{c}\">{}…</code>", &c[..21])));
+        for digest in [&a, &b, &c] {
+            assert!(
+                !html.contains(&format!(">{digest}")),
+                "a whole digest is cell text: {html}"
+            );
+        }
+        // Apart at 12 digits: 12 are shown.
+        let details = serde_json::json!({
+            "conflicts": [{ "seq": 6, "commits": [
+                { "replica": 0, "view": 0, "digest": a },
+                { "replica": 1, "view": 0, "digest": c },
+            ]}],
+        });
+        let html = agreement_conflicts(&details).expect("rendered");
+        assert!(html.contains(&format!(">{}…</code>", &a[..12])), "{html}");
     }
 
     #[test]

@@ -512,11 +512,15 @@ fn validate(s: &Scenario) -> Result<(), Problem> {
             ));
         }
         match spec.build {
-            Build::Byzantine if spec.behaviour.is_none() => {
-                return Err(problem(
-                    path,
-                    "a byzantine build needs a `behaviour` (see `byzantine-replica --list`)",
-                ));
+            Build::Byzantine => {
+                let Some(behaviour) = &spec.behaviour else {
+                    return Err(problem(
+                        path,
+                        "a byzantine build needs a `behaviour` (see `byzantine-replica --list`)",
+                    ));
+                };
+                byzantine::validate(behaviour, &spec.params)
+                    .map_err(|error| behaviour_problem(path, error))?;
             }
             Build::Twin | Build::Honest if spec.behaviour.is_some() || !spec.params.is_empty() => {
                 return Err(problem(
@@ -607,6 +611,33 @@ fn validate(s: &Scenario) -> Result<(), Problem> {
         ));
     }
     Ok(())
+}
+
+/// A behaviour or parameter `byzantine-replica` would refuse at start-up, pinned to the field
+/// it is about: the `behaviour`, or the offending key under `params`.
+fn behaviour_problem(replica: Vec<locate::Segment>, error: byzantine::BehaviourError) -> Problem {
+    use byzantine::BehaviourError;
+    use locate::Segment::Key;
+    let mut path = replica;
+    match &error {
+        BehaviourError::UnknownParam { param, .. } => {
+            path.extend([Key("params".into()), Key(param.clone())]);
+        }
+        BehaviourError::BadParam { param, .. } => {
+            path.extend([Key("params".into()), Key(param.to_string())]);
+        }
+        BehaviourError::NotInProcess { name, .. } if name == "twin" => {
+            path.push(Key("behaviour".into()));
+            return problem(
+                path,
+                "`twin` is not a behaviour of the byzantine build: write `build: twin` instead",
+            );
+        }
+        BehaviourError::Unknown { .. } | BehaviourError::NotInProcess { .. } => {
+            path.push(Key("behaviour".into()));
+        }
+    }
+    problem(path, error.to_string())
 }
 
 fn validate_fault(

@@ -125,3 +125,92 @@ fn unknown_scenario_name_is_reported() {
     let e = load("no-such-scenario-anywhere").expect_err("unknown");
     assert!(matches!(e, ScenarioError::Unknown(_)));
 }
+
+#[test]
+fn misspelt_behaviour_is_refused_at_load_with_the_closest_name() {
+    let text = "\
+name: t
+workload:
+  kind: kv
+  duration_s: 3
+replicas: {0: {build: byzantine, behaviour: equivocat}}
+";
+    let e = parse_err(text);
+    let shown = e.to_string();
+    assert_eq!(e.line(), Some(5), "{shown}");
+    assert!(
+        shown.starts_with(
+            "bad.yaml:5: field `replicas.0.behaviour`: unknown behaviour `equivocat`; did you mean `equivocate`?"
+        ),
+        "{shown}"
+    );
+}
+
+#[test]
+fn unknown_behaviour_parameter_is_refused_at_its_own_line() {
+    let text = "\
+name: t
+workload:
+  kind: kv
+  duration_s: 3
+replicas:
+  0: { build: twin }
+  1:
+    build: byzantine
+    behaviour: crash-later
+    params:
+      after: '500'
+";
+    let e = parse_err(text);
+    let shown = e.to_string();
+    assert_eq!(e.line(), Some(11), "{shown}");
+    assert!(
+        shown.starts_with("bad.yaml:11: field `replicas.1.params.after`: behaviour `crash-later` has no parameter `after`; did you mean `after_ms`?"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn behaviour_parameter_values_are_checked_as_the_replica_would() {
+    let text = "\
+name: t
+workload:
+  kind: kv
+  duration_s: 3
+replicas:
+  2:
+    build: byzantine
+    behaviour: mutate
+    params:
+      kinds: prepare,commit
+      probability: '1.5'
+";
+    let e = parse_err(text);
+    assert_eq!(e.line(), Some(11), "{e}");
+    assert!(
+        e.to_string().contains(
+            "field `replicas.2.params.probability`: behaviour `mutate`, parameter `probability=1.5`"
+        ),
+        "{e}"
+    );
+    let fixed = text.replace("'1.5'", "'0.5'");
+    let s = parse(&fixed, Path::new("ok.yaml")).expect("valid parameters parse");
+    assert_eq!(s.replicas[&2].params["probability"], "0.5");
+}
+
+#[test]
+fn twin_named_as_a_byzantine_behaviour_points_at_the_twin_build() {
+    let text = "\
+name: t
+workload:
+  kind: kv
+  duration_s: 3
+replicas:
+  1:
+    build: byzantine
+    behaviour: twin
+";
+    let e = parse_err(text);
+    assert_eq!(e.line(), Some(8), "{e}");
+    assert!(e.to_string().contains("write `build: twin` instead"), "{e}");
+}

@@ -40,6 +40,21 @@ impl Default for FakeRun {
     }
 }
 
+/// A batch digest as replicas write it (64 hex digits), different for every `n`.
+pub fn fake_digest(n: u64) -> String {
+    // splitmix64: four well-mixed words from one number.
+    let mut state = n;
+    (0..4)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            format!("{:016x}", z ^ (z >> 31))
+        })
+        .collect()
+}
+
 fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
     for item in items {
@@ -219,7 +234,8 @@ impl FakeRun {
     }
 
     /// Each replica commits and executes every request that completed `ok`, in order; views
-    /// change once in the middle; with `broken`, replica 2 commits a different batch at seq 3.
+    /// change once in the middle; with `broken`, replica 2 commits a different batch at seq 3
+    /// (`fake_digest(u64::MAX)` instead of `fake_digest(3)`).
     pub fn events(&self, history: &[HistoryEvent]) -> BTreeMap<ReplicaId, Vec<EventLine>> {
         let mut events = BTreeMap::new();
         let oks: Vec<&HistoryEvent> = history.iter().filter(|e| e.kind == EventType::Ok).collect();
@@ -240,9 +256,9 @@ impl FakeRun {
                     timestamp: ok.request,
                 };
                 let digest = if self.broken && r == 2 && seq == Seq(3) {
-                    "d-forged".to_string()
+                    fake_digest(u64::MAX)
                 } else {
-                    format!("d-{}", seq.0)
+                    fake_digest(seq.0)
                 };
                 let view = View(if i >= middle { 1 } else { 0 });
                 if i == middle {

@@ -46,7 +46,9 @@ impl RunResult {
     }
 }
 
-/// Runs `gauntlet run <args>` with results under `out`.
+/// Runs `gauntlet run <args>` with results under `out`. `NO_COLOR` is removed from its
+/// environment (and so from its replicas'): whether logs written to pipes and files are plain
+/// must not depend on how the test was started.
 pub fn gauntlet_run(out: &Path, args: &[&str]) -> RunResult {
     ensure_replica_binary();
     let output = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
@@ -54,6 +56,7 @@ pub fn gauntlet_run(out: &Path, args: &[&str]) -> RunResult {
         .args(args)
         .arg("--out")
         .arg(out)
+        .env_remove("NO_COLOR")
         .output()
         .expect("gauntlet starts");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -29,14 +29,10 @@ pub struct RunArgs {
     pub exit_with_stdin: bool,
 }
 
+/// Log lines on standard error, `info` and above unless `RUST_LOG` says otherwise; coloured
+/// only on a terminal (see [`crate::logging`]).
 pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    crate::logging::init("info");
 }
 
 pub fn load_options(args: &RunArgs) -> Result<NodeOptions, ConfigError> {
