@@ -66,11 +66,12 @@ pub async fn execute(plan: Plan, dir: RunDir, options: &RunOptions) -> RunOutcom
     let started = Instant::now();
     let reproduce = plan.reproduce_command(options.duration_override);
     let mut workload = Duration::ZERO;
+    let build_id = Some(crate::build_info::build_id());
     let verdict = match drive(&plan, &dir, &mut workload).await {
-        Ok(timeline) => judge(&dir, &plan, &timeline, reproduce),
+        Ok(timeline) => judge(&dir, &plan, &timeline, reproduce, build_id),
         Err(error) => {
             tracing::error!("run failed: {error:#}");
-            Verdict::error(&plan, &dir, reproduce, &error)
+            Verdict::error(&plan, &dir, reproduce, build_id, &error)
         }
     };
     if let Err(error) = verdict.write(&dir) {

@@ -108,7 +108,13 @@ impl Verdict {
         }
     }
 
-    pub fn error(plan: &Plan, dir: &RunDir, reproduce: String, error: &anyhow::Error) -> Verdict {
+    pub fn error(
+        plan: &Plan,
+        dir: &RunDir,
+        reproduce: String,
+        build_id: Option<String>,
+        error: &anyhow::Error,
+    ) -> Verdict {
         Verdict {
             scenario: plan.scenario.name.clone(),
             seed: plan.seed,
@@ -124,7 +130,7 @@ impl Verdict {
             reproduce,
             run_dir: dir.root.display().to_string(),
             started_at_ns: None,
-            build_id: Some(crate::build_info::build_id()),
+            build_id,
         }
     }
 
@@ -219,10 +225,18 @@ fn skipped(oracle: Oracle) -> CheckResult {
 }
 
 /// Runs the scenario's oracles over the run's stored files.
-pub fn judge(dir: &RunDir, plan: &Plan, timeline: &Timeline, reproduce: String) -> Verdict {
-    match judge_files(dir, plan, timeline, reproduce.clone()) {
+/// The verdict on a run's files. `build_id` names the binaries that produced the run (hashing
+/// them costs tens of milliseconds, so the caller decides whether they are the current ones).
+pub fn judge(
+    dir: &RunDir,
+    plan: &Plan,
+    timeline: &Timeline,
+    reproduce: String,
+    build_id: Option<String>,
+) -> Verdict {
+    match judge_files(dir, plan, timeline, reproduce.clone(), build_id.clone()) {
         Ok(verdict) => verdict,
-        Err(error) => Verdict::error(plan, dir, reproduce, &error),
+        Err(error) => Verdict::error(plan, dir, reproduce, build_id, &error),
     }
 }
 
@@ -231,6 +245,7 @@ fn judge_files(
     plan: &Plan,
     timeline: &Timeline,
     reproduce: String,
+    build_id: Option<String>,
 ) -> anyhow::Result<Verdict> {
     let history = check::read_history(dir.history())?;
     let mut events: BTreeMap<ReplicaId, Vec<EventLine>> = BTreeMap::new();
@@ -321,7 +336,7 @@ fn judge_files(
         reproduce,
         run_dir: dir.root.display().to_string(),
         started_at_ns: (timeline.started_at_ns > 0).then_some(timeline.started_at_ns),
-        build_id: Some(crate::build_info::build_id()),
+        build_id,
     })
 }
 
@@ -337,11 +352,11 @@ pub fn recheck(root: &std::path::Path) -> anyhow::Result<Verdict> {
         .as_ref()
         .map(|v| v.reproduce.clone())
         .unwrap_or_else(|| plan.reproduce_command(None));
-    let mut verdict = judge(&dir, &plan, &timeline, reproduce);
     // Re-judging does not change which binaries produced the run.
-    if let Some(build_id) = stored.and_then(|v| v.build_id) {
-        verdict.build_id = Some(build_id);
-    }
+    let build_id = stored
+        .and_then(|v| v.build_id)
+        .unwrap_or_else(crate::build_info::build_id);
+    let verdict = judge(&dir, &plan, &timeline, reproduce, Some(build_id));
     verdict.write(&dir)?;
     Ok(verdict)
 }

@@ -1,7 +1,8 @@
 //! The linearizability checker on hand-made histories.
 
 use harness::check::{
-    CheckOutcome, LinearizabilityOptions, MalformedHistory, histories_by_key, linearizability,
+    CheckOutcome, KeyVerdict, LinearizabilityOptions, MalformedHistory, check_keys,
+    histories_by_key, linearizability,
 };
 use replica::kv::{OpResult, Operation};
 use replica::{ClientId, Timestamp};
@@ -53,6 +54,7 @@ fn options() -> LinearizabilityOptions {
         timeout_per_key: Duration::from_secs(20),
         max_threads: 2,
         max_keys_to_draw: 1,
+        all_keys: false,
     }
 }
 
@@ -146,7 +148,7 @@ fn a_completion_before_its_invocation_is_refused_as_malformed() {
     let w = h.invoke(1, 1, put("x", "a"), 50);
     h.ok(&w, OpResult::Done, 40);
     assert!(matches!(
-        histories_by_key(&h.events),
+        histories_by_key(&h.events, &|i| i + 1),
         Err(MalformedHistory::ReturnBeforeCall {
             line: 2,
             called: 50,
@@ -200,6 +202,11 @@ fn running_out_of_time_is_inconclusive_never_pass() {
         result.details["counts"]["timed_out_keys"],
         serde_json::json!(["x"])
     );
+    assert!(
+        result.summary.contains("ran out of budget on \"x\""),
+        "{}",
+        result.summary
+    );
 }
 
 #[test]
@@ -216,4 +223,79 @@ fn thousands_of_keys_are_checked_from_a_bounded_pool() {
     let result = linearizability(&h.events, &options());
     assert_eq!(result.outcome, CheckOutcome::Pass, "{}", result.summary);
     assert_eq!(result.details["counts"]["keys"], 3_000);
+}
+
+/// 24 concurrent appends to `key`, then a read no order of them explains: proving that takes
+/// porcupine through every order of the appends, far beyond any budget here.
+fn hopeless_key(h: &mut History, key: &str, first_process: u32) {
+    let appends: Vec<HistoryEvent> = (0..24u32)
+        .map(|p| h.invoke(first_process + p, 1, append(key, &format!("[{p}]")), 10))
+        .collect();
+    for a in &appends {
+        h.ok(a, OpResult::Done, 100);
+    }
+    let r = h.invoke(first_process + 99, 1, get(key), 200);
+    h.ok(&r, OpResult::Value(Some("impossible".into())), 300);
+}
+
+#[test]
+fn a_failing_key_behind_hard_keys_is_found_and_stops_them() {
+    let mut h = History::default();
+    for (i, key) in ["a0", "a1", "a2", "a3"].iter().enumerate() {
+        hopeless_key(&mut h, key, 1000 * (i as u32 + 1));
+    }
+    let w = h.invoke(1, 1, put("b", "1"), 10);
+    h.ok(&w, OpResult::Done, 20);
+    let r = h.invoke(2, 1, get("b"), 30);
+    h.ok(&r, OpResult::Value(Some("2".into())), 40);
+    // Without the stop, each hard key would use this whole budget.
+    let opts = LinearizabilityOptions {
+        timeout_per_key: Duration::from_secs(600),
+        ..options()
+    };
+    let keys = histories_by_key(&h.events, &|i| i + 1).expect("well formed");
+    let outcomes = check_keys(&keys, &opts);
+    let verdicts: Vec<(&str, KeyVerdict)> = outcomes
+        .iter()
+        .map(|o| (o.key.as_str(), o.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("a0", KeyVerdict::NotSearched),
+            ("a1", KeyVerdict::NotSearched),
+            ("a2", KeyVerdict::NotSearched),
+            ("a3", KeyVerdict::NotSearched),
+            ("b", KeyVerdict::NotLinearizable),
+        ]
+    );
+    let result = linearizability(&h.events, &opts);
+    assert_eq!(result.outcome, CheckOutcome::Violation);
+    assert!(
+        result.summary.contains("4 other keys were not searched"),
+        "{}",
+        result.summary
+    );
+}
+
+#[test]
+fn with_all_keys_every_key_is_searched_and_the_unfinished_are_named() {
+    let mut h = History::default();
+    hopeless_key(&mut h, "a0", 1000);
+    let w = h.invoke(1, 1, put("b", "1"), 10);
+    h.ok(&w, OpResult::Done, 20);
+    let r = h.invoke(2, 1, get("b"), 30);
+    h.ok(&r, OpResult::Value(Some("2".into())), 40);
+    let opts = LinearizabilityOptions {
+        timeout_per_key: Duration::from_millis(300),
+        all_keys: true,
+        ..options()
+    };
+    let result = linearizability(&h.events, &opts);
+    assert_eq!(result.outcome, CheckOutcome::Violation);
+    assert!(
+        result.summary.contains("ran out of budget on \"a0\""),
+        "a key out of budget is named in the summary: {}",
+        result.summary
+    );
 }

@@ -35,6 +35,31 @@ impl Operation {
         }
     }
 
+    /// Executes the operation on its key's value (`None`: never written). This is the
+    /// service's semantics, one key at a time: the store and the linearizability model both
+    /// run it, so they cannot drift apart.
+    pub fn apply_to(&self, value: &mut Option<String>) -> OpResult {
+        match self {
+            Operation::Put { value: new, .. } => {
+                *value = Some(new.clone());
+                OpResult::Done
+            }
+            Operation::Get { .. } => OpResult::Value(value.clone()),
+            Operation::Append { value: suffix, .. } => {
+                value.get_or_insert_with(String::new).push_str(suffix);
+                OpResult::Done
+            }
+            Operation::Cas { expected, new, .. } => {
+                if value == expected {
+                    *value = Some(new.clone());
+                    OpResult::Swapped(true)
+                } else {
+                    OpResult::Swapped(false)
+                }
+            }
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Operation::Put { .. } => "put",
@@ -76,23 +101,22 @@ pub struct KvStore {
 
 impl KvStore {
     pub fn execute(&mut self, op: &Operation) -> OpResult {
-        match op {
-            Operation::Put { key, value } => {
-                self.entries.insert(key.clone(), value.clone());
-                OpResult::Done
+        let key = op.key();
+        match self.entries.get_mut(key) {
+            Some(stored) => {
+                let mut value = Some(std::mem::take(stored));
+                let result = op.apply_to(&mut value);
+                // No operation removes a key, so a stored value stays stored.
+                *stored = value.unwrap_or_default();
+                result
             }
-            Operation::Get { key } => OpResult::Value(self.entries.get(key).cloned()),
-            Operation::Append { key, value } => {
-                self.entries.entry(key.clone()).or_default().push_str(value);
-                OpResult::Done
-            }
-            Operation::Cas { key, expected, new } => {
-                if self.entries.get(key) == expected.as_ref() {
-                    self.entries.insert(key.clone(), new.clone());
-                    OpResult::Swapped(true)
-                } else {
-                    OpResult::Swapped(false)
+            None => {
+                let mut value = None;
+                let result = op.apply_to(&mut value);
+                if let Some(written) = value {
+                    self.entries.insert(key.to_string(), written);
                 }
+                result
             }
         }
     }

@@ -3,22 +3,26 @@
 //! porcupine-rs 0.3.0 has traps this module steps around:
 //! * its own partitioning starts one OS thread per partition at once, so the history is split
 //!   by key here and keys are checked from a bounded pool of threads;
-//! * `check_operations_info_timeout` answers Illegal when it times out, so the verdict comes
-//!   from `check_operations_timeout` and the info variant only draws a key already found Illegal;
+//! * its timeout starts threads and a timer per call and nothing outside can stop a search, so
+//!   the verdict comes from its untimed inline search under the model's `search_budget`;
+//! * `check_operations_info_timeout` answers Illegal when it times out, so it only draws a key
+//!   already found Illegal;
 //! * an operation returning before it was called is silently Illegal, so the history is
 //!   validated first and a malformed one is refused with its reason.
 
 use super::{CheckOutcome, CheckResult};
+use porcupine_rs::Operation as TimedOp;
 use porcupine_rs::visualization::compute_visualization_data;
-use porcupine_rs::{CheckResult as Verdict, Operation as TimedOp};
 use replica::{ClientId, Timestamp};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use thiserror::Error;
 use workloads::history::{EventType, Function, HistoryEvent};
+use workloads::model::search_budget::{self, Interrupted};
 use workloads::model::{KvModel, KvOp, ModelOpError, operation_of, result_of};
 
 pub const CHECK_NAME: &str = "linearizability";
@@ -31,6 +35,8 @@ pub struct LinearizabilityOptions {
     pub max_threads: usize,
     /// Failing keys for which porcupine's linearization view is computed for the report.
     pub max_keys_to_draw: usize,
+    /// Keep searching every key after one is proven not linearizable.
+    pub all_keys: bool,
 }
 
 impl Default for LinearizabilityOptions {
@@ -39,15 +45,16 @@ impl Default for LinearizabilityOptions {
             timeout_per_key: Duration::from_secs(10),
             max_threads: 2,
             max_keys_to_draw: 1,
+            all_keys: false,
         }
     }
 }
 
-/// Why a history cannot be checked. Each names the offending line (1-based, in file order).
+/// Why a history cannot be checked. Each names the offending line of its file.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum MalformedHistory {
     #[error(
-        "event {line}: {kind:?} for request {request} of process {process} that has no pending invocation"
+        "line {line}: {kind:?} for request {request} of process {process} that has no pending invocation"
     )]
     CompletionWithoutInvoke {
         line: usize,
@@ -56,7 +63,7 @@ pub enum MalformedHistory {
         request: Timestamp,
     },
     #[error(
-        "event {line}: request {request} of process {process} invoked again (first at event {first})"
+        "line {line}: request {request} of process {process} invoked again (first at line {first})"
     )]
     InvokedTwice {
         line: usize,
@@ -65,7 +72,7 @@ pub enum MalformedHistory {
         request: Timestamp,
     },
     #[error(
-        "event {line}: completion is for {completion_f:?} on {completion_key:?} but the invocation was {invoke_f:?} on {invoke_key:?}"
+        "line {line}: completion is for {completion_f:?} on {completion_key:?} but the invocation was {invoke_f:?} on {invoke_key:?}"
     )]
     CompletionMismatch {
         line: usize,
@@ -74,15 +81,15 @@ pub enum MalformedHistory {
         completion_f: Function,
         completion_key: String,
     },
-    #[error("event {line}: completes at {returned} ns, before its invocation at {called} ns")]
+    #[error("line {line}: completes at {returned} ns, before its invocation at {called} ns")]
     ReturnBeforeCall {
         line: usize,
         called: u64,
         returned: u64,
     },
-    #[error("event {line}: time {time_ns} ns is beyond what the checker can represent")]
+    #[error("line {line}: time {time_ns} ns is beyond what the checker can represent")]
     TimeOutOfRange { line: usize, time_ns: u64 },
-    #[error("event {line}: {source}")]
+    #[error("line {line}: {source}")]
     BadOperation {
         line: usize,
         #[source]
@@ -99,25 +106,29 @@ pub struct KeyHistory {
 /// Pairs invocations with completions and splits the history by key. `fail` operations are
 /// left out (they did not happen), unknown ones (`info`, or never completed) return at
 /// `i64::MAX`, and reads of unknown outcome are left out (they cannot constrain anything).
-pub fn histories_by_key(history: &[HistoryEvent]) -> Result<Vec<KeyHistory>, MalformedHistory> {
+/// `line_of(i)` is the file line of event `i`, for messages.
+pub fn histories_by_key(
+    history: &[HistoryEvent],
+    line_of: &dyn Fn(usize) -> usize,
+) -> Result<Vec<KeyHistory>, MalformedHistory> {
     let mut pending: HashMap<(ClientId, Timestamp), usize> = HashMap::new();
     let mut invoked: HashMap<(ClientId, Timestamp), usize> = HashMap::new();
     let mut by_key: BTreeMap<String, Vec<TimedOp<KvModel>>> = BTreeMap::new();
     let time_of = |index: usize, time_ns: u64| {
         i64::try_from(time_ns).map_err(|_| MalformedHistory::TimeOutOfRange {
-            line: index + 1,
+            line: line_of(index),
             time_ns,
         })
     };
     for (index, event) in history.iter().enumerate() {
         let id = (event.process, event.request);
-        let line = index + 1;
+        let line = line_of(index);
         time_of(index, event.time_ns)?;
         if event.kind == EventType::Invoke {
             if let Some(&first) = invoked.get(&id) {
                 return Err(MalformedHistory::InvokedTwice {
                     line,
-                    first: first + 1,
+                    first: line_of(first),
                     process: event.process,
                     request: event.request,
                 });
@@ -161,7 +172,7 @@ pub fn histories_by_key(history: &[HistoryEvent]) -> Result<Vec<KeyHistory>, Mal
             ),
             _ => None,
         };
-        if let Some(op) = timed(invoke, invoke_index, result, Some(event.time_ns)) {
+        if let Some(op) = timed(invoke, line_of(invoke_index), result, Some(event.time_ns)) {
             by_key.entry(invoke.key.clone()).or_default().push(op);
         }
     }
@@ -169,7 +180,7 @@ pub fn histories_by_key(history: &[HistoryEvent]) -> Result<Vec<KeyHistory>, Mal
     unfinished.sort_unstable();
     for invoke_index in unfinished {
         let invoke = &history[invoke_index];
-        if let Some(op) = timed(invoke, invoke_index, None, None) {
+        if let Some(op) = timed(invoke, line_of(invoke_index), None, None) {
             by_key.entry(invoke.key.clone()).or_default().push(op);
         }
     }
@@ -182,7 +193,7 @@ pub fn histories_by_key(history: &[HistoryEvent]) -> Result<Vec<KeyHistory>, Mal
 /// Builds porcupine's operation; `None` for an unknown read, which can be left out.
 fn timed(
     invoke: &HistoryEvent,
-    invoke_index: usize,
+    invoke_line: usize,
     result: Option<replica::kv::OpResult>,
     returned: Option<u64>,
 ) -> Option<TimedOp<KvModel>> {
@@ -202,57 +213,106 @@ fn timed(
         return_time,
         op: KvOp { op, result },
         metadata: Some(format!(
-            "process {} request {} (event {})",
-            invoke.process,
-            invoke.request,
-            invoke_index + 1
+            "process {} request {} (line {})",
+            invoke.process, invoke.request, invoke_line
         )),
     })
 }
 
+/// One key's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyVerdict {
+    Linearizable,
+    NotLinearizable,
+    /// The search ran out of its budget before deciding.
+    OutOfBudget,
+    /// Not searched to the end: another key was already proven not linearizable.
+    NotSearched,
+}
+
+/// What the search found for one key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyOutcome {
+    pub key: String,
+    pub operations: usize,
+    pub verdict: KeyVerdict,
+    /// Wall time the search took, in milliseconds (zero when it never started).
+    pub search_ms: f64,
+}
+
 /// Checks the whole history, key by key.
 pub fn linearizability(history: &[HistoryEvent], opts: &LinearizabilityOptions) -> CheckResult {
-    let keys = match histories_by_key(history) {
-        Ok(keys) => keys,
-        Err(malformed) => {
-            return CheckResult {
-                name: CHECK_NAME.into(),
-                outcome: CheckOutcome::Inconclusive,
-                summary: format!("history is malformed and was not checked: {malformed}"),
-                details: json!({ "malformed": malformed.to_string() }),
-            };
-        }
-    };
-    let verdicts = check_keys(&keys, opts);
+    match histories_by_key(history, &|index| index + 1) {
+        Ok(keys) => judge_keys(&keys, opts),
+        Err(malformed) => CheckResult {
+            name: CHECK_NAME.into(),
+            outcome: CheckOutcome::Inconclusive,
+            summary: format!("history is malformed and was not checked: {malformed}"),
+            details: json!({ "malformed": malformed.to_string() }),
+        },
+    }
+}
+
+/// The check's result over histories already split by key.
+pub fn judge_keys(keys: &[KeyHistory], opts: &LinearizabilityOptions) -> CheckResult {
+    summarize_keys(keys, &check_keys(keys, opts), opts)
+}
+
+/// The check's result from each key's outcome (`outcomes[i]` is `keys[i]`'s); draws the first
+/// `max_keys_to_draw` keys that are not linearizable.
+pub fn summarize_keys(
+    keys: &[KeyHistory],
+    outcomes: &[KeyOutcome],
+    opts: &LinearizabilityOptions,
+) -> CheckResult {
     let operation_count: usize = keys.iter().map(|k| k.operations.len()).sum();
-    let illegal: Vec<usize> = (0..keys.len())
-        .filter(|&i| verdicts[i] == Verdict::Illegal)
-        .collect();
-    let unknown: Vec<&str> = (0..keys.len())
-        .filter(|&i| verdicts[i] == Verdict::Unknown)
-        .map(|i| keys[i].key.as_str())
-        .collect();
+    let with = |verdict: KeyVerdict| -> Vec<&str> {
+        outcomes
+            .iter()
+            .filter(|o| o.verdict == verdict)
+            .map(|o| o.key.as_str())
+            .collect()
+    };
+    let illegal_keys = with(KeyVerdict::NotLinearizable);
+    let unknown = with(KeyVerdict::OutOfBudget);
+    let not_searched = with(KeyVerdict::NotSearched);
     let counts = json!({
         "keys": keys.len(),
         "operations": operation_count,
         "timed_out_keys": unknown,
+        "not_searched_keys": not_searched.len(),
         "timeout_per_key_ms": opts.timeout_per_key.as_millis() as u64,
     });
-    if !illegal.is_empty() {
-        let failing: Vec<serde_json::Value> = illegal
+    let out_of_budget = if unknown.is_empty() {
+        String::new()
+    } else {
+        format!("; the search ran out of budget on {}", name_keys(&unknown))
+    };
+    if !illegal_keys.is_empty() {
+        let failing: Vec<serde_json::Value> = outcomes
             .iter()
+            .enumerate()
+            .filter(|(_, o)| o.verdict == KeyVerdict::NotLinearizable)
             .take(opts.max_keys_to_draw)
-            .map(|&i| draw_failing_key(&keys[i], opts.timeout_per_key))
+            .map(|(i, _)| draw_failing_key(&keys[i], opts.timeout_per_key))
             .collect();
-        let illegal_keys: Vec<&str> = illegal.iter().map(|&i| keys[i].key.as_str()).collect();
+        let unsearched = if not_searched.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} other keys were not searched (--all-keys searches them)",
+                not_searched.len()
+            )
+        };
         return CheckResult {
             name: CHECK_NAME.into(),
             outcome: CheckOutcome::Violation,
             summary: format!(
-                "{} of {} keys are not linearizable (first: {:?})",
-                illegal.len(),
+                "{} of {} keys are not linearizable: {}{out_of_budget}{unsearched}",
+                illegal_keys.len(),
                 keys.len(),
-                illegal_keys[0]
+                name_keys(&illegal_keys)
             ),
             details: json!({ "counts": counts, "illegal_keys": illegal_keys, "failing": failing }),
         };
@@ -262,9 +322,10 @@ pub fn linearizability(history: &[HistoryEvent], opts: &LinearizabilityOptions) 
             name: CHECK_NAME.into(),
             outcome: CheckOutcome::Inconclusive,
             summary: format!(
-                "the checker ran out of time on {} of {} keys; no violation in the others",
-                unknown.len(),
-                keys.len()
+                "no violation in {} of {} keys{out_of_budget} ({} ms each)",
+                keys.len() - unknown.len(),
+                keys.len(),
+                opts.timeout_per_key.as_millis()
             ),
             details: json!({ "counts": counts }),
         };
@@ -280,32 +341,127 @@ pub fn linearizability(history: &[HistoryEvent], opts: &LinearizabilityOptions) 
     }
 }
 
-/// Verdict per key, from at most `max_threads` keys at a time.
-fn check_keys(keys: &[KeyHistory], opts: &LinearizabilityOptions) -> Vec<Verdict> {
-    let verdicts: Vec<Mutex<Verdict>> = keys.iter().map(|_| Mutex::new(Verdict::Unknown)).collect();
+/// `"a", "b" and 3 more`: keys named in a summary line, never a pass hiding them.
+fn name_keys(keys: &[&str]) -> String {
+    const NAMED: usize = 5;
+    let named: Vec<String> = keys.iter().take(NAMED).map(|k| key_name(k)).collect();
+    match keys.len().saturating_sub(NAMED) {
+        0 => named.join(", "),
+        more => format!("{} and {more} more", named.join(", ")),
+    }
+}
+
+/// A key as messages show it; a single register (Jepsen's register histories) has the key "".
+pub fn key_name(key: &str) -> String {
+    if key.is_empty() {
+        "(the register)".to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// The first look at every key: most keys are decided within it, and a hard key cannot hold
+/// back an easy failing one.
+const FIRST_LOOK: Duration = Duration::from_millis(200);
+
+/// Searches every key, at most `max_threads` at a time, each within `timeout_per_key`.
+///
+/// Every key first gets a short look ([`FIRST_LOOK`]); only the keys still undecided are then
+/// searched again with the whole budget, so a failing key is found early even when harder keys
+/// come before it. Unless `all_keys` is set, the first key proven not linearizable stops every
+/// other search, running or waiting, as porcupine itself stops at the first illegal partition:
+/// the overall answer is then known. Which failing key is found first can depend on thread
+/// timing when several fail; the answer cannot.
+pub fn check_keys(keys: &[KeyHistory], opts: &LinearizabilityOptions) -> Vec<KeyOutcome> {
+    let found_illegal = Arc::new(AtomicBool::new(false));
+    let everything: Vec<usize> = (0..keys.len()).collect();
+    let first_look = opts.timeout_per_key.min(FIRST_LOOK);
+    let mut outcomes = search_pass(keys, &everything, first_look, &found_illegal, opts);
+    let undecided: Vec<usize> = everything
+        .into_iter()
+        .filter(|&i| outcomes[i].verdict == KeyVerdict::OutOfBudget)
+        .collect();
+    if first_look < opts.timeout_per_key && !undecided.is_empty() {
+        let again = search_pass(keys, &undecided, opts.timeout_per_key, &found_illegal, opts);
+        for index in undecided {
+            let first_ms = outcomes[index].search_ms;
+            outcomes[index] = again[index].clone();
+            outcomes[index].search_ms += first_ms;
+        }
+    }
+    outcomes
+}
+
+/// Searches `keys[i]` for each `i` in `which` within `budget`, from a pool of threads; the
+/// outcome of a key not in `which` is `NotSearched`.
+fn search_pass(
+    keys: &[KeyHistory],
+    which: &[usize],
+    budget: Duration,
+    found_illegal: &Arc<AtomicBool>,
+    opts: &LinearizabilityOptions,
+) -> Vec<KeyOutcome> {
+    let slots: Vec<Mutex<Option<KeyOutcome>>> = keys.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
-    let workers = opts.max_threads.clamp(1, keys.len().max(1));
+    let workers = opts.max_threads.clamp(1, which.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(key) = keys.get(index) else { break };
-                    let verdict = porcupine_rs::check_operations_timeout(
-                        &key.operations,
-                        opts.timeout_per_key,
-                    );
-                    if let Ok(mut slot) = verdicts[index].lock() {
-                        *slot = verdict;
+                while let Some(&index) = which.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let outcome = search_key(&keys[index], budget, found_illegal);
+                    if outcome.verdict == KeyVerdict::NotLinearizable && !opts.all_keys {
+                        found_illegal.store(true, Ordering::Relaxed);
+                    }
+                    if let Ok(mut slot) = slots[index].lock() {
+                        *slot = Some(outcome);
                     }
                 }
             });
         }
     });
-    verdicts
+    slots
         .into_iter()
-        .map(|slot| slot.into_inner().unwrap_or(Verdict::Unknown))
+        .zip(keys)
+        .map(|(slot, key)| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| KeyOutcome {
+                    key: key.key.clone(),
+                    operations: key.operations.len(),
+                    verdict: KeyVerdict::NotSearched,
+                    search_ms: 0.0,
+                })
+        })
         .collect()
+}
+
+/// One key's search, on this thread, within `budget` and until `found_illegal` is raised.
+fn search_key(key: &KeyHistory, budget: Duration, found_illegal: &Arc<AtomicBool>) -> KeyOutcome {
+    let started = Instant::now();
+    let verdict = if found_illegal.load(Ordering::Relaxed) {
+        KeyVerdict::NotSearched
+    } else {
+        let stop = Arc::clone(found_illegal);
+        // porcupine's untimed check of one partition runs inline, under the model's budget.
+        let result = search_budget::run(
+            started + budget,
+            move || stop.load(Ordering::Relaxed),
+            || porcupine_rs::check_operations(&key.operations),
+        );
+        match result {
+            Ok(true) => KeyVerdict::Linearizable,
+            Ok(false) => KeyVerdict::NotLinearizable,
+            Err(Interrupted::OutOfTime) => KeyVerdict::OutOfBudget,
+            Err(Interrupted::Stopped) => KeyVerdict::NotSearched,
+        }
+    };
+    KeyOutcome {
+        key: key.key.clone(),
+        operations: key.operations.len(),
+        verdict,
+        search_ms: started.elapsed().as_secs_f64() * 1e3,
+    }
 }
 
 /// The failing key's operations and porcupine's linearization view of it, for the report.

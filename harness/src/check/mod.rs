@@ -33,7 +33,8 @@ mod oracles;
 
 pub use files::{ReadError, read_events, read_history};
 pub use linearizability::{
-    KeyHistory, LinearizabilityOptions, MalformedHistory, histories_by_key, linearizability,
+    KeyHistory, KeyOutcome, KeyVerdict, LinearizabilityOptions, MalformedHistory, check_keys,
+    histories_by_key, judge_keys, key_name, linearizability, summarize_keys,
 };
 pub use liveness::liveness;
 pub use oracles::{agreement, integrity, validity};
