@@ -4,6 +4,7 @@ pub mod build_info;
 pub mod campaign;
 pub mod check;
 pub mod defence;
+pub mod history;
 pub mod layout;
 pub mod nemesis;
 pub mod orchestrator;

@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use harness::campaign::matrix::{Seeds, Shard, parse_budget};
 use harness::campaign::reproduce::reproduce;
 use harness::campaign::{CampaignOptions, run_campaign};
+use harness::check::LinearizabilityOptions;
+use harness::history::{self, Format, ModelKind, Overall};
 use harness::orchestrator::{self, RunOptions};
 use harness::processes::kill_all_registered;
 use harness::scenario::{self, BUILTINS};
@@ -56,6 +58,9 @@ enum Command {
     },
     /// Re-run the checkers on a stored run and rewrite its verdict.json.
     Check { run_dir: PathBuf },
+    /// Judge the linearizability of histories from any system (Jepsen EDN, porcupine logs,
+    /// Gauntlet JSON lines). Exit 0: all linearizable; 1: one is not; 2: unknown or malformed.
+    CheckHistory(CheckHistoryArgs),
     /// Run every scenario of a suite (or the named ones) for each seed, J at a time, within a
     /// budget; writes index.html, junit.xml and results/latest.
     Campaign(CampaignArgs),
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
                 2
             }
         },
+        Command::CheckHistory(args) => check_history(args),
         Command::Campaign(args) => campaign(args),
         Command::Reproduce { run_dir } => match reproduce(&run_dir, None) {
             Ok(reproduction) => {
@@ -139,6 +145,123 @@ fn main() -> ExitCode {
         ),
     };
     ExitCode::from(code as u8)
+}
+
+#[derive(clap::Args)]
+struct CheckHistoryArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// `auto` detects each file's format from its content.
+    #[arg(long, default_value = "auto", value_parser = parse_format)]
+    format: FormatChoice,
+    /// Default: `kv` for Gauntlet and porcupine kv files, `cas-register` for Jepsen ones.
+    #[arg(long, value_enum)]
+    model: Option<ModelKind>,
+    /// Search budget per key (e.g. 10s, 2m); a key that runs out is reported unknown.
+    #[arg(long, default_value = "10s")]
+    timeout_per_key: String,
+    /// Keep searching every key after one is proven not linearizable.
+    #[arg(long)]
+    all_keys: bool,
+    /// Write FILE.html (verdict per key, linearization view, timeline) and FILE.json here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy)]
+struct FormatChoice(Option<Format>);
+
+fn parse_format(text: &str) -> Result<FormatChoice, String> {
+    if text == "auto" {
+        return Ok(FormatChoice(None));
+    }
+    <Format as clap::ValueEnum>::from_str(text, false)
+        .map(|f| FormatChoice(Some(f)))
+        .map_err(|_| {
+            "expected auto, gauntlet, jepsen-edn, porcupine-kv or porcupine-jepsen-log".to_string()
+        })
+}
+
+/// Checks each file in turn. The exit code is 1 if any file is not linearizable (a finding
+/// outranks everything else), else 2 if any was unknown or could not be read, else 0.
+fn check_history(args: CheckHistoryArgs) -> i32 {
+    let timeout_per_key = match parse_budget(&args.timeout_per_key) {
+        Ok(timeout) => timeout,
+        Err(error) => {
+            eprintln!("error: --timeout-per-key: {error}");
+            return 2;
+        }
+    };
+    let opts = LinearizabilityOptions {
+        timeout_per_key,
+        all_keys: args.all_keys,
+        ..LinearizabilityOptions::default()
+    };
+    if let Some(out) = &args.out
+        && let Err(error) = std::fs::create_dir_all(out)
+    {
+        eprintln!("error: cannot create {}: {error}", out.display());
+        return 2;
+    }
+    let (mut invalid, mut undecided) = (false, false);
+    for file in &args.files {
+        let judged = history::import(file, args.format.0, args.model).and_then(|imported| {
+            history::check_history(file.clone(), &imported, &opts)
+                .map(|verdict| (verdict, imported))
+                .map_err(|e| history::ImportError {
+                    path: file.clone(),
+                    line: Some(e.line),
+                    reason: e.reason,
+                })
+        });
+        match judged {
+            Ok((verdict, imported)) => {
+                print!("{}", verdict.summary());
+                invalid |= verdict.overall == Overall::NotLinearizable;
+                undecided |= verdict.overall == Overall::Unknown;
+                match &args.out {
+                    Some(out) => write_history_files(out, &verdict, &imported.events),
+                    None if verdict.overall == Overall::NotLinearizable => {
+                        println!("  (--out DIR writes the linearization view and the timeline)");
+                    }
+                    None => {}
+                }
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                undecided = true;
+            }
+        }
+    }
+    if invalid {
+        1
+    } else if undecided {
+        2
+    } else {
+        0
+    }
+}
+
+fn write_history_files(
+    out: &std::path::Path,
+    verdict: &history::HistoryVerdict,
+    events: &[workloads::history::HistoryEvent],
+) {
+    let name = verdict
+        .file
+        .file_name()
+        .map_or_else(|| "history".into(), |n| n.to_string_lossy().into_owned());
+    let page = out.join(format!("{name}.html"));
+    let json = out.join(format!("{name}.json"));
+    let written = std::fs::write(&page, harness::report::render_history_page(verdict, events))
+        .and_then(|()| {
+            let text = serde_json::to_string_pretty(verdict).map_err(std::io::Error::other)?;
+            std::fs::write(&json, text + "\n")
+        });
+    match written {
+        Ok(()) => println!("  page: {}", page.display()),
+        Err(error) => eprintln!("warning: cannot write {}: {error}", page.display()),
+    }
 }
 
 #[derive(clap::Args)]

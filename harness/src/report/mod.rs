@@ -4,6 +4,7 @@
 //! what each replica counted, and the failing key or sequence number when a check failed.
 
 mod charts;
+mod history_page;
 pub mod html;
 mod inputs;
 mod linview;
@@ -14,6 +15,7 @@ mod shading;
 mod tables;
 mod timeline;
 
+pub use history_page::render_history_page;
 pub use inputs::{FaultWindow, ReplicaFiles, RunData, VerdictFile};
 pub use timeline::MAX_BARS;
 
