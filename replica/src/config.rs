@@ -191,7 +191,8 @@ impl ClusterConfig {
                     ),
                 ));
             }
-            if !entry.address.ip().is_loopback() {
+            // Exactly 127.0.0.1: not ::1, not the rest of 127.0.0.0/8.
+            if entry.address.ip() != std::net::Ipv4Addr::LOCALHOST {
                 return Err(Self::field_error(
                     path,
                     &format!("replicas[{index}].address"),

@@ -114,6 +114,24 @@ fn a_malformed_cluster_file_is_refused_with_exit_code_2_naming_the_file_and_fiel
 }
 
 #[test]
+fn a_replica_address_other_than_127_0_0_1_is_refused_naming_the_field() {
+    let testnet = Testnet::new(1);
+    let path = testnet.config_path();
+    let good = std::fs::read_to_string(&path).expect("read");
+    let port = testnet.address(2).port();
+    for other in ["127.0.0.2", "[::1]", "0.0.0.0"] {
+        let text = good.replace(&format!("127.0.0.1:{port}"), &format!("{other}:{port}"));
+        assert_ne!(text, good, "the address of replica 2 is in the file");
+        let error = ClusterConfig::parse(&text, &path).expect_err(other);
+        let message = error.to_string();
+        assert!(
+            message.contains("replicas[2].address"),
+            "{other}: {message}"
+        );
+    }
+}
+
+#[test]
 fn a_malformed_or_mismatched_key_file_is_refused_with_exit_code_2_naming_the_file() {
     let testnet = Testnet::new(2);
     let key_path = testnet.dir.path().join("replica-0.key");

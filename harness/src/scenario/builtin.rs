@@ -125,25 +125,10 @@ mod tests {
     use super::*;
     use crate::scenario::{Build, Expectation, load};
 
-    /// Behaviours of the `byzantine-replica` catalogue (`byzantine-replica --list`); `twin` is
-    /// the harness's own. Kept here rather than read from the byzantine crate, which the
-    /// harness does not link.
-    const BEHAVIOURS: &[&str] = &[
-        "silent",
-        "crash-later",
-        "equivocate",
-        "wrong-reply",
-        "censor",
-        "slow-primary",
-        "bad-view-change",
-        "replay",
-        "forge-sender",
-        "flood",
-        "checkpoint-lie",
-        "stale-view",
-        "mutate",
-        "twin",
-    ];
+    /// Every behaviour of the catalogue (`twin` is in it, though the harness runs it itself).
+    fn behaviours() -> Vec<&'static str> {
+        byzantine::catalogue().iter().map(|b| b.name).collect()
+    }
 
     #[test]
     fn every_builtin_parses_names_itself_and_has_a_description() {
@@ -157,7 +142,7 @@ mod tests {
 
     #[test]
     fn every_behaviour_has_a_byz_scenario_with_one_faulty_replica_expecting_pass() {
-        for behaviour in BEHAVIOURS {
+        for behaviour in &behaviours() {
             let name = format!("byz-{behaviour}");
             let loaded = load(&name).unwrap_or_else(|e| panic!("{name}: {e}"));
             let s = &loaded.scenario;
