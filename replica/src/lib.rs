@@ -13,6 +13,7 @@ pub mod core;
 pub mod crypto;
 pub mod digest;
 pub mod events;
+pub mod host;
 pub mod ids;
 pub mod kv;
 pub mod logging;

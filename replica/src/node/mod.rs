@@ -180,12 +180,9 @@ pub async fn run(
     });
 
     let driver = driver::Driver {
-        core,
-        interceptor,
-        key,
-        keys,
-        config,
-        started: std::time::Instant::now(),
+        host: crate::host::Host::new(core, Some(interceptor), key, keys, config, Duration::ZERO),
+        epoch: tokio::time::Instant::now(),
+        reported_dropped: 0,
         wal,
         events: events.clone(),
         stats: stats.clone(),

@@ -1,14 +1,14 @@
-//! Carrying out scheduled actions and the cores' effects, the way the node does.
+//! Carrying out scheduled actions and the hosts' turns, the way the node does.
 
+use super::SimNetwork;
 use super::links::Endpoint;
-use super::{INTERCEPTOR_TICK_MS, SimNetwork};
-use crate::core::{Effect, Input, Timer};
+use crate::core::Input;
 use crate::digest::Digest;
 use crate::events::ReplicaEvent;
+use crate::host::{Host, Storage, Transmit};
 use crate::ids::Principal;
 use crate::ids::{ClientId, ReplicaId, Timestamp};
 use crate::message::{MessageKind, WireMessage};
-use crate::node::InterceptContext;
 use crate::verify::{self, RejectReason, Verified};
 use crate::wire::{self, FrameError};
 use rand::RngExt;
@@ -26,19 +26,9 @@ pub(super) enum Action {
         incarnation: u64,
         frame: Vec<u8>,
     },
-    TimerFired {
-        replica: ReplicaId,
-        incarnation: u64,
-        timer: Timer,
-        generation: u64,
-    },
-    /// An effect an interceptor held back.
-    DelayedEffect {
-        replica: ReplicaId,
-        incarnation: u64,
-        effect: Effect,
-    },
-    Tick {
+    /// The host asked to be woken now (`Host::poll_timeout`): its timers, held-back effects
+    /// and interceptor tick.
+    Wake {
         replica: ReplicaId,
         incarnation: u64,
         generation: u64,
@@ -59,9 +49,9 @@ fn frame_reason(error: &FrameError) -> RejectReason {
     }
 }
 
-/// Whole milliseconds, rounded up so a non-zero delay never becomes "now".
-fn delay_ms(delay: Duration) -> u64 {
-    delay.as_nanos().div_ceil(1_000_000) as u64
+/// Whole milliseconds, rounded up so a wake-up never comes before it is due.
+fn ceil_ms(at: Duration) -> u64 {
+    at.as_nanos().div_ceil(1_000_000) as u64
 }
 
 impl SimNetwork {
@@ -77,7 +67,6 @@ impl SimNetwork {
                 incarnation,
             } => {
                 if self.is_current(replica, incarnation) {
-                    self.start_ticks(replica);
                     self.start(replica);
                 }
             }
@@ -91,35 +80,17 @@ impl SimNetwork {
                 frame,
                 ..
             } => self.deliver_to_client(client, &frame),
-            Action::TimerFired {
-                replica,
-                incarnation,
-                timer,
-                generation,
-            } => {
-                if !self.is_current(replica, incarnation) {
-                    return;
-                }
-                let timers = &mut self.replicas[replica.0 as usize].timers;
-                if timers.get(&timer) == Some(&generation) {
-                    timers.remove(&timer);
-                    self.feed(replica, Input::TimerFired(timer));
-                }
-            }
-            Action::DelayedEffect {
-                replica,
-                incarnation,
-                effect,
-            } => {
-                if self.is_current(replica, incarnation) {
-                    self.carry_out(replica, effect);
-                }
-            }
-            Action::Tick {
+            Action::Wake {
                 replica,
                 incarnation,
                 generation,
-            } => self.tick(replica, incarnation, generation),
+            } => {
+                let r = &self.replicas[replica.0 as usize];
+                if self.is_current(replica, incarnation) && r.wake_generation == generation {
+                    self.replicas[replica.0 as usize].wake = None;
+                    self.turn(replica, |_, _| {});
+                }
+            }
             Action::ClientRetry { client, timestamp } => self.client_retry(client, timestamp),
         }
     }
@@ -130,123 +101,76 @@ impl SimNetwork {
             .is_some_and(|r| r.is_running() && r.incarnation == incarnation)
     }
 
-    fn start_ticks(&mut self, replica: ReplicaId) {
-        let at = self.now_ms + INTERCEPTOR_TICK_MS;
-        let r = &mut self.replicas[replica.0 as usize];
-        if r.interceptor.is_none() {
-            return;
+    /// The core's first step, in a turn of its own.
+    pub(super) fn start(&mut self, replica: ReplicaId) {
+        let now = self.now();
+        if let Some(host) = self.replicas[replica.0 as usize].host.as_mut() {
+            host.start(now);
         }
-        r.tick_generation += 1;
-        let action = Action::Tick {
-            replica,
-            incarnation: r.incarnation,
-            generation: r.tick_generation,
-        };
-        self.schedule(at, action);
+        self.after_turn(replica);
     }
 
-    fn tick(&mut self, replica: ReplicaId, incarnation: u64, generation: u64) {
-        if !self.is_current(replica, incarnation) {
-            return;
-        }
-        let now = self.now_ms;
-        let r = &mut self.replicas[replica.0 as usize];
-        if r.tick_generation != generation {
-            return;
-        }
-        let (Some(core), Some(interceptor)) = (r.core.as_ref(), r.interceptor.as_mut()) else {
+    /// One turn of `replica`'s host: `work`, then its timers, then the end of the turn.
+    pub(super) fn turn(&mut self, replica: ReplicaId, work: impl FnOnce(&mut Host, Duration)) {
+        let now = self.now();
+        let Some(host) = self.replicas[replica.0 as usize].host.as_mut() else {
             return;
         };
-        let ctx = InterceptContext {
-            core,
-            key: &r.key,
-            keys: &self.keys,
-            config: &self.config,
-            elapsed: Duration::from_millis(now - r.started_at_ms),
-        };
-        let effects = interceptor.tick(&ctx);
-        self.schedule(
-            now + INTERCEPTOR_TICK_MS,
-            Action::Tick {
-                replica,
-                incarnation,
-                generation,
-            },
-        );
-        self.carry_out_all(replica, incarnation, effects);
+        host.begin_turn();
+        work(host, now);
+        host.handle_timeout(now);
+        host.end_turn(now);
+        self.after_turn(replica);
     }
 
-    /// Steps `replica`'s core with `input`, through its interceptor if it has one.
-    pub(super) fn feed(&mut self, replica: ReplicaId, input: Input) {
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.now_ms)
+    }
+
+    /// Carries out what the turn produced (the disk first, then the network) and schedules
+    /// the host's next wake-up.
+    fn after_turn(&mut self, replica: ReplicaId) {
         let now = self.now_ms;
         let r = &mut self.replicas[replica.0 as usize];
-        let Some(core) = r.core.as_mut() else {
+        let Some(host) = r.host.as_mut() else {
             return;
         };
-        let elapsed = Duration::from_millis(now - r.started_at_ms);
-        let inputs = match r.interceptor.as_mut() {
-            None => vec![input],
-            Some(interceptor) => {
-                let ctx = InterceptContext {
-                    core,
-                    key: &r.key,
-                    keys: &self.keys,
-                    config: &self.config,
-                    elapsed,
-                };
-                interceptor.inbound(input, &ctx)
-            }
-        };
-        let mut outgoing = Vec::new();
-        for input in inputs {
-            let effects = core.step(input);
-            match r.interceptor.as_mut() {
-                None => outgoing.extend(effects.into_iter().map(|e| (Duration::ZERO, e))),
-                Some(interceptor) => {
-                    let ctx = InterceptContext {
-                        core,
-                        key: &r.key,
-                        keys: &self.keys,
-                        config: &self.config,
-                        elapsed,
-                    };
-                    for effect in effects {
-                        outgoing.extend(interceptor.outbound(effect, &ctx));
-                    }
+        let output = host.take_output();
+        let wake = host.poll_timeout().map(ceil_ms);
+        for write in output.storage {
+            match write {
+                Storage::Append(record) => r.disk.records.push(record),
+                Storage::InstallCheckpoint { snapshot, retained } => {
+                    r.disk.snapshot = Some(snapshot);
+                    r.disk.records = retained;
                 }
             }
         }
-        let incarnation = r.incarnation;
-        self.carry_out_all(replica, incarnation, outgoing);
-    }
-
-    fn carry_out_all(
-        &mut self,
-        replica: ReplicaId,
-        incarnation: u64,
-        effects: Vec<(Duration, Effect)>,
-    ) {
-        for (delay, effect) in effects {
-            if delay.is_zero() {
-                self.carry_out(replica, effect);
-            } else {
-                let at = self.now_ms + delay_ms(delay);
-                let action = Action::DelayedEffect {
-                    replica,
-                    incarnation,
-                    effect,
-                };
-                self.schedule(at, action);
-            }
+        for event in output.events {
+            r.record(now, event);
+        }
+        if let Some(at) = wake
+            && r.wake.is_none_or(|(scheduled, _)| scheduled != at)
+        {
+            r.wake_generation += 1;
+            r.wake = Some((at, r.wake_generation));
+            let action = Action::Wake {
+                replica,
+                incarnation: r.incarnation,
+                generation: r.wake_generation,
+            };
+            self.schedule(at.max(now), action);
+        }
+        for transmit in output.transmits {
+            self.send(replica, transmit);
         }
     }
 
-    fn carry_out(&mut self, replica: ReplicaId, effect: Effect) {
-        let now = self.now_ms;
+    fn send(&mut self, replica: ReplicaId, transmit: Transmit) {
         let from = Endpoint::Replica(replica);
-        match effect {
-            Effect::Send { to, message } => self.transmit(from, Endpoint::Replica(to), &message),
-            Effect::Broadcast(message) => {
+        match transmit {
+            Transmit::To { to, message } => self.transmit(from, Endpoint::Replica(to), &message),
+            Transmit::Broadcast(message) => {
                 let frame = wire::encode_frame(&message);
                 let others: Vec<ReplicaId> = self.replica_ids().filter(|r| *r != replica).collect();
                 for to in others {
@@ -254,32 +178,9 @@ impl SimNetwork {
                     self.transmit_frame(from, to, message.kind(), frame.clone());
                 }
             }
-            Effect::Reply { client, reply } => {
+            Transmit::Reply { client, reply } => {
                 self.transmit(from, Endpoint::Client(client), &WireMessage::Reply(reply));
             }
-            Effect::Persist(record) => self.replicas[replica.0 as usize].disk.records.push(record),
-            Effect::StableCheckpoint { snapshot, retained } => {
-                let disk = &mut self.replicas[replica.0 as usize].disk;
-                disk.snapshot = Some(snapshot);
-                disk.records = retained;
-            }
-            Effect::SetTimer { timer, after_ms } => {
-                let r = &mut self.replicas[replica.0 as usize];
-                r.timer_generation += 1;
-                let generation = r.timer_generation;
-                r.timers.insert(timer, generation);
-                let action = Action::TimerFired {
-                    replica,
-                    incarnation: r.incarnation,
-                    timer,
-                    generation,
-                };
-                self.schedule(now + after_ms, action);
-            }
-            Effect::CancelTimer(timer) => {
-                self.replicas[replica.0 as usize].timers.remove(&timer);
-            }
-            Effect::Event(event) => self.replicas[replica.0 as usize].record(now, event),
         }
     }
 
@@ -342,7 +243,9 @@ impl SimNetwork {
         }
         self.stats.delivered += 1;
         match self.verdict(frame) {
-            Ok(verified) => self.feed(replica, Input::Message(verified)),
+            Ok(verified) => self.turn(replica, |host, now| {
+                host.handle_input(now, Input::Message(verified));
+            }),
             Err((reason, what)) => self.reject(replica, reason, what),
         }
     }

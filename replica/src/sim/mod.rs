@@ -19,9 +19,10 @@ pub use replica::{SimDisk, SimEvent};
 pub use workload::WorkloadStop;
 
 use crate::config::{ClientEntry, ClusterConfig, ConfigError, ReplicaEntry, Timeouts};
-use crate::core::{Core, CoreParams, Input};
+use crate::core::{Core, CoreParams};
 use crate::crypto::{self, KeyStore};
 use crate::events::ReplicaEvent;
+use crate::host::Host;
 use crate::ids::{ClientId, Principal, ReplicaId, Seq};
 use crate::kv::Operation;
 use crate::message::{RequestId, WireMessage};
@@ -38,10 +39,8 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
-
-/// How often an installed interceptor's `tick` runs, as in the node.
-pub const INTERCEPTOR_TICK_MS: u64 = 50;
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -188,13 +187,22 @@ impl SimNetwork {
         let origin = Path::new("<simulated cluster>");
         let config = ClusterConfig::parse(&draft.to_yaml(), origin)?;
         let keys = Arc::new(config.keys(origin)?);
+        let shared = Arc::new(config.clone());
         let replicas = replica_keys
             .into_iter()
             .enumerate()
             .map(|(i, key)| {
                 let params = CoreParams::from_config(&config, ReplicaId(i as u32));
                 let core = Core::new(params.clone(), key.clone(), keys.clone());
-                SimReplica::new(params, key, core)
+                let host = Host::new(
+                    core,
+                    None,
+                    key.clone(),
+                    keys.clone(),
+                    shared.clone(),
+                    Duration::ZERO,
+                );
+                SimReplica::new(params, key, host)
             })
             .collect();
         let clients = client_keys
@@ -395,24 +403,33 @@ impl SimNetwork {
 
     /// Rebuilds a crashed replica from its disk (`Core::recover`) and starts it.
     pub fn restart(&mut self, replica: ReplicaId) -> Result<(), SimError> {
-        let now = self.now_ms;
+        let now = Duration::from_millis(self.now_ms);
         let keys = self.keys.clone();
+        let config = Arc::new(self.config.clone());
         let r = self.replica_mut(replica)?;
         if r.is_running() {
             return Err(SimError::AlreadyRunning(replica));
         }
-        r.core = Some(Core::recover(
+        let core = Core::recover(
             r.params.clone(),
             r.key.clone(),
-            keys,
+            keys.clone(),
             r.disk.snapshot.clone(),
             r.disk.records.clone(),
+        );
+        let interceptor = r.parked_interceptor.take();
+        r.host = Some(Host::new(
+            core,
+            interceptor,
+            r.key.clone(),
+            keys,
+            config,
+            now,
         ));
         r.incarnation += 1;
-        r.started_at_ms = now;
         let incarnation = r.incarnation;
         self.schedule(
-            now,
+            self.now_ms,
             Action::Start {
                 replica,
                 incarnation,
@@ -449,16 +466,15 @@ impl SimNetwork {
         replica: ReplicaId,
         interceptor: Box<dyn Interceptor>,
     ) -> Result<(), SimError> {
-        let at = self.now_ms + INTERCEPTOR_TICK_MS;
+        let now = Duration::from_millis(self.now_ms);
         let r = self.replica_mut(replica)?;
-        r.interceptor = Some(interceptor);
-        r.tick_generation += 1;
-        let action = Action::Tick {
-            replica,
-            incarnation: r.incarnation,
-            generation: r.tick_generation,
-        };
-        self.schedule(at, action);
+        r.faulty = true;
+        match r.host.as_mut() {
+            Some(host) => host.set_interceptor(now, interceptor),
+            None => r.parked_interceptor = Some(interceptor),
+        }
+        // A turn with nothing in it, so the interceptor's first tick is scheduled.
+        self.turn(replica, |_, _| {});
         Ok(())
     }
 
@@ -482,7 +498,11 @@ impl SimNetwork {
 
     /// The running core of `replica` (none while crashed).
     pub fn core(&self, replica: ReplicaId) -> Option<&Core> {
-        self.replicas.get(replica.0 as usize)?.core.as_ref()
+        self.replicas
+            .get(replica.0 as usize)?
+            .host
+            .as_ref()
+            .map(Host::core)
     }
 
     pub fn is_running(&self, replica: ReplicaId) -> bool {
@@ -493,7 +513,7 @@ impl SimNetwork {
     pub fn is_honest(&self, replica: ReplicaId) -> bool {
         self.replicas
             .get(replica.0 as usize)
-            .is_some_and(|r| r.interceptor.is_none())
+            .is_some_and(|r| !r.faulty)
     }
 
     /// Every event `replica` reported (its core's, and inputs the receive path refused).
@@ -558,10 +578,6 @@ impl SimNetwork {
         self.replicas
             .get_mut(replica.0 as usize)
             .ok_or(SimError::UnknownReplica(replica))
-    }
-
-    fn start(&mut self, replica: ReplicaId) {
-        self.feed(replica, Input::Start);
     }
 }
 

@@ -1,7 +1,8 @@
-//! One simulated replica: its core (absent while crashed), simulated disk, timers, events.
+//! One simulated replica: its host (absent while crashed), simulated disk, events.
 
-use crate::core::{Core, CoreParams, Snapshot, Timer, WalRecord};
+use crate::core::{CoreParams, Snapshot, WalRecord};
 use crate::events::ReplicaEvent;
+use crate::host::Host;
 use crate::node::Interceptor;
 use crate::verify::RejectReason;
 use ed25519_dalek::SigningKey;
@@ -25,42 +26,42 @@ pub struct SimEvent {
 pub(super) struct SimReplica {
     pub(super) params: CoreParams,
     pub(super) key: SigningKey,
-    pub(super) core: Option<Core>,
+    /// The replica's host (absent while crashed): the same one the node drives.
+    pub(super) host: Option<Host>,
+    /// An installed interceptor waits here while the replica is crashed.
+    pub(super) parked_interceptor: Option<Box<dyn Interceptor>>,
+    /// Whether an interceptor was ever installed: the replica then counts as faulty.
+    pub(super) faulty: bool,
     pub(super) disk: SimDisk,
-    /// Armed timers and the generation that arms them; a firing with another generation was
-    /// cancelled or re-armed in the meantime.
-    pub(super) timers: BTreeMap<Timer, u64>,
-    pub(super) timer_generation: u64,
+    /// The wake-up scheduled for the host and its generation; a wake-up of another
+    /// generation was superseded.
+    pub(super) wake: Option<(u64, u64)>,
+    pub(super) wake_generation: u64,
     /// Bumped on every crash and restart, so nothing scheduled for an earlier life happens.
     pub(super) incarnation: u64,
-    pub(super) started_at_ms: u64,
     pub(super) events: Vec<SimEvent>,
     pub(super) rejections: BTreeMap<RejectReason, u64>,
-    pub(super) interceptor: Option<Box<dyn Interceptor>>,
-    /// Bumped whenever the interceptor changes, so only one tick chain runs.
-    pub(super) tick_generation: u64,
 }
 
 impl SimReplica {
-    pub(super) fn new(params: CoreParams, key: SigningKey, core: Core) -> SimReplica {
+    pub(super) fn new(params: CoreParams, key: SigningKey, host: Host) -> SimReplica {
         SimReplica {
             params,
             key,
-            core: Some(core),
+            host: Some(host),
+            parked_interceptor: None,
+            faulty: false,
             disk: SimDisk::default(),
-            timers: BTreeMap::new(),
-            timer_generation: 0,
+            wake: None,
+            wake_generation: 0,
             incarnation: 0,
-            started_at_ms: 0,
             events: Vec::new(),
             rejections: BTreeMap::new(),
-            interceptor: None,
-            tick_generation: 0,
         }
     }
 
     pub(super) fn is_running(&self) -> bool {
-        self.core.is_some()
+        self.host.is_some()
     }
 
     /// Records an event; rejections are also counted by reason.
@@ -72,8 +73,10 @@ impl SimReplica {
     }
 
     pub(super) fn crash(&mut self) {
-        self.core = None;
-        self.timers.clear();
+        if let Some(host) = self.host.take() {
+            self.parked_interceptor = host.into_interceptor();
+        }
+        self.wake = None;
         self.incarnation += 1;
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::core::Effect;
+use crate::core::Input;
 use crate::node::InterceptContext;
 use std::sync::Mutex;
 use std::time::Duration;
