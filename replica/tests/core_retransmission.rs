@@ -3,12 +3,15 @@
 mod core_support;
 
 use core_support::*;
+use replica::core::Effect;
 use replica::crypto::key_from_seed;
 use replica::events::ReplicaEvent;
 use replica::kv::Operation;
 use replica::message::{Commit, Signed, WireMessage};
+use replica::node::{InterceptContext, Interceptor};
 use replica::sim::SimConfig;
 use replica::{ClientId, Principal, ReplicaId};
+use std::time::Duration;
 
 #[test]
 fn a_duplicated_vote_gets_a_bounded_answer_not_an_endless_echo() {
@@ -61,5 +64,69 @@ fn a_duplicated_vote_gets_a_bounded_answer_not_an_endless_echo() {
         sent <= 10,
         "one duplicate vote led to {sent} frames in 100 ms: {:?}",
         net.stats().sent_by_kind
+    );
+}
+
+/// The primary's PRE-PREPAREs reach every backup but replica 3 (a lossy link, modelled on the
+/// primary's side so the rest of the traffic is untouched).
+struct PrePrepareNotTo3;
+
+impl Interceptor for PrePrepareNotTo3 {
+    fn outbound(&mut self, effect: Effect, _ctx: &InterceptContext<'_>) -> Vec<(Duration, Effect)> {
+        match effect {
+            Effect::Broadcast(message @ WireMessage::PrePrepare(_)) => [1, 2]
+                .into_iter()
+                .map(|to| {
+                    let to = ReplicaId(to);
+                    let message = message.clone();
+                    (Duration::ZERO, Effect::Send { to, message })
+                })
+                .collect(),
+            other => vec![(Duration::ZERO, other)],
+        }
+    }
+}
+
+#[test]
+fn a_backup_that_missed_the_last_pre_prepare_catches_up_without_more_traffic() {
+    let mut net = network(SimConfig {
+        seed: 43,
+        clients: 1,
+        ..SimConfig::default()
+    });
+    net.set_interceptor(ReplicaId(0), Box::new(PrePrepareNotTo3))
+        .expect("known replica");
+    net.submit(
+        ClientId(0),
+        Operation::Put {
+            key: "k".into(),
+            value: "v".into(),
+        },
+    )
+    .expect("idle client");
+    assert!(net.run_until(|n| n.completed().len() == 1, 10_000));
+    let executed =
+        |n: &replica::sim::SimNetwork, r: u32| n.core(ReplicaId(r)).map(|c| c.last_executed());
+    assert_eq!(
+        executed(&net, 3),
+        Some(replica::Seq(0)),
+        "replica 3 saw the PREPAREs and COMMITs but not the batch"
+    );
+    // No client sends anything more: replica 3 must ask for what it misses, well before its
+    // view-change timer would take it out of the view alone.
+    let view_change_ms = net.config().timeouts.view_change_ms;
+    assert!(
+        net.run_until(|n| executed(n, 3) == executed(n, 1), view_change_ms / 2),
+        "replica 3 is still at {:?}, the others at {:?}",
+        executed(&net, 3),
+        executed(&net, 1)
+    );
+    assert_eq!(
+        net.core(ReplicaId(3)).map(|c| c.state_digest()),
+        net.core(ReplicaId(1)).map(|c| c.state_digest())
+    );
+    assert_eq!(
+        net.core(ReplicaId(3)).map(|c| c.view()),
+        Some(replica::View(0))
     );
 }

@@ -3,10 +3,11 @@
 use super::{Core, Effect, Snapshot, Stable, Timer, WalRecord};
 use crate::digest::Digest;
 use crate::events::ReplicaEvent;
-use crate::ids::{ReplicaId, Seq};
+use crate::ids::{Principal, ReplicaId, Seq};
 use crate::message::{
     Checkpoint, CommittedProof, FetchState, MessageKind, Signed, StateTransfer, WireMessage,
 };
+use crate::service::ServiceState;
 use crate::verify::RejectReason;
 use std::collections::BTreeSet;
 
@@ -183,13 +184,23 @@ impl Core {
         }
     }
 
+    /// Answers a replica that is behind: with the stable checkpoint when it is behind that,
+    /// and in any case with the committed certificates after the point it reached, so a replica
+    /// that missed one message of the last requests catches up even when no more traffic
+    /// comes to make a new checkpoint.
     pub(super) fn on_fetch_state(&mut self, fetch: Signed<FetchState>) {
         let Some(from) = fetch.replica() else { return };
-        if self.stable.seq <= fetch.body.have || from == self.params.id {
+        let have = fetch.body.have;
+        if self.last_executed <= have || from == self.params.id {
             return;
         }
+        let send_checkpoint = self.stable.seq > have;
         let mut committed = Vec::new();
-        let mut seq = self.stable.seq.next();
+        let mut seq = if send_checkpoint {
+            self.stable.seq.next()
+        } else {
+            have.next()
+        };
         while seq <= self.last_executed {
             match self
                 .log
@@ -201,9 +212,17 @@ impl Core {
             }
             seq = seq.next();
         }
+        if !send_checkpoint && committed.is_empty() {
+            return;
+        }
+        let (checkpoint_proof, state) = if send_checkpoint {
+            (self.stable.proof.clone(), self.stable.state.clone())
+        } else {
+            (Vec::new(), ServiceState::default())
+        };
         let transfer = self.sign(StateTransfer {
-            checkpoint_proof: self.stable.proof.clone(),
-            state: self.stable.state.clone(),
+            checkpoint_proof,
+            state,
             committed,
         });
         self.send(from, WireMessage::StateTransfer(transfer));
@@ -219,12 +238,19 @@ impl Core {
             state,
             committed,
         } = transfer.body;
+        if checkpoint_proof.is_empty() {
+            // Only committed certificates: each proves itself.
+            if committed.is_empty() {
+                return self.reject(
+                    RejectReason::InvalidStateTransfer,
+                    MessageKind::StateTransfer,
+                    signer,
+                );
+            }
+            return self.apply_committed_proofs(committed, signer);
+        }
         let Some(seq) = checkpoint_proof.first().map(|c| c.body.seq) else {
-            return self.reject(
-                RejectReason::InvalidStateTransfer,
-                MessageKind::StateTransfer,
-                signer,
-            );
+            return;
         };
         let certified = self.valid_checkpoint_proof(seq, &checkpoint_proof);
         if certified.is_none() || certified != Some(state.digest()) {
@@ -255,6 +281,11 @@ impl Core {
                 state,
             });
         }
+        self.apply_committed_proofs(committed, signer);
+    }
+
+    /// Commits and executes the certificates that continue from what this replica executed.
+    fn apply_committed_proofs(&mut self, committed: Vec<CommittedProof>, signer: Principal) {
         for proof in committed {
             if proof.pre_prepare.body.seq != self.last_executed.next() {
                 continue;

@@ -3,6 +3,7 @@
 use super::{Core, CoreParams, Snapshot, Stable, Status, Timer, WalRecord};
 use crate::crypto::KeyStore;
 use crate::events::ReplicaEvent;
+use crate::ids::Seq;
 use crate::message::{FetchState, WireMessage};
 use ed25519_dalek::SigningKey;
 use std::sync::Arc;
@@ -133,10 +134,24 @@ impl Core {
                 }
             }
         }
+        if self.log_has_work_above(self.last_executed) {
+            // Peers that executed further answer with the committed certificates this replica
+            // misses: a lost PRE-PREPARE or COMMIT near the end of the traffic is otherwise
+            // never sent again (nobody else has unfinished work), and this replica would stay
+            // behind, and time out into a view change alone, until the next checkpoint.
+            messages.push(WireMessage::FetchState(self.sign(FetchState {
+                have: self.last_executed,
+            })));
+        }
         let resent = !messages.is_empty();
         for message in messages {
             self.broadcast(message);
         }
         resent
+    }
+
+    /// Whether the log holds anything for a sequence number above `seq`.
+    fn log_has_work_above(&self, seq: Seq) -> bool {
+        self.log.iter().any(|(s, _)| *s > seq)
     }
 }
