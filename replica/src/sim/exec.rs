@@ -1,13 +1,15 @@
 //! Carrying out scheduled actions and the hosts' turns, the way the node does.
 
 use super::SimNetwork;
+use super::client::CompletedOp;
 use super::links::Endpoint;
+use crate::client::{ClientOutcome, ClientTransmit, ReplyDrop};
 use crate::core::Input;
 use crate::digest::Digest;
 use crate::events::ReplicaEvent;
 use crate::host::{Host, Storage, Transmit};
 use crate::ids::Principal;
-use crate::ids::{ClientId, ReplicaId, Timestamp};
+use crate::ids::{ClientId, ReplicaId};
 use crate::message::{MessageKind, WireMessage};
 use crate::verify::{self, RejectReason, Verified};
 use crate::wire::{self, FrameError};
@@ -20,6 +22,8 @@ pub(super) enum Action {
         incarnation: u64,
     },
     Deliver {
+        /// `None` for a frame a test injected.
+        from: Option<Endpoint>,
         to: Endpoint,
         /// The receiving replica's incarnation when the frame left: a restart in between
         /// breaks the connection it travelled on.
@@ -33,10 +37,8 @@ pub(super) enum Action {
         incarnation: u64,
         generation: u64,
     },
-    ClientRetry {
-        client: ClientId,
-        timestamp: Timestamp,
-    },
+    /// The client asked to be woken now (`ClientCore::poll_timeout`): a re-send is due.
+    ClientWake { client: ClientId, generation: u64 },
 }
 
 /// What could be read of a refused message: its type and claimed signer.
@@ -74,12 +76,14 @@ impl SimNetwork {
                 to: Endpoint::Replica(replica),
                 incarnation,
                 frame,
+                ..
             } => self.deliver_to_replica(replica, incarnation, &frame),
             Action::Deliver {
+                from,
                 to: Endpoint::Client(client),
                 frame,
                 ..
-            } => self.deliver_to_client(client, &frame),
+            } => self.deliver_to_client(from, client, &frame),
             Action::Wake {
                 replica,
                 incarnation,
@@ -91,7 +95,7 @@ impl SimNetwork {
                     self.turn(replica, |_, _| {});
                 }
             }
-            Action::ClientRetry { client, timestamp } => self.client_retry(client, timestamp),
+            Action::ClientWake { client, generation } => self.client_wake(client, generation),
         }
     }
 
@@ -216,6 +220,7 @@ impl SimNetwork {
         self.schedule(
             at,
             Action::Deliver {
+                from: Some(from),
                 to,
                 incarnation,
                 frame,
@@ -281,49 +286,81 @@ impl SimNetwork {
         self.replicas[replica.0 as usize].record(now, event);
     }
 
-    fn deliver_to_client(&mut self, client: ClientId, frame: &[u8]) {
+    fn deliver_to_client(&mut self, from: Option<Endpoint>, client: ClientId, frame: &[u8]) {
         self.stats.delivered += 1;
-        let Ok(WireMessage::Reply(reply)) = self.decode(frame) else {
+        let (Ok(WireMessage::Reply(reply)), Some(Endpoint::Replica(link))) =
+            (self.decode(frame), from)
+        else {
             self.stats.client_rejections += 1;
             return;
         };
-        let Some(sim_client) = self.clients.get(client.0 as usize) else {
+        let now = self.now_ms;
+        let Some(sim_client) = self.clients.get_mut(client.0 as usize) else {
             return;
         };
-        if !sim_client.wants(&reply) {
-            return;
-        }
-        let message = WireMessage::Reply(reply);
-        let reply = match verify::verify(message, &self.keys).map(verify::Verified::into_message) {
-            Ok(WireMessage::Reply(reply)) => reply,
-            _ => {
-                self.stats.client_rejections += 1;
-                return;
+        match sim_client
+            .core
+            .handle_reply(Duration::from_millis(now), link, reply)
+        {
+            Ok(Some(ClientOutcome::Completed(done))) => {
+                let invoked_at_ms = sim_client.invoked_at_ms;
+                self.completed.push(CompletedOp {
+                    client,
+                    request: done.request,
+                    result: done.result,
+                    invoked_at_ms,
+                    completed_at_ms: now,
+                });
             }
+            Err(ReplyDrop::BadSignature | ReplyDrop::WrongSigner) => {
+                self.stats.client_rejections += 1;
+            }
+            Ok(_) | Err(_) => {}
+        }
+        self.after_client_step(client);
+    }
+
+    fn client_wake(&mut self, client: ClientId, generation: u64) {
+        let now = Duration::from_millis(self.now_ms);
+        let Some(sim_client) = self.clients.get_mut(client.0 as usize) else {
+            return;
         };
-        let (now, quorums) = (self.now_ms, self.config.quorums());
-        if let Some(done) = self.clients[client.0 as usize].accept(reply, now, quorums) {
-            self.completed.push(done);
+        if sim_client.wake_generation == generation {
+            // Simulated clients have no deadline: the only thing due is a re-send.
+            sim_client.core.handle_timeout(now);
+            self.after_client_step(client);
         }
     }
 
-    fn client_retry(&mut self, client: ClientId, timestamp: Timestamp) {
-        let Some(outstanding) = self
-            .clients
-            .get(client.0 as usize)
-            .and_then(|c| c.outstanding.as_ref())
-        else {
+    /// Sends what the client's core asked for and schedules its next wake-up.
+    pub(super) fn after_client_step(&mut self, client: ClientId) {
+        let Some(sim_client) = self.clients.get_mut(client.0 as usize) else {
             return;
         };
-        if outstanding.request.body.timestamp != timestamp {
-            return;
+        let transmits = sim_client.core.take_transmits();
+        if let Some(at) = sim_client.core.poll_timeout().map(ceil_ms) {
+            sim_client.wake_generation += 1;
+            let action = Action::ClientWake {
+                client,
+                generation: sim_client.wake_generation,
+            };
+            self.schedule(at.max(self.now_ms), action);
         }
-        let frame = wire::encode_frame(&WireMessage::Request(outstanding.request.clone()));
-        for replica in self.replica_ids() {
-            let (from, to) = (Endpoint::Client(client), Endpoint::Replica(replica));
-            self.transmit_frame(from, to, MessageKind::Request, frame.clone());
+        let from = Endpoint::Client(client);
+        for transmit in transmits {
+            match transmit {
+                ClientTransmit::To(replica, request) => {
+                    let message = WireMessage::Request(request);
+                    self.transmit(from, Endpoint::Replica(replica), &message);
+                }
+                ClientTransmit::ToAll(request) => {
+                    let frame = wire::encode_frame(&WireMessage::Request(request));
+                    for replica in self.replica_ids() {
+                        let to = Endpoint::Replica(replica);
+                        self.transmit_frame(from, to, MessageKind::Request, frame.clone());
+                    }
+                }
+            }
         }
-        let at = self.now_ms + self.config.timeouts.client_retry_ms;
-        self.schedule(at, Action::ClientRetry { client, timestamp });
     }
 }

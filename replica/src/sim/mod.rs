@@ -18,6 +18,7 @@ pub use links::{Endpoint, Latency, NetworkStats};
 pub use replica::{SimDisk, SimEvent};
 pub use workload::WorkloadStop;
 
+use crate::client::{ClientCore, ClientTiming};
 use crate::config::{ClientEntry, ClusterConfig, ConfigError, ReplicaEntry, Timeouts};
 use crate::core::{Core, CoreParams};
 use crate::crypto::{self, KeyStore};
@@ -25,7 +26,7 @@ use crate::events::ReplicaEvent;
 use crate::host::Host;
 use crate::ids::{ClientId, Principal, ReplicaId, Seq};
 use crate::kv::Operation;
-use crate::message::{RequestId, WireMessage};
+use crate::message::{RequestId, Signed, WireMessage};
 use crate::node::Interceptor;
 use crate::verify::RejectReason;
 use client::SimClient;
@@ -208,7 +209,24 @@ impl SimNetwork {
         let clients = client_keys
             .into_iter()
             .enumerate()
-            .map(|(i, key)| SimClient::new(ClientId(i as u32), key))
+            .map(|(i, key)| {
+                let timing = ClientTiming {
+                    retry: Duration::from_millis(config.timeouts.client_retry_ms),
+                    deadline: None,
+                };
+                SimClient {
+                    core: ClientCore::new(
+                        ClientId(i as u32),
+                        key.clone(),
+                        keys.clone(),
+                        config.quorums(),
+                        timing,
+                    ),
+                    key,
+                    invoked_at_ms: 0,
+                    wake_generation: 0,
+                }
+            })
             .collect();
         let mut net = SimNetwork {
             config,
@@ -299,30 +317,18 @@ impl SimNetwork {
     /// in; after `client_retry_ms` without f+1 matching replies it goes to every replica.
     pub fn submit(&mut self, client: ClientId, op: Operation) -> Result<RequestId, SimError> {
         let now = self.now_ms;
-        let n = self.replicas.len();
         let sim_client = self
             .clients
             .get_mut(client.0 as usize)
             .ok_or(SimError::UnknownClient(client))?;
-        if sim_client.outstanding.is_some() {
+        if sim_client.core.outstanding().is_some() {
             return Err(SimError::ClientBusy(client));
         }
-        let request = sim_client.start(op, now);
-        let primary = sim_client.view().primary(n);
+        let request = sim_client.core.prepare(op, 0);
         let id = request.id();
-        self.transmit(
-            Endpoint::Client(client),
-            Endpoint::Replica(primary),
-            &WireMessage::Request(request),
-        );
-        let retry_at = now + self.config.timeouts.client_retry_ms;
-        self.schedule(
-            retry_at,
-            Action::ClientRetry {
-                client,
-                timestamp: id.timestamp,
-            },
-        );
+        sim_client.core.submit(Duration::from_millis(now), request);
+        sim_client.invoked_at_ms = now;
+        self.after_client_step(client);
         Ok(id)
     }
 
@@ -330,9 +336,9 @@ impl SimNetwork {
     pub fn outstanding(&self, client: ClientId) -> Option<RequestId> {
         self.clients
             .get(client.0 as usize)?
-            .outstanding
-            .as_ref()
-            .map(|o| o.request.id())
+            .core
+            .outstanding()
+            .map(Signed::id)
     }
 
     pub fn client_ids(&self) -> impl Iterator<Item = ClientId> + use<> {
@@ -352,7 +358,7 @@ impl SimNetwork {
     }
 
     pub fn client_key(&self, client: ClientId) -> Option<&SigningKey> {
-        self.clients.get(client.0 as usize).map(|c| c.key())
+        self.clients.get(client.0 as usize).map(|c| &c.key)
     }
 
     // ---- faults ----
@@ -451,6 +457,7 @@ impl SimNetwork {
         self.schedule(
             now,
             Action::Deliver {
+                from: None,
                 to: Endpoint::Replica(to),
                 incarnation,
                 frame,

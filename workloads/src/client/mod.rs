@@ -1,23 +1,22 @@
-//! The PBFT client: signs requests, sends them to the primary it believes in, and accepts a
-//! result once f+1 distinct replicas sent matching signed replies (at least one of them is
-//! honest). When the primary is slow it re-sends the same signed request to every replica
-//! until the outcome is known or its deadline passes.
+//! The PBFT client over TCP: the sans-IO `replica::client::ClientCore` (signed requests, f+1
+//! matching replies, re-sends to every replica, the deadline), the one the simulator drives
+//! too, with a connection per replica and tokio's clock around it.
 //!
 //! One request is in flight per client (PBFT clients are sequential); run many clients for
 //! concurrency. A `Client` is shared by reference between tasks: concurrent calls queue.
 
 mod link;
 mod stats;
-mod tally;
 
+pub use replica::client::{Decision, ReplyDrop, ReplyTally};
 pub use stats::ClientStats;
-pub use tally::{Decision, ReplyDrop, ReplyTally};
 
 use ed25519_dalek::SigningKey;
 use link::{IncomingReply, Link, LinkShared, OutgoingFrame};
+use replica::client::{ClientCore, ClientOutcome, ClientTiming, ClientTransmit};
 use replica::config::ClusterConfig;
-use replica::crypto::{self, KeyStore};
-use replica::ids::{ClientId, Principal, Quorums, ReplicaId, Timestamp, View};
+use replica::crypto;
+use replica::ids::{ClientId, Principal, ReplicaId, Timestamp, View};
 use replica::kv::{OpResult, Operation};
 use replica::message::{Request, Signed, WireMessage};
 use replica::wire::encode_frame;
@@ -115,13 +114,11 @@ pub struct Completed {
 
 pub struct Client {
     id: ClientId,
-    key: SigningKey,
-    keys: Arc<KeyStore>,
-    quorums: Quorums,
+    /// The protocol; locked only for a step at a time, never across an await.
+    core: std::sync::Mutex<ClientCore>,
+    epoch: Instant,
     options: ClientOptions,
     shared: Arc<LinkShared>,
-    last_timestamp: AtomicU64,
-    believed_view: AtomicU64,
     senders: Vec<mpsc::Sender<OutgoingFrame>>,
     /// Holding this lock is what makes a request "in flight".
     replies: Mutex<mpsc::Receiver<IncomingReply>>,
@@ -180,15 +177,17 @@ impl Client {
             tasks.push(runtime.spawn(link.run(receiver)));
             senders.push(sender);
         }
+        let timing = ClientTiming {
+            retry: options.retry,
+            deadline: Some(options.deadline),
+        };
+        let core = ClientCore::new(id, key, Arc::new(keys), config.quorums(), timing);
         Ok(Client {
             id,
-            key,
-            keys: Arc::new(keys),
-            quorums: config.quorums(),
+            core: std::sync::Mutex::new(core),
+            epoch: Instant::now(),
             options,
             shared,
-            last_timestamp: AtomicU64::new(0),
-            believed_view: AtomicU64::new(0),
             senders,
             replies: Mutex::new(reply_receiver),
             tasks,
@@ -205,11 +204,23 @@ impl Client {
 
     /// The primary this client sends to first: that of the latest view f+1 replies named.
     pub fn believed_primary(&self) -> ReplicaId {
-        View(self.believed_view.load(Ordering::Relaxed)).primary(self.quorums.n())
+        self.with_core(|core| core.believed_primary())
     }
 
     pub fn stats(&self) -> ClientStats {
         self.shared.stats.snapshot()
+    }
+
+    fn with_core<R>(&self, step: impl FnOnce(&mut ClientCore) -> R) -> R {
+        let mut core = self
+            .core
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        step(&mut core)
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
     }
 
     /// Signs `op` with the next timestamp. Timestamps start at the wall clock in microseconds,
@@ -217,33 +228,18 @@ impl Client {
     /// prepared requests in the order they were prepared: a replica refuses a request older
     /// than the client's last executed one.
     pub fn prepare(&self, op: Operation) -> PreparedRequest {
-        let now = SystemTime::now()
+        let wall_micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        let previous = self
-            .last_timestamp
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
-                Some(now.max(last + 1))
-            })
-            .unwrap_or_else(|last| last);
-        let timestamp = Timestamp(now.max(previous + 1));
-        let request = Signed::sign(
-            Request {
-                client: self.id,
-                timestamp,
-                op,
-            },
-            Principal::Client(self.id),
-            &self.key,
-        );
+        let request = self.with_core(|core| core.prepare(op, wall_micros));
         let frame = encode_frame(&WireMessage::Request(request.clone()));
         PreparedRequest {
-            request,
             frame: OutgoingFrame {
-                timestamp,
+                timestamp: request.body.timestamp,
                 frame: frame.into(),
             },
+            request,
         }
     }
 
@@ -260,31 +256,37 @@ impl Client {
         while replies.try_recv().is_ok() {}
         let stats = &self.shared.stats;
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        let timestamp = request.timestamp();
-        let _awaiting = AwaitingGuard::set(&self.shared.in_flight, timestamp);
-
-        let started = Instant::now();
-        let deadline = started + self.options.deadline;
-        let needed = self.quorums.weak();
-        let mut tally = ReplyTally::new(self.id, timestamp, needed, &self.keys);
-        let mut broadcast = false;
-        let primary = self.believed_primary();
-        self.send_to(primary, &request.frame);
+        let _awaiting = AwaitingGuard::set(&self.shared.in_flight, request.timestamp());
+        let transmits = self.with_core(|core| {
+            core.submit(self.now(), request.request.clone());
+            core.take_transmits()
+        });
+        let sent_to: Vec<ReplicaId> = transmits
+            .iter()
+            .filter_map(|t| match t {
+                ClientTransmit::To(replica, _) => Some(*replica),
+                ClientTransmit::ToAll(_) => None,
+            })
+            .collect();
+        self.send(transmits, &request.frame);
+        // A replica learns where to send replies from the client's first frame on its
+        // connection: introduce the client to every replica with its first request.
         for (index, introduced) in self.shared.introduced.iter().enumerate() {
             let replica = ReplicaId(index as u32);
-            if !introduced.swap(true, Ordering::Relaxed) && replica != primary {
+            if !introduced.swap(true, Ordering::Relaxed) && !sent_to.contains(&replica) {
                 self.send_to(replica, &request.frame);
             }
         }
-        let retry = tokio::time::sleep(self.options.retry.min(self.options.deadline));
-        tokio::pin!(retry);
-        let decision = loop {
+        let outcome = loop {
+            let wake = self.with_core(|core| core.poll_timeout());
+            let wake = self.epoch + wake.unwrap_or(self.options.deadline);
             tokio::select! {
                 biased;
                 incoming = replies.recv() => {
                     let Some(incoming) = incoming else { return Err(ClientError::Closed) };
-                    match tally.add(incoming.link, incoming.reply) {
-                        Ok(Some(decision)) => break decision,
+                    let now = self.now();
+                    match self.with_core(|core| core.handle_reply(now, incoming.link, incoming.reply)) {
+                        Ok(Some(outcome)) => break outcome,
                         Ok(None) | Err(ReplyDrop::BadSignature) => {}
                         Err(ReplyDrop::NotForThisRequest) => {
                             stats.stale_replies.fetch_add(1, Ordering::Relaxed);
@@ -297,39 +299,67 @@ impl Client {
                         }
                     }
                 }
-                () = &mut retry => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                        stats.replies_bad_signature.fetch_add(tally.bad_signatures, Ordering::Relaxed);
-                        return Err(ClientError::Timeout { timestamp, needed, waited: now - started });
+                () = tokio::time::sleep_until(wake.into()) => {
+                    let now = self.now();
+                    let (outcome, transmits) =
+                        self.with_core(|core| (core.handle_timeout(now), core.take_transmits()));
+                    if let Some(outcome) = outcome {
+                        break outcome;
                     }
-                    broadcast = true;
-                    stats.broadcasts.fetch_add(1, Ordering::Relaxed);
-                    for replica in 0..self.senders.len() {
-                        self.send_to(ReplicaId(replica as u32), &request.frame);
-                    }
-                    retry.as_mut().reset((now + self.options.retry).min(deadline).into());
+                    self.send(transmits, &request.frame);
                 }
             }
         };
-        stats.completed.fetch_add(1, Ordering::Relaxed);
-        stats
-            .replies_verified
-            .fetch_add(decision.answered.len() as u64, Ordering::Relaxed);
-        stats
-            .replies_bad_signature
-            .fetch_add(tally.bad_signatures, Ordering::Relaxed);
-        self.believed_view
-            .fetch_max(decision.view.0, Ordering::Relaxed);
-        Ok(Completed {
-            timestamp,
-            result: decision.result,
-            view: decision.view,
-            answered: decision.answered,
-            latency: started.elapsed(),
-            broadcast,
-        })
+        match outcome {
+            ClientOutcome::Completed(done) => {
+                stats.completed.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .replies_verified
+                    .fetch_add(done.answered.len() as u64, Ordering::Relaxed);
+                stats
+                    .replies_bad_signature
+                    .fetch_add(done.bad_signatures, Ordering::Relaxed);
+                Ok(Completed {
+                    timestamp: done.request.body.timestamp,
+                    result: done.result,
+                    view: done.view,
+                    answered: done.answered,
+                    latency: done.latency,
+                    broadcast: done.broadcast,
+                })
+            }
+            ClientOutcome::TimedOut {
+                request,
+                needed,
+                waited,
+                bad_signatures,
+            } => {
+                stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .replies_bad_signature
+                    .fetch_add(bad_signatures, Ordering::Relaxed);
+                Err(ClientError::Timeout {
+                    timestamp: request.body.timestamp,
+                    needed,
+                    waited,
+                })
+            }
+        }
+    }
+
+    /// Sends the outstanding request's frame where the core asked.
+    fn send(&self, transmits: Vec<ClientTransmit>, frame: &OutgoingFrame) {
+        for transmit in transmits {
+            match transmit {
+                ClientTransmit::To(replica, _) => self.send_to(replica, frame),
+                ClientTransmit::ToAll(_) => {
+                    self.shared.stats.broadcasts.fetch_add(1, Ordering::Relaxed);
+                    for replica in 0..self.senders.len() {
+                        self.send_to(ReplicaId(replica as u32), frame);
+                    }
+                }
+            }
+        }
     }
 
     fn send_to(&self, replica: ReplicaId, frame: &OutgoingFrame) {

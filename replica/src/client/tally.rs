@@ -5,12 +5,13 @@
 //! the replies that arrive after the decision are never verified at all. Each reply is verified
 //! at most once.
 
-use replica::crypto::KeyStore;
-use replica::ids::{ClientId, Principal, ReplicaId, Timestamp, View};
-use replica::kv::OpResult;
-use replica::message::{Reply, Signed, WireMessage};
-use replica::verify::verify_many;
+use crate::crypto::KeyStore;
+use crate::ids::{ClientId, Principal, ReplicaId, Timestamp, View};
+use crate::kv::OpResult;
+use crate::message::{Reply, Signed, WireMessage};
+use crate::verify::verify_many;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Replies kept unverified per result group; beyond this a flooding replica is ignored.
 const MAX_PENDING_PER_GROUP: usize = 64;
@@ -44,18 +45,18 @@ struct Group {
     pending: Vec<(ReplicaId, Signed<Reply>)>,
 }
 
-pub struct ReplyTally<'k> {
+pub struct ReplyTally {
     client: ClientId,
     timestamp: Timestamp,
     needed: usize,
-    keys: &'k KeyStore,
+    keys: Arc<KeyStore>,
     groups: HashMap<OpResult, Group>,
     /// Replies that failed verification during this request (the caller counts them).
     pub bad_signatures: u64,
 }
 
-impl<'k> ReplyTally<'k> {
-    pub fn new(client: ClientId, timestamp: Timestamp, needed: usize, keys: &'k KeyStore) -> Self {
+impl ReplyTally {
+    pub fn new(client: ClientId, timestamp: Timestamp, needed: usize, keys: Arc<KeyStore>) -> Self {
         ReplyTally {
             client,
             timestamp,
@@ -101,8 +102,9 @@ impl<'k> ReplyTally<'k> {
             .filter(|(replica, _)| !group.verified.contains_key(replica))
             .map(|(replica, reply)| ((replica, reply.body.view), WireMessage::Reply(reply)))
             .unzip();
-        for ((replica, view), verdict) in
-            candidates.into_iter().zip(verify_many(messages, self.keys))
+        for ((replica, view), verdict) in candidates
+            .into_iter()
+            .zip(verify_many(messages, &self.keys))
         {
             match verdict {
                 Ok(_) => {
@@ -132,8 +134,8 @@ impl<'k> ReplyTally<'k> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::key_from_seed;
     use ed25519_dalek::SigningKey;
-    use replica::crypto::key_from_seed;
 
     const SEED: u64 = 11;
     const CLIENT: ClientId = ClientId(5);
@@ -143,13 +145,13 @@ mod tests {
         key_from_seed(SEED, Principal::Replica(ReplicaId(i)))
     }
 
-    fn key_store() -> KeyStore {
+    fn key_store() -> Arc<KeyStore> {
         let replicas = (0..4).map(|i| replica_key(i).verifying_key()).collect();
         let clients = [(
             CLIENT,
             key_from_seed(SEED, Principal::Client(CLIENT)).verifying_key(),
         )];
-        KeyStore::new(replicas, clients.into_iter().collect())
+        Arc::new(KeyStore::new(replicas, clients.into_iter().collect()))
     }
 
     fn reply_signed_with(
@@ -173,7 +175,7 @@ mod tests {
     #[test]
     fn f_plus_one_matching_replies_from_distinct_replicas_decide() {
         let keys = key_store();
-        let mut tally = ReplyTally::new(CLIENT, TS, 2, &keys);
+        let mut tally = ReplyTally::new(CLIENT, TS, 2, keys);
         assert_eq!(tally.add(ReplicaId(0), reply(0, 0, value("a"))), Ok(None));
         let decision = tally
             .add(ReplicaId(2), reply(2, 0, value("a")))
@@ -186,7 +188,7 @@ mod tests {
     #[test]
     fn one_replica_repeating_itself_is_not_a_quorum() {
         let keys = key_store();
-        let mut tally = ReplyTally::new(CLIENT, TS, 2, &keys);
+        let mut tally = ReplyTally::new(CLIENT, TS, 2, keys);
         for _ in 0..MAX_PENDING_PER_GROUP {
             assert_eq!(
                 tally.add(ReplicaId(1), reply(1, 0, OpResult::Done)),
@@ -203,7 +205,7 @@ mod tests {
     #[test]
     fn f_lying_replicas_cannot_outvote_the_honest_result() {
         let keys = key_store();
-        let mut tally = ReplyTally::new(CLIENT, TS, 2, &keys);
+        let mut tally = ReplyTally::new(CLIENT, TS, 2, keys);
         assert_eq!(
             tally.add(ReplicaId(3), reply(3, 0, value("forged"))),
             Ok(None)
@@ -222,7 +224,7 @@ mod tests {
     #[test]
     fn a_reply_with_a_forged_signature_is_not_counted() {
         let keys = key_store();
-        let mut tally = ReplyTally::new(CLIENT, TS, 2, &keys);
+        let mut tally = ReplyTally::new(CLIENT, TS, 2, keys);
         // Replica 3 signs a reply that claims to come from replica 1, on replica 1's link.
         let forged = reply_signed_with(&replica_key(3), 1, 0, value("x"));
         assert_eq!(tally.add(ReplicaId(0), reply(0, 0, value("x"))), Ok(None));
@@ -241,7 +243,7 @@ mod tests {
     #[test]
     fn a_reply_on_another_replicas_connection_is_refused() {
         let keys = key_store();
-        let mut tally = ReplyTally::new(CLIENT, TS, 2, &keys);
+        let mut tally = ReplyTally::new(CLIENT, TS, 2, keys);
         assert_eq!(
             tally.add(ReplicaId(2), reply(1, 0, OpResult::Done)),
             Err(ReplyDrop::WrongSigner)
@@ -251,7 +253,7 @@ mod tests {
     #[test]
     fn replies_for_other_requests_or_clients_are_refused() {
         let keys = key_store();
-        let mut tally = ReplyTally::new(CLIENT, Timestamp(999), 2, &keys);
+        let mut tally = ReplyTally::new(CLIENT, Timestamp(999), 2, keys);
         assert_eq!(
             tally.add(ReplicaId(0), reply(0, 0, OpResult::Done)),
             Err(ReplyDrop::NotForThisRequest)
@@ -261,7 +263,7 @@ mod tests {
     #[test]
     fn the_decided_view_is_one_that_f_plus_one_replicas_vouch_for() {
         let keys = key_store();
-        let mut tally = ReplyTally::new(CLIENT, TS, 2, &keys);
+        let mut tally = ReplyTally::new(CLIENT, TS, 2, keys);
         // A faulty replica claims a far-future view; the client must not follow it alone.
         assert_eq!(
             tally.add(ReplicaId(3), reply(3, 99, OpResult::Done)),
