@@ -9,18 +9,12 @@ use replica::events::ReplicaEvent;
 use replica::kv::Operation;
 use replica::message::{Commit, Signed, WireMessage};
 use replica::node::{InterceptContext, Interceptor};
-use replica::sim::SimConfig;
+use replica::sim::{SimConfig, SimNetwork};
 use replica::{ClientId, Principal, ReplicaId};
 use std::time::Duration;
 
-#[test]
-fn a_duplicated_vote_gets_a_bounded_answer_not_an_endless_echo() {
-    let seed = 41;
-    let mut net = network(SimConfig {
-        seed,
-        clients: 1,
-        ..SimConfig::default()
-    });
+/// One client puts one key, and the put completes.
+fn complete_one_put(net: &mut SimNetwork) {
     net.submit(
         ClientId(0),
         Operation::Put {
@@ -30,6 +24,17 @@ fn a_duplicated_vote_gets_a_bounded_answer_not_an_endless_echo() {
     )
     .expect("idle client");
     assert!(net.run_until(|n| n.completed().len() == 1, 10_000));
+}
+
+#[test]
+fn a_duplicated_vote_gets_a_bounded_answer_not_an_endless_echo() {
+    let seed = 41;
+    let mut net = network(SimConfig {
+        seed,
+        clients: 1,
+        ..SimConfig::default()
+    });
+    complete_one_put(&mut net);
     assert!(net.run_until(all_replicas_converged, 10_000));
     let (view, seq, digest) = net
         .events(ReplicaId(2))
@@ -96,17 +101,8 @@ fn a_backup_that_missed_the_last_pre_prepare_catches_up_without_more_traffic() {
     });
     net.set_interceptor(ReplicaId(0), Box::new(PrePrepareNotTo3))
         .expect("known replica");
-    net.submit(
-        ClientId(0),
-        Operation::Put {
-            key: "k".into(),
-            value: "v".into(),
-        },
-    )
-    .expect("idle client");
-    assert!(net.run_until(|n| n.completed().len() == 1, 10_000));
-    let executed =
-        |n: &replica::sim::SimNetwork, r: u32| n.core(ReplicaId(r)).map(|c| c.last_executed());
+    complete_one_put(&mut net);
+    let executed = |n: &SimNetwork, r: u32| n.core(ReplicaId(r)).map(|c| c.last_executed());
     assert_eq!(
         executed(&net, 3),
         Some(replica::Seq(0)),
