@@ -179,8 +179,8 @@ mod tests {
         assert_eq!(tally.add(ReplicaId(0), reply(0, 0, value("a"))), Ok(None));
         let decision = tally
             .add(ReplicaId(2), reply(2, 0, value("a")))
-            .unwrap()
-            .unwrap();
+            .expect("counted")
+            .expect("decided");
         assert_eq!(decision.result, value("a"));
         assert_eq!(decision.answered, vec![ReplicaId(0), ReplicaId(2)]);
     }
@@ -216,8 +216,8 @@ mod tests {
         );
         let decision = tally
             .add(ReplicaId(1), reply(1, 0, value("real")))
-            .unwrap()
-            .unwrap();
+            .expect("counted")
+            .expect("decided");
         assert_eq!(decision.result, value("real"));
     }
 
@@ -235,8 +235,8 @@ mod tests {
         assert_eq!(tally.bad_signatures, 1);
         let decision = tally
             .add(ReplicaId(2), reply(2, 0, value("x")))
-            .unwrap()
-            .unwrap();
+            .expect("counted")
+            .expect("decided");
         assert_eq!(decision.answered, vec![ReplicaId(0), ReplicaId(2)]);
     }
 
@@ -271,8 +271,8 @@ mod tests {
         );
         let decision = tally
             .add(ReplicaId(1), reply(1, 2, OpResult::Done))
-            .unwrap()
-            .unwrap();
+            .expect("counted")
+            .expect("decided");
         assert_eq!(decision.view, View(2));
     }
 }
