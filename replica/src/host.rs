@@ -124,6 +124,7 @@ pub struct Host {
     delayed: BinaryHeap<Delayed>,
     delayed_scheduled: u64,
     delayed_dropped: u64,
+    timers_fired: u64,
     next_tick: Duration,
     output: Output,
 }
@@ -150,6 +151,7 @@ impl Host {
             delayed: BinaryHeap::new(),
             delayed_scheduled: 0,
             delayed_dropped: 0,
+            timers_fired: 0,
             next_tick: now + TICK,
             output: Output::default(),
         }
@@ -177,6 +179,11 @@ impl Host {
     /// Effects an interceptor wanted to hold back but could not, for want of room.
     pub fn delayed_dropped(&self) -> u64 {
         self.delayed_dropped
+    }
+
+    /// Protocol timers that fired so far.
+    pub fn timers_fired(&self) -> u64 {
+        self.timers_fired
     }
 
     /// The core's first step, in a turn of its own.
@@ -217,6 +224,7 @@ impl Host {
         due.sort();
         for (_, timer) in due {
             self.timers.remove(&timer);
+            self.timers_fired += 1;
             self.handle_input(now, Input::TimerFired(timer));
         }
         while self.delayed.peek().is_some_and(|d| d.due <= now) {

@@ -42,8 +42,11 @@ id_type!(
 );
 
 impl View {
+    /// The view after this one; the last view (`u64::MAX`, reachable only when more than f
+    /// replicas ask for it) has none and stays itself, so asking to move past it does
+    /// nothing rather than overflow (debug builds) or wrap to view 0 (release builds).
     pub fn next(self) -> View {
-        View(self.0 + 1)
+        View(self.0.saturating_add(1))
     }
 
     /// The primary of this view in a cluster of `n` replicas.

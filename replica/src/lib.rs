@@ -14,6 +14,8 @@ pub mod core;
 pub mod crypto;
 pub mod digest;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod host;
 pub mod ids;
 pub mod kv;
