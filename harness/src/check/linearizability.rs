@@ -366,16 +366,21 @@ const FIRST_LOOK: Duration = Duration::from_millis(200);
 
 /// Searches every key, at most `max_threads` at a time, each within `timeout_per_key`.
 ///
-/// Every key first gets a short look ([`FIRST_LOOK`]); only the keys still undecided are then
-/// searched again with the whole budget, so a failing key is found early even when harder keys
-/// come before it. Unless `all_keys` is set, the first key proven not linearizable stops every
+/// When there are more keys than threads, every key first gets a short look ([`FIRST_LOOK`]);
+/// only the keys still undecided are then searched again with the whole budget, so a failing
+/// key is found early even when harder keys come before it. Unless `all_keys` is set, the first key proven not linearizable stops every
 /// other search, running or waiting, as porcupine itself stops at the first illegal partition:
 /// the overall answer is then known. Which failing key is found first can depend on thread
 /// timing when several fail; the answer cannot.
 pub fn check_keys(keys: &[KeyHistory], opts: &LinearizabilityOptions) -> Vec<KeyOutcome> {
     let found_illegal = Arc::new(AtomicBool::new(false));
     let everything: Vec<usize> = (0..keys.len()).collect();
-    let first_look = opts.timeout_per_key.min(FIRST_LOOK);
+    // With a thread for every key, all are searched at once: nothing waits behind a hard key.
+    let first_look = if keys.len() <= opts.max_threads.max(1) {
+        opts.timeout_per_key
+    } else {
+        opts.timeout_per_key.min(FIRST_LOOK)
+    };
     let mut outcomes = search_pass(keys, &everything, first_look, &found_illegal, opts);
     let undecided: Vec<usize> = everything
         .into_iter()
