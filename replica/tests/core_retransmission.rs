@@ -7,7 +7,7 @@ use replica::core::Effect;
 use replica::crypto::key_from_seed;
 use replica::events::ReplicaEvent;
 use replica::kv::Operation;
-use replica::message::{Commit, Signed, WireMessage};
+use replica::message::{Commit, FetchState, MessageKind, Signed, WireMessage};
 use replica::node::{InterceptContext, Interceptor};
 use replica::sim::{SimConfig, SimNetwork};
 use replica::{ClientId, Principal, ReplicaId};
@@ -125,4 +125,39 @@ fn a_backup_that_missed_the_last_pre_prepare_catches_up_without_more_traffic() {
         net.core(ReplicaId(3)).map(|c| c.view()),
         Some(replica::View(0))
     );
+}
+
+#[test]
+fn a_peer_asking_for_state_over_and_over_gets_one_answer_per_tick() {
+    let seed = 47;
+    let mut net = network(SimConfig {
+        seed,
+        clients: 1,
+        ..SimConfig::default()
+    });
+    complete_one_put(&mut net);
+    assert!(net.run_until(all_replicas_converged, 10_000));
+    let transfers = |n: &SimNetwork| {
+        n.stats()
+            .sent_by_kind
+            .get(&MessageKind::StateTransfer)
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = transfers(&net);
+    // Replica 3 (faulty here) claims to have executed nothing, again and again.
+    let key = key_from_seed(seed, Principal::Replica(ReplicaId(3)));
+    for _ in 0..20 {
+        let fetch = Signed::sign(
+            FetchState {
+                have: replica::Seq(0),
+            },
+            Principal::Replica(ReplicaId(3)),
+            &key,
+        );
+        net.inject(ReplicaId(1), &WireMessage::FetchState(fetch))
+            .expect("known replica");
+    }
+    net.run_for(5);
+    assert_eq!(transfers(&net) - before, 1, "one signed answer, not twenty");
 }

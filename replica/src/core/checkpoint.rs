@@ -191,7 +191,10 @@ impl Core {
     pub(super) fn on_fetch_state(&mut self, fetch: Signed<FetchState>) {
         let Some(from) = fetch.replica() else { return };
         let have = fetch.body.have;
-        if self.last_executed <= have || from == self.params.id {
+        if self.last_executed <= have
+            || from == self.params.id
+            || !self.fetches_answered.insert(from)
+        {
             return;
         }
         let send_checkpoint = self.stable.seq > have;

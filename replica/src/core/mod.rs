@@ -128,6 +128,9 @@ pub struct Core {
     executed_at_last_tick: Seq,
     /// (peer, seq) pairs whose duplicate we answered since the last retransmission tick.
     vote_resends: HashSet<(ReplicaId, Seq)>,
+    /// Peers whose FETCH-STATE we answered since the last retransmission tick: an answer is
+    /// signed and may carry the whole state, so a peer (faulty or not) gets one per tick.
+    fetches_answered: HashSet<ReplicaId>,
 
     /// Records persisted since the stable checkpoint: what the log must keep when it is truncated.
     wal_tail: Vec<WalRecord>,
@@ -182,6 +185,7 @@ impl Core {
             retransmit_ms,
             executed_at_last_tick: Seq(0),
             vote_resends: HashSet::new(),
+            fetches_answered: HashSet::new(),
             wal_tail: Vec::new(),
             replaying: false,
             recovered: None,

@@ -66,6 +66,7 @@ impl Core {
     pub(super) fn on_retransmit_timer(&mut self) {
         self.vote_resends.clear();
         self.new_view_forwarded.clear();
+        self.fetches_answered.clear();
         let progressed = self.last_executed > self.executed_at_last_tick;
         self.executed_at_last_tick = self.last_executed;
         let base = super::base_retransmit_ms(&self.params.timeouts);
