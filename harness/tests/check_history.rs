@@ -23,8 +23,7 @@ fn options() -> LinearizabilityOptions {
 
 fn judge(path: &Path) -> Result<history::HistoryVerdict, String> {
     let imported = history::import(path, None, None).map_err(|e| e.to_string())?;
-    history::check_history(path.to_path_buf(), &imported, &options())
-        .map_err(|e| format!("{}:{}: {}", path.display(), e.line, e.reason))
+    history::check_history(path.to_path_buf(), &imported, &options()).map_err(|e| e.to_string())
 }
 
 fn gauntlet(args: &[&str]) -> (i32, String, String) {

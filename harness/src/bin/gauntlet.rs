@@ -206,13 +206,7 @@ fn check_history(args: CheckHistoryArgs) -> i32 {
     let (mut invalid, mut undecided) = (false, false);
     for file in &args.files {
         let judged = history::import(file, args.format.0, args.model).and_then(|imported| {
-            history::check_history(file.clone(), &imported, &opts)
-                .map(|verdict| (verdict, imported))
-                .map_err(|e| history::ImportError {
-                    path: file.clone(),
-                    line: Some(e.line),
-                    reason: e.reason,
-                })
+            history::check_history(file.clone(), &imported, &opts).map(|v| (v, imported))
         });
         match judged {
             Ok((verdict, imported)) => {

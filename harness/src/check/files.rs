@@ -32,11 +32,20 @@ pub fn read_events(path: impl AsRef<Path>) -> Result<Vec<EventLine>, ReadError> 
     read_json_lines(path.as_ref())
 }
 
+/// Parses the text of a `history.jsonl` already read from `path` (named in errors).
+pub fn parse_history(text: &str, path: &Path) -> Result<Vec<HistoryEvent>, ReadError> {
+    parse_json_lines(text, path)
+}
+
 fn read_json_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ReadError> {
     let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_json_lines(&text, path)
+}
+
+fn parse_json_lines<T: DeserializeOwned>(text: &str, path: &Path) -> Result<Vec<T>, ReadError> {
     // A process killed with SIGKILL can leave its last line half written: that line is not
     // evidence of anything, so an unterminated final line that does not parse is skipped.
     let unterminated_tail = !text.is_empty() && !text.ends_with('\n');

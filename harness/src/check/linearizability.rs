@@ -97,6 +97,20 @@ pub enum MalformedHistory {
     },
 }
 
+impl MalformedHistory {
+    /// The file line the refusal names.
+    pub fn line(&self) -> usize {
+        match self {
+            MalformedHistory::CompletionWithoutInvoke { line, .. }
+            | MalformedHistory::InvokedTwice { line, .. }
+            | MalformedHistory::CompletionMismatch { line, .. }
+            | MalformedHistory::ReturnBeforeCall { line, .. }
+            | MalformedHistory::TimeOutOfRange { line, .. }
+            | MalformedHistory::BadOperation { line, .. } => *line,
+        }
+    }
+}
+
 /// One key's operations, ready for porcupine.
 pub struct KeyHistory {
     pub key: String,

@@ -31,7 +31,7 @@ mod linearizability;
 mod liveness;
 mod oracles;
 
-pub use files::{ReadError, read_events, read_history};
+pub use files::{ReadError, parse_history, read_events, read_history};
 pub use linearizability::{
     KeyHistory, KeyOutcome, KeyVerdict, LinearizabilityOptions, MalformedHistory, check_keys,
     histories_by_key, judge_keys, key_name, linearizability, summarize_keys,

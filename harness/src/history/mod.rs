@@ -155,7 +155,7 @@ impl LineError {
         }
     }
 
-    fn in_file(self, path: &Path) -> ImportError {
+    pub fn in_file(self, path: &Path) -> ImportError {
         ImportError {
             path: path.to_path_buf(),
             line: Some(self.line),
@@ -170,19 +170,17 @@ pub fn import(
     format: Option<Format>,
     model: Option<ModelKind>,
 ) -> Result<ImportedHistory, ImportError> {
-    let whole_file = |reason: String| ImportError {
+    let text = std::fs::read_to_string(path).map_err(|e| ImportError {
         path: path.to_path_buf(),
         line: None,
-        reason,
-    };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| whole_file(format!("cannot read: {e}")))?;
+        reason: format!("cannot read: {e}"),
+    })?;
     let format = match format {
         Some(format) => format,
         None => detect_format(&text).map_err(|e| e.in_file(path))?,
     };
     let events = match format {
-        Format::Gauntlet => gauntlet_events(path)?,
+        Format::Gauntlet => gauntlet_events(&text, path),
         Format::JepsenEdn => edn::read(&text, edn::Flavour::Jepsen),
         Format::PorcupineKv => edn::read(&text, edn::Flavour::PorcupineKv),
         Format::PorcupineJepsenLog => etcd_log::read(&text),
@@ -192,22 +190,16 @@ pub fn import(
     pairing::pair(events, format, model).map_err(|e| e.in_file(path))
 }
 
-/// Gauntlet's own file, through the run folder's reader; its events carry their times.
-fn gauntlet_events(path: &Path) -> Result<Result<Vec<SourceEvent>, LineError>, ImportError> {
-    let history = crate::check::read_history(path).map_err(|e| ImportError {
-        path: path.to_path_buf(),
-        line: match &e {
-            crate::check::ReadError::Malformed { line, .. } => Some(*line),
-            crate::check::ReadError::Io { .. } => None,
-        },
-        reason: match &e {
-            crate::check::ReadError::Malformed { reason, .. } => {
-                format!("malformed line: {reason}")
-            }
-            crate::check::ReadError::Io { source, .. } => format!("cannot read: {source}"),
-        },
+/// Gauntlet's own file, through the run folder's parser; its events carry their times.
+fn gauntlet_events(text: &str, path: &Path) -> Result<Vec<SourceEvent>, LineError> {
+    let history = crate::check::parse_history(text, path).map_err(|e| match e {
+        crate::check::ReadError::Malformed { line, reason, .. } => {
+            LineError::new(line, format!("malformed line: {reason}"))
+        }
+        // The text is already read: parsing it cannot fail to read it.
+        crate::check::ReadError::Io { source, .. } => LineError::new(1, source.to_string()),
     })?;
-    Ok(Ok(history
+    Ok(history
         .into_iter()
         .enumerate()
         .map(|(index, event)| SourceEvent {
@@ -215,5 +207,5 @@ fn gauntlet_events(path: &Path) -> Result<Result<Vec<SourceEvent>, LineError>, I
             time_ns: Some(event.time_ns),
             event,
         })
-        .collect()))
+        .collect())
 }

@@ -55,15 +55,15 @@ pub struct HistoryVerdict {
     pub search_ms: f64,
 }
 
-/// Checks an imported history key by key.
+/// Checks an imported history key by key; an error names `file` and the offending line.
 pub fn check_history(
     file: PathBuf,
     history: &ImportedHistory,
     opts: &LinearizabilityOptions,
-) -> Result<HistoryVerdict, super::LineError> {
+) -> Result<HistoryVerdict, super::ImportError> {
     let started = Instant::now();
     let keys = histories_by_key(&history.events, &|i| history.lines[i]).map_err(|malformed| {
-        super::LineError::new(malformed_line(&malformed), malformed.to_string())
+        super::LineError::new(malformed.line(), malformed.to_string()).in_file(&file)
     })?;
     let outcomes = check_keys(&keys, opts);
     let check = summarize_keys(&keys, &outcomes, opts);
@@ -86,18 +86,6 @@ pub fn check_history(
         check,
         search_ms: started.elapsed().as_secs_f64() * 1e3,
     })
-}
-
-fn malformed_line(malformed: &crate::check::MalformedHistory) -> usize {
-    use crate::check::MalformedHistory as M;
-    match malformed {
-        M::CompletionWithoutInvoke { line, .. }
-        | M::InvokedTwice { line, .. }
-        | M::CompletionMismatch { line, .. }
-        | M::ReturnBeforeCall { line, .. }
-        | M::TimeOutOfRange { line, .. }
-        | M::BadOperation { line, .. } => *line,
-    }
 }
 
 impl HistoryVerdict {

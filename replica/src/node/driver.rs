@@ -77,11 +77,13 @@ impl Driver {
                 _ = &mut stop => break,
                 input = inputs.recv() => {
                     let Some(input) = input else { break };
+                    // One clock reading per turn: its inputs arrived together.
+                    let now = self.now();
                     self.host.begin_turn();
-                    self.host.handle_input(self.now(), input);
+                    self.host.handle_input(now, input);
                     for _ in 1..MAX_INPUTS_PER_TURN {
                         match inputs.try_recv() {
-                            Ok(input) => self.host.handle_input(self.now(), input),
+                            Ok(input) => self.host.handle_input(now, input),
                             Err(_) => break,
                         }
                     }
