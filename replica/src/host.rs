@@ -66,12 +66,6 @@ pub struct Output {
     pub events: Vec<ReplicaEvent>,
 }
 
-impl Output {
-    pub fn is_empty(&self) -> bool {
-        self.storage.is_empty() && self.transmits.is_empty() && self.events.is_empty()
-    }
-}
-
 struct Delayed {
     due: Duration,
     order: u64,

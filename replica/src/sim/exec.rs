@@ -91,7 +91,7 @@ impl SimNetwork {
             } => {
                 let r = &self.replicas[replica.0 as usize];
                 if self.is_current(replica, incarnation) && r.wake_generation == generation {
-                    self.replicas[replica.0 as usize].wake = None;
+                    self.replicas[replica.0 as usize].wake_at = None;
                     self.turn(replica, |_, _| {});
                 }
             }
@@ -154,10 +154,10 @@ impl SimNetwork {
             r.record(now, event);
         }
         if let Some(at) = wake
-            && r.wake.is_none_or(|(scheduled, _)| scheduled != at)
+            && r.wake_at != Some(at)
         {
             r.wake_generation += 1;
-            r.wake = Some((at, r.wake_generation));
+            r.wake_at = Some(at);
             let action = Action::Wake {
                 replica,
                 incarnation: r.incarnation,

@@ -33,9 +33,9 @@ pub(super) struct SimReplica {
     /// Whether an interceptor was ever installed: the replica then counts as faulty.
     pub(super) faulty: bool,
     pub(super) disk: SimDisk,
-    /// The wake-up scheduled for the host and its generation; a wake-up of another
+    /// When the host's next wake-up is scheduled, and its generation: a wake-up of an older
     /// generation was superseded.
-    pub(super) wake: Option<(u64, u64)>,
+    pub(super) wake_at: Option<u64>,
     pub(super) wake_generation: u64,
     /// Bumped on every crash and restart, so nothing scheduled for an earlier life happens.
     pub(super) incarnation: u64,
@@ -52,7 +52,7 @@ impl SimReplica {
             parked_interceptor: None,
             faulty: false,
             disk: SimDisk::default(),
-            wake: None,
+            wake_at: None,
             wake_generation: 0,
             incarnation: 0,
             events: Vec::new(),
@@ -76,7 +76,7 @@ impl SimReplica {
         if let Some(host) = self.host.take() {
             self.parked_interceptor = host.into_interceptor();
         }
-        self.wake = None;
+        self.wake_at = None;
         self.incarnation += 1;
     }
 }
