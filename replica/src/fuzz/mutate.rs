@@ -997,50 +997,54 @@ impl Generator {
     }
 
     fn prepared(&mut self, proof: &mut PreparedProof, h: &Hints, deep: bool) -> Change {
-        match self.rng.random_range(0..3u32) {
-            0 => {
-                let change = self.pre_prepare(&mut proof.pre_prepare.body, h, deep);
-                if deep {
-                    self.resign(&mut proof.pre_prepare);
-                }
-                change
-            }
-            1 => {
-                let how = self.vector(&mut proof.prepares, 12, |g| {
-                    g.graft(MessageKind::Prepare, |m| match m {
-                        WireMessage::Prepare(p) => Some(p.clone()),
-                        _ => None,
-                    })
-                });
-                ("prepares", how)
-            }
-            _ => self.nested(&mut proof.prepares, deep, |g, p| {
-                let Prepare { view, seq, digest } = p;
-                g.vote(view, seq, digest, h)
-            }),
-        }
+        let votes = Votes {
+            name: "prepares",
+            kind: MessageKind::Prepare,
+            pick: |m| match m {
+                WireMessage::Prepare(p) => Some(p.clone()),
+                _ => None,
+            },
+            fields: |p: &mut Prepare| (&mut p.view, &mut p.seq, &mut p.digest),
+        };
+        self.certificate(&mut proof.pre_prepare, &mut proof.prepares, votes, h, deep)
     }
 
     fn committed(&mut self, proof: &mut CommittedProof, h: &Hints, deep: bool) -> Change {
+        let votes = Votes {
+            name: "commits",
+            kind: MessageKind::Commit,
+            pick: |m| match m {
+                WireMessage::Commit(c) => Some(c.clone()),
+                _ => None,
+            },
+            fields: |c: &mut Commit| (&mut c.view, &mut c.seq, &mut c.digest),
+        };
+        self.certificate(&mut proof.pre_prepare, &mut proof.commits, votes, h, deep)
+    }
+
+    /// A certificate (a PRE-PREPARE and its votes): the PRE-PREPARE, the vote list, or a vote.
+    fn certificate<V: Signable + Clone>(
+        &mut self,
+        pre_prepare: &mut Signed<PrePrepare>,
+        votes: &mut Vec<Signed<V>>,
+        kind: Votes<V>,
+        h: &Hints,
+        deep: bool,
+    ) -> Change {
         match self.rng.random_range(0..3u32) {
             0 => {
-                let change = self.pre_prepare(&mut proof.pre_prepare.body, h, deep);
+                let change = self.pre_prepare(&mut pre_prepare.body, h, deep);
                 if deep {
-                    self.resign(&mut proof.pre_prepare);
+                    self.resign(pre_prepare);
                 }
                 change
             }
             1 => {
-                let how = self.vector(&mut proof.commits, 12, |g| {
-                    g.graft(MessageKind::Commit, |m| match m {
-                        WireMessage::Commit(c) => Some(c.clone()),
-                        _ => None,
-                    })
-                });
-                ("commits", how)
+                let how = self.vector(votes, 12, |g| g.graft(kind.kind, kind.pick));
+                (kind.name, how)
             }
-            _ => self.nested(&mut proof.commits, deep, |g, c| {
-                let Commit { view, seq, digest } = c;
+            _ => self.nested(votes, deep, |g, vote| {
+                let (view, seq, digest) = (kind.fields)(vote);
                 g.vote(view, seq, digest, h)
             }),
         }
@@ -1241,4 +1245,12 @@ impl Generator {
             other => with_signed!(other, s => self.resign(s)),
         }
     }
+}
+
+/// What `certificate` needs to know of one kind of vote.
+struct Votes<V> {
+    name: &'static str,
+    kind: MessageKind,
+    pick: fn(&WireMessage) -> Option<Signed<V>>,
+    fields: fn(&mut V) -> (&mut View, &mut Seq, &mut Digest),
 }
