@@ -13,6 +13,14 @@ use replica::sim::{SimConfig, SimNetwork};
 use replica::{ClientId, Principal, ReplicaId};
 use std::time::Duration;
 
+fn one_client_network(seed: u64) -> SimNetwork {
+    network(SimConfig {
+        seed,
+        clients: 1,
+        ..SimConfig::default()
+    })
+}
+
 /// One client puts one key, and the put completes.
 fn complete_one_put(net: &mut SimNetwork) {
     net.submit(
@@ -29,11 +37,7 @@ fn complete_one_put(net: &mut SimNetwork) {
 #[test]
 fn a_duplicated_vote_gets_a_bounded_answer_not_an_endless_echo() {
     let seed = 41;
-    let mut net = network(SimConfig {
-        seed,
-        clients: 1,
-        ..SimConfig::default()
-    });
+    let mut net = one_client_network(seed);
     complete_one_put(&mut net);
     assert!(net.run_until(all_replicas_converged, 10_000));
     let (view, seq, digest) = net
@@ -94,11 +98,7 @@ impl Interceptor for PrePrepareNotTo3 {
 
 #[test]
 fn a_backup_that_missed_the_last_pre_prepare_catches_up_without_more_traffic() {
-    let mut net = network(SimConfig {
-        seed: 43,
-        clients: 1,
-        ..SimConfig::default()
-    });
+    let mut net = one_client_network(43);
     net.set_interceptor(ReplicaId(0), Box::new(PrePrepareNotTo3))
         .expect("known replica");
     complete_one_put(&mut net);
@@ -130,11 +130,7 @@ fn a_backup_that_missed_the_last_pre_prepare_catches_up_without_more_traffic() {
 #[test]
 fn a_peer_asking_for_state_over_and_over_gets_one_answer_per_tick() {
     let seed = 47;
-    let mut net = network(SimConfig {
-        seed,
-        clients: 1,
-        ..SimConfig::default()
-    });
+    let mut net = one_client_network(seed);
     complete_one_put(&mut net);
     assert!(net.run_until(all_replicas_converged, 10_000));
     let transfers = |n: &SimNetwork| {
