@@ -71,7 +71,7 @@ fn crash_later_primary_serves_view_zero_until_its_moment_then_is_replaced() {
         .events(ReplicaId(1))
         .iter()
         .filter(|e| matches!(&e.event, ReplicaEvent::Commit { view: View(0), .. }))
-        .map(|e| e.at_ms)
+        .map(|e| e.at_ms())
         .max()
         .unwrap_or_default();
     assert!(
@@ -176,7 +176,7 @@ fn slow_primary_stays_just_under_the_timeout_so_every_operation_is_slow_but_no_v
     assert!(Driver::new(105).run_ops(&mut net, 5, 120_000));
     let delay = view_change_ms * 9 / 10;
     for op in net.completed() {
-        let latency = op.completed_at_ms - op.invoked_at_ms;
+        let latency = op.latency_ms();
         assert!(
             latency >= delay,
             "an operation took {latency} ms, under the {delay} ms delay"

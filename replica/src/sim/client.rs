@@ -13,8 +13,9 @@ pub struct CompletedOp {
     /// The exact signed request, so a test can retransmit or replay it.
     pub request: Signed<Request>,
     pub result: OpResult,
-    pub invoked_at_ms: u64,
-    pub completed_at_ms: u64,
+    /// Virtual nanoseconds since the simulation started.
+    pub invoked_at_ns: u64,
+    pub completed_at_ns: u64,
 }
 
 impl CompletedOp {
@@ -25,6 +26,10 @@ impl CompletedOp {
     pub fn op(&self) -> &Operation {
         &self.request.body.op
     }
+
+    pub fn latency_ms(&self) -> u64 {
+        (self.completed_at_ns - self.invoked_at_ns) / 1_000_000
+    }
 }
 
 /// A simulated client: the protocol's own `ClientCore`, and when its request was invoked.
@@ -32,7 +37,7 @@ pub(super) struct SimClient {
     pub(super) core: ClientCore,
     /// Its signing key, for tests that forge or replay requests.
     pub(super) key: SigningKey,
-    pub(super) invoked_at_ms: u64,
+    pub(super) invoked_at_ns: u64,
     /// Bumped whenever a wake-up is scheduled; only the latest one is acted on.
     pub(super) wake_generation: u64,
 }

@@ -13,7 +13,6 @@ use crate::ids::{ClientId, ReplicaId};
 use crate::message::{MessageKind, WireMessage};
 use crate::verify::{self, RejectReason, Verified};
 use crate::wire::{self, FrameError};
-use rand::RngExt;
 use std::time::Duration;
 
 pub(super) enum Action {
@@ -39,6 +38,11 @@ pub(super) enum Action {
     },
     /// The client asked to be woken now (`ClientCore::poll_timeout`): a re-send is due.
     ClientWake { client: ClientId, generation: u64 },
+    /// The replica finished its last turn: what queued meanwhile is handled in one turn.
+    Drain {
+        replica: ReplicaId,
+        incarnation: u64,
+    },
 }
 
 /// What could be read of a refused message: its type and claimed signer.
@@ -51,14 +55,13 @@ fn frame_reason(error: &FrameError) -> RejectReason {
     }
 }
 
-/// Whole milliseconds, rounded up so a wake-up never comes before it is due.
-fn ceil_ms(at: Duration) -> u64 {
-    at.as_nanos().div_ceil(1_000_000) as u64
+fn nanos(at: Duration) -> u64 {
+    u64::try_from(at.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl SimNetwork {
-    pub(super) fn schedule(&mut self, at_ms: u64, action: Action) {
-        self.queue.insert((at_ms, self.next_order), action);
+    pub(super) fn schedule(&mut self, at_ns: u64, action: Action) {
+        self.queue.insert((at_ns, self.next_order), action);
         self.next_order += 1;
     }
 
@@ -91,11 +94,23 @@ impl SimNetwork {
             } => {
                 let r = &self.replicas[replica.0 as usize];
                 if self.is_current(replica, incarnation) && r.wake_generation == generation {
-                    self.replicas[replica.0 as usize].wake_at = None;
-                    self.turn(replica, |_, _| {});
+                    let r = &mut self.replicas[replica.0 as usize];
+                    r.wake_at = None;
+                    // A stopped process's timers fire when it is resumed.
+                    if !r.paused {
+                        self.turn(replica, |_, _| {});
+                    }
                 }
             }
             Action::ClientWake { client, generation } => self.client_wake(client, generation),
+            Action::Drain {
+                replica,
+                incarnation,
+            } => {
+                if self.is_current(replica, incarnation) {
+                    self.drain(replica);
+                }
+            }
         }
     }
 
@@ -116,6 +131,16 @@ impl SimNetwork {
 
     /// One turn of `replica`'s host: `work`, then its timers, then the end of the turn.
     pub(super) fn turn(&mut self, replica: ReplicaId, work: impl FnOnce(&mut Host, Duration)) {
+        self.turn_with(replica, 0, work);
+    }
+
+    /// A turn that handled `verified` received messages (their checks cost virtual time).
+    fn turn_with(
+        &mut self,
+        replica: ReplicaId,
+        verified: u64,
+        work: impl FnOnce(&mut Host, Duration),
+    ) {
         let now = self.now();
         let Some(host) = self.replicas[replica.0 as usize].host.as_mut() else {
             return;
@@ -124,23 +149,46 @@ impl SimNetwork {
         work(host, now);
         host.handle_timeout(now);
         host.end_turn(now);
-        self.after_turn(replica);
+        self.after_turn_costing(replica, verified);
     }
 
     fn now(&self) -> Duration {
-        Duration::from_millis(self.now_ms)
+        Duration::from_nanos(self.now_ns)
+    }
+
+    /// Handles everything that queued while the replica was busy, in one turn.
+    fn drain(&mut self, replica: ReplicaId) {
+        let r = &mut self.replicas[replica.0 as usize];
+        r.drain_scheduled = false;
+        if r.paused {
+            return;
+        }
+        let inputs = std::mem::take(&mut r.inbox);
+        let count = inputs.len() as u64;
+        self.turn_with(replica, count, |host, now| {
+            for verified in inputs {
+                host.handle_input(now, Input::Message(verified));
+            }
+        });
     }
 
     /// Carries out what the turn produced (the disk first, then the network) and schedules
     /// the host's next wake-up.
     fn after_turn(&mut self, replica: ReplicaId) {
-        let now = self.now_ms;
+        self.after_turn_costing(replica, 0);
+    }
+
+    /// As `after_turn`, for a turn that verified `verified` messages: the turn's virtual cost
+    /// (see `CostModel`) keeps the replica busy, and its messages leave when it is done.
+    fn after_turn_costing(&mut self, replica: ReplicaId, verified: u64) {
+        let now = self.now_ns;
+        let costs = self.costs;
         let r = &mut self.replicas[replica.0 as usize];
         let Some(host) = r.host.as_mut() else {
             return;
         };
         let output = host.take_output();
-        let wake = host.poll_timeout().map(ceil_ms);
+        let wake = host.poll_timeout().map(nanos);
         for write in output.storage {
             match write {
                 Storage::Append(record) => r.disk.records.push(record),
@@ -165,67 +213,92 @@ impl SimNetwork {
             };
             self.schedule(at.max(now), action);
         }
+        let cost = costs.of_turn(verified, &output.transmits);
+        let r = &mut self.replicas[replica.0 as usize];
+        let departs = r.busy_until_ns.max(now).saturating_add(cost);
+        r.busy_until_ns = departs;
         for transmit in output.transmits {
-            self.send(replica, transmit);
+            self.send(replica, departs, transmit);
         }
     }
 
-    fn send(&mut self, replica: ReplicaId, transmit: Transmit) {
+    fn send(&mut self, replica: ReplicaId, departs: u64, transmit: Transmit) {
         let from = Endpoint::Replica(replica);
         match transmit {
-            Transmit::To { to, message } => self.transmit(from, Endpoint::Replica(to), &message),
+            Transmit::To { to, message } => {
+                let to = Endpoint::Replica(to);
+                self.transmit_frame(
+                    departs,
+                    from,
+                    to,
+                    message.kind(),
+                    wire::encode_frame(&message),
+                );
+            }
             Transmit::Broadcast(message) => {
                 let frame = wire::encode_frame(&message);
                 let others: Vec<ReplicaId> = self.replica_ids().filter(|r| *r != replica).collect();
                 for to in others {
                     let to = Endpoint::Replica(to);
-                    self.transmit_frame(from, to, message.kind(), frame.clone());
+                    self.transmit_frame(departs, from, to, message.kind(), frame.clone());
                 }
             }
             Transmit::Reply { client, reply } => {
-                self.transmit(from, Endpoint::Client(client), &WireMessage::Reply(reply));
+                let message = WireMessage::Reply(reply);
+                let frame = wire::encode_frame(&message);
+                let to = Endpoint::Client(client);
+                self.transmit_frame(departs, from, to, message.kind(), frame);
             }
         }
     }
 
     pub(super) fn transmit(&mut self, from: Endpoint, to: Endpoint, message: &WireMessage) {
-        self.transmit_frame(from, to, message.kind(), wire::encode_frame(message));
+        let now = self.now_ns;
+        self.transmit_frame(now, from, to, message.kind(), wire::encode_frame(message));
     }
 
-    fn transmit_frame(&mut self, from: Endpoint, to: Endpoint, kind: MessageKind, frame: Vec<u8>) {
+    /// Hands one frame to the link from `from` to `to` at virtual time `departs`.
+    fn transmit_frame(
+        &mut self,
+        departs: u64,
+        from: Endpoint,
+        to: Endpoint,
+        kind: MessageKind,
+        frame: Vec<u8>,
+    ) {
         self.stats.sent += 1;
         *self.stats.sent_by_kind.entry(kind).or_default() += 1;
         if !self.faults.allows(from, to) {
             self.stats.dropped_by_fault += 1;
             return;
         }
-        if self.drop_probability > 0.0 && self.rng.random_bool(self.drop_probability) {
+        let deliveries = self
+            .links
+            .route(Duration::from_nanos(departs), from, to, frame);
+        if deliveries.is_empty() {
             self.stats.dropped_randomly += 1;
-            return;
-        }
-        let jitter = match self.latency.jitter_ms {
-            0 => 0,
-            j => self.rng.random_range(0..=j),
-        };
-        let mut at = self.now_ms + self.latency.base_ms + jitter;
-        if !self.reorder {
-            let clock = self.link_clock.entry((from, to)).or_default();
-            at = at.max(*clock);
-            *clock = at;
         }
         let incarnation = match to {
             Endpoint::Replica(r) => self.replicas.get(r.0 as usize).map_or(0, |r| r.incarnation),
             Endpoint::Client(_) => 0,
         };
-        self.schedule(
-            at,
-            Action::Deliver {
-                from: Some(from),
-                to,
-                incarnation,
-                frame,
-            },
-        );
+        for delivery in deliveries {
+            let mut at = departs.saturating_add(nanos(delivery.delay));
+            if delivery.in_order {
+                let clock = self.link_clock.entry((from, to)).or_default();
+                at = at.max(*clock);
+                *clock = at;
+            }
+            self.schedule(
+                at,
+                Action::Deliver {
+                    from: Some(from),
+                    to,
+                    incarnation,
+                    frame: delivery.frame,
+                },
+            );
+        }
     }
 
     /// Splits and decodes one frame; on failure, the reason and what could be read of it.
@@ -246,13 +319,52 @@ impl SimNetwork {
             self.stats.lost_to_crash += 1;
             return;
         }
+        let r = &mut self.replicas[replica.0 as usize];
+        if r.paused {
+            r.held.push(frame.to_vec());
+            return;
+        }
         self.stats.delivered += 1;
         match self.verdict(frame) {
-            Ok(verified) => self.turn(replica, |host, now| {
-                host.handle_input(now, Input::Message(verified));
-            }),
+            Ok(verified) => self.accept(replica, verified),
             Err((reason, what)) => self.reject(replica, reason, what),
         }
+    }
+
+    /// A verified message for `replica`: handled now if the replica is idle, else queued for
+    /// the turn after the one it is busy with.
+    fn accept(&mut self, replica: ReplicaId, verified: Verified) {
+        let now = self.now_ns;
+        let r = &mut self.replicas[replica.0 as usize];
+        if r.busy_until_ns <= now && r.inbox.is_empty() {
+            self.turn_with(replica, 1, |host, now| {
+                host.handle_input(now, Input::Message(verified));
+            });
+            return;
+        }
+        r.inbox.push(verified);
+        if !r.drain_scheduled {
+            r.drain_scheduled = true;
+            let (at, incarnation) = (r.busy_until_ns.max(now), r.incarnation);
+            self.schedule(
+                at,
+                Action::Drain {
+                    replica,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    /// Delivers what reached a paused replica while it was stopped, then fires its due timers.
+    pub(super) fn release_held(&mut self, replica: ReplicaId) {
+        let r = &mut self.replicas[replica.0 as usize];
+        let held = std::mem::take(&mut r.held);
+        let incarnation = r.incarnation;
+        for frame in held {
+            self.deliver_to_replica(replica, incarnation, &frame);
+        }
+        self.turn(replica, |_, _| {});
     }
 
     /// Decodes and verifies a frame as the node's receive path does (memoized by frame digest;
@@ -282,7 +394,7 @@ impl SimNetwork {
             kind: what.map(|(kind, _)| kind),
             from: what.map(|(_, signer)| signer),
         };
-        let now = self.now_ms;
+        let now = self.now_ns;
         self.replicas[replica.0 as usize].record(now, event);
     }
 
@@ -294,22 +406,22 @@ impl SimNetwork {
             self.stats.client_rejections += 1;
             return;
         };
-        let now = self.now_ms;
+        let now = self.now_ns;
         let Some(sim_client) = self.clients.get_mut(client.0 as usize) else {
             return;
         };
         match sim_client
             .core
-            .handle_reply(Duration::from_millis(now), link, reply)
+            .handle_reply(Duration::from_nanos(now), link, reply)
         {
             Ok(Some(ClientOutcome::Completed(done))) => {
-                let invoked_at_ms = sim_client.invoked_at_ms;
+                let invoked_at_ns = sim_client.invoked_at_ns;
                 self.completed.push(CompletedOp {
                     client,
                     request: done.request,
                     result: done.result,
-                    invoked_at_ms,
-                    completed_at_ms: now,
+                    invoked_at_ns,
+                    completed_at_ns: now,
                 });
             }
             Err(ReplyDrop::BadSignature | ReplyDrop::WrongSigner) => {
@@ -321,7 +433,7 @@ impl SimNetwork {
     }
 
     fn client_wake(&mut self, client: ClientId, generation: u64) {
-        let now = Duration::from_millis(self.now_ms);
+        let now = Duration::from_nanos(self.now_ns);
         let Some(sim_client) = self.clients.get_mut(client.0 as usize) else {
             return;
         };
@@ -338,13 +450,14 @@ impl SimNetwork {
             return;
         };
         let transmits = sim_client.core.take_transmits();
-        if let Some(at) = sim_client.core.poll_timeout().map(ceil_ms) {
+        let now = self.now_ns;
+        if let Some(at) = sim_client.core.poll_timeout().map(nanos) {
             sim_client.wake_generation += 1;
             let action = Action::ClientWake {
                 client,
                 generation: sim_client.wake_generation,
             };
-            self.schedule(at.max(self.now_ms), action);
+            self.schedule(at.max(now), action);
         }
         let from = Endpoint::Client(client);
         for transmit in transmits {
@@ -357,7 +470,7 @@ impl SimNetwork {
                     let frame = wire::encode_frame(&WireMessage::Request(request));
                     for replica in self.replica_ids() {
                         let to = Endpoint::Replica(replica);
-                        self.transmit_frame(from, to, MessageKind::Request, frame.clone());
+                        self.transmit_frame(now, from, to, MessageKind::Request, frame.clone());
                     }
                 }
             }

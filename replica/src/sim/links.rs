@@ -1,8 +1,13 @@
-//! Who can reach whom: partitions, one-way link blocks and the per-link latency model.
+//! Who can reach whom: partitions and one-way link blocks; and what a link does to each frame
+//! (`LinkPolicy`): the built-in latency-and-loss model, or one the caller brings (the harness
+//! brings its proxy's rule engine).
 
 use crate::ids::{ClientId, ReplicaId};
 use crate::message::MessageKind;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// One end of a simulated link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,6 +32,63 @@ impl Default for Latency {
     }
 }
 
+/// One copy of a frame that a link will deliver, `delay` after it was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub frame: Vec<u8>,
+    pub delay: Duration,
+    /// Delivered no earlier than anything sent before it on the same link (TCP's order);
+    /// false for a copy the link may reorder.
+    pub in_order: bool,
+}
+
+/// What a link does to the frames sent over it. Called once per frame per destination, in
+/// the order frames are sent, at the virtual time `now`; every random choice must come from
+/// the policy's own seeded state, so the same calls give the same answers.
+pub trait LinkPolicy: Send {
+    /// The copies of `frame` to deliver to `to` (none: the frame is lost).
+    fn route(
+        &mut self,
+        now: Duration,
+        from: Endpoint,
+        to: Endpoint,
+        frame: Vec<u8>,
+    ) -> Vec<Delivery>;
+}
+
+/// The simulator's own link model: `latency` and an independent loss probability per frame,
+/// drawn from one ChaCha8 stream.
+pub struct BuiltinLinks {
+    pub(super) latency: Latency,
+    pub(super) drop_probability: f64,
+    /// Off: each link delivers in order, like the TCP connections of the real node.
+    pub(super) reorder: bool,
+    pub(super) rng: ChaCha8Rng,
+}
+
+impl LinkPolicy for BuiltinLinks {
+    fn route(
+        &mut self,
+        _now: Duration,
+        _from: Endpoint,
+        _to: Endpoint,
+        frame: Vec<u8>,
+    ) -> Vec<Delivery> {
+        if self.drop_probability > 0.0 && self.rng.random_bool(self.drop_probability) {
+            return Vec::new();
+        }
+        let jitter = match self.latency.jitter_ms {
+            0 => 0,
+            j => self.rng.random_range(0..=j),
+        };
+        vec![Delivery {
+            frame,
+            delay: Duration::from_millis(self.latency.base_ms + jitter),
+            in_order: !self.reorder,
+        }]
+    }
+}
+
 /// Counters of what the network did with the frames handed to it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetworkStats {
@@ -36,7 +98,7 @@ pub struct NetworkStats {
     pub delivered: u64,
     /// Refused by a partition or a blocked link.
     pub dropped_by_fault: u64,
-    /// Lost to the configured drop probability.
+    /// Lost on the link: the built-in drop probability, or a policy that delivered no copy.
     pub dropped_randomly: u64,
     /// Addressed to a replica that was down when it arrived (or went down while in flight).
     pub lost_to_crash: u64,

@@ -8,13 +8,15 @@
 //! same calls give the same run, event for event.
 
 mod client;
+mod costs;
 mod exec;
 mod links;
 mod replica;
 mod workload;
 
 pub use client::CompletedOp;
-pub use links::{Endpoint, Latency, NetworkStats};
+pub use costs::CostModel;
+pub use links::{BuiltinLinks, Delivery, Endpoint, Latency, LinkPolicy, NetworkStats};
 pub use replica::{SimDisk, SimEvent};
 pub use workload::WorkloadStop;
 
@@ -62,6 +64,8 @@ pub struct SimConfig {
     /// Off: each link delivers in order, like the TCP connections of the real node.
     /// On: jitter may reorder frames on a link.
     pub reorder: bool,
+    /// What handling messages costs in virtual time (free by default).
+    pub costs: CostModel,
 }
 
 impl Default for SimConfig {
@@ -83,6 +87,7 @@ impl Default for SimConfig {
             latency: Latency::default(),
             drop_probability: 0.0,
             reorder: false,
+            costs: CostModel::FREE,
         }
     }
 }
@@ -103,6 +108,35 @@ pub enum SimError {
     NotRunning(ReplicaId),
     #[error("replica {0} is already running")]
     AlreadyRunning(ReplicaId),
+    #[error("the network is the caller's link policy, not the built-in one")]
+    NotBuiltinLinks,
+    #[error("{what}: {given} keys given for {expected} principals")]
+    KeyCount {
+        what: &'static str,
+        given: usize,
+        expected: usize,
+    },
+}
+
+/// The links of the simulated network: the built-in model, or the caller's policy.
+enum Links {
+    Builtin(BuiltinLinks),
+    Policy(Box<dyn LinkPolicy>),
+}
+
+impl Links {
+    fn route(
+        &mut self,
+        now: Duration,
+        from: Endpoint,
+        to: Endpoint,
+        frame: Vec<u8>,
+    ) -> Vec<Delivery> {
+        match self {
+            Links::Builtin(links) => links.route(now, from, to, frame),
+            Links::Policy(policy) => policy.route(now, from, to, frame),
+        }
+    }
 }
 
 /// Two different batches committed at one sequence number by honest replicas.
@@ -113,17 +147,25 @@ pub struct AgreementViolation {
     pub digests: BTreeMap<String, Vec<ReplicaId>>,
 }
 
+/// The cluster to simulate: its settings, every principal's signing key in id order, and
+/// what work costs.
+pub struct SimWorld {
+    pub config: ClusterConfig,
+    pub replica_keys: Vec<SigningKey>,
+    pub client_keys: Vec<SigningKey>,
+    pub costs: CostModel,
+}
+
 pub struct SimNetwork {
     config: ClusterConfig,
     keys: Arc<KeyStore>,
-    latency: Latency,
-    drop_probability: f64,
-    reorder: bool,
-    now_ms: u64,
-    /// (time, insertion counter) -> what happens then: ties run in scheduling order.
+    links: Links,
+    costs: CostModel,
+    /// Virtual nanoseconds since the simulation started.
+    now_ns: u64,
+    /// (time in ns, insertion counter) -> what happens then: ties run in scheduling order.
     queue: BTreeMap<(u64, u64), Action>,
     next_order: u64,
-    rng: ChaCha8Rng,
     replicas: Vec<SimReplica>,
     clients: Vec<SimClient>,
     completed: Vec<CompletedOp>,
@@ -187,7 +229,50 @@ impl SimNetwork {
         // Through the cluster file's own parser, so the simulated cluster obeys its rules.
         let origin = Path::new("<simulated cluster>");
         let config = ClusterConfig::parse(&draft.to_yaml(), origin)?;
+        let links = BuiltinLinks {
+            latency: sim.latency,
+            drop_probability: sim.drop_probability,
+            reorder: sim.reorder,
+            rng: ChaCha8Rng::seed_from_u64(sim.seed),
+        };
+        let world = SimWorld {
+            config,
+            replica_keys,
+            client_keys,
+            costs: sim.costs,
+        };
+        Self::build(world, Links::Builtin(links))
+    }
+
+    /// A simulated cluster as `world` describes it, whose links `policy` decides.
+    pub fn with_links(
+        world: SimWorld,
+        policy: Box<dyn LinkPolicy>,
+    ) -> Result<SimNetwork, SimError> {
+        Self::build(world, Links::Policy(policy))
+    }
+
+    fn build(world: SimWorld, links: Links) -> Result<SimNetwork, SimError> {
+        let SimWorld {
+            config,
+            replica_keys,
+            client_keys,
+            costs,
+        } = world;
+        let origin = Path::new("<simulated cluster>");
         let keys = Arc::new(config.keys(origin)?);
+        for (what, given, expected) in [
+            ("replica keys", replica_keys.len(), config.replicas.len()),
+            ("client keys", client_keys.len(), config.clients.len()),
+        ] {
+            if given != expected {
+                return Err(SimError::KeyCount {
+                    what,
+                    given,
+                    expected,
+                });
+            }
+        }
         let shared = Arc::new(config.clone());
         let replicas = replica_keys
             .into_iter()
@@ -223,7 +308,7 @@ impl SimNetwork {
                         timing,
                     ),
                     key,
-                    invoked_at_ms: 0,
+                    invoked_at_ns: 0,
                     wake_generation: 0,
                 }
             })
@@ -231,13 +316,11 @@ impl SimNetwork {
         let mut net = SimNetwork {
             config,
             keys,
-            latency: sim.latency,
-            drop_probability: sim.drop_probability,
-            reorder: sim.reorder,
-            now_ms: 0,
+            links,
+            costs,
+            now_ns: 0,
             queue: BTreeMap::new(),
             next_order: 0,
-            rng: ChaCha8Rng::seed_from_u64(sim.seed),
             replicas,
             clients,
             completed: Vec::new(),
@@ -265,40 +348,50 @@ impl SimNetwork {
         let Some(((at, _), action)) = self.queue.pop_first() else {
             return false;
         };
-        self.now_ms = self.now_ms.max(at);
+        self.now_ns = self.now_ns.max(at);
         self.perform(action);
         true
     }
 
     /// Runs everything scheduled up to `now + ms`, then sets the clock there.
     pub fn run_for(&mut self, ms: u64) {
-        let deadline = self.now_ms + ms;
-        while self.next_action_at().is_some_and(|at| at <= deadline) {
+        self.run_to_ns(self.now_ns + ms * 1_000_000);
+    }
+
+    /// Runs everything scheduled up to virtual time `at_ns`, then sets the clock there (it
+    /// never goes back).
+    pub fn run_to_ns(&mut self, at_ns: u64) {
+        while self.next_action_ns().is_some_and(|at| at <= at_ns) {
             self.step_once();
         }
-        self.now_ms = deadline;
+        self.now_ns = self.now_ns.max(at_ns);
     }
 
     /// Runs until `done` holds (checked before every action) or `max_ms` of virtual time pass.
     pub fn run_until(&mut self, mut done: impl FnMut(&SimNetwork) -> bool, max_ms: u64) -> bool {
-        let deadline = self.now_ms + max_ms;
+        let deadline = self.now_ns + max_ms * 1_000_000;
         loop {
             if done(self) {
                 return true;
             }
-            match self.next_action_at() {
+            match self.next_action_ns() {
                 Some(at) if at <= deadline => {
                     self.step_once();
                 }
                 _ => {
-                    self.now_ms = deadline;
+                    self.now_ns = deadline;
                     return done(self);
                 }
             }
         }
     }
 
+    /// When the next scheduled action is due, in whole milliseconds (rounded down).
     pub fn next_action_at(&self) -> Option<u64> {
+        self.next_action_ns().map(|ns| ns / 1_000_000)
+    }
+
+    pub fn next_action_ns(&self) -> Option<u64> {
         self.queue.first_key_value().map(|((at, _), _)| *at)
     }
 
@@ -308,7 +401,11 @@ impl SimNetwork {
     }
 
     pub fn now_ms(&self) -> u64 {
-        self.now_ms
+        self.now_ns / 1_000_000
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
     }
 
     // ---- clients ----
@@ -316,7 +413,7 @@ impl SimNetwork {
     /// Signs `op` as `client`'s next request and sends it to the primary the client believes
     /// in; after `client_retry_ms` without f+1 matching replies it goes to every replica.
     pub fn submit(&mut self, client: ClientId, op: Operation) -> Result<RequestId, SimError> {
-        let now = self.now_ms;
+        let now = self.now_ns;
         let sim_client = self
             .clients
             .get_mut(client.0 as usize)
@@ -326,8 +423,8 @@ impl SimNetwork {
         }
         let request = sim_client.core.prepare(op, 0);
         let id = request.id();
-        sim_client.core.submit(Duration::from_millis(now), request);
-        sim_client.invoked_at_ms = now;
+        sim_client.core.submit(Duration::from_nanos(now), request);
+        sim_client.invoked_at_ns = now;
         self.after_client_step(client);
         Ok(id)
     }
@@ -389,12 +486,45 @@ impl SimNetwork {
         self.faults.heal();
     }
 
+    /// Sets the built-in links' loss probability (refused under a caller's link policy).
     pub fn set_drop_probability(&mut self, p: f64) -> Result<(), SimError> {
         if !(0.0..=1.0).contains(&p) {
             return Err(SimError::DropProbability(p));
         }
-        self.drop_probability = p;
+        match &mut self.links {
+            Links::Builtin(links) => links.drop_probability = p,
+            Links::Policy(_) => return Err(SimError::NotBuiltinLinks),
+        }
         Ok(())
+    }
+
+    /// Stops a replica as SIGSTOP does: what reaches it waits, as in a socket buffer, and no
+    /// timer fires until `resume`.
+    pub fn pause(&mut self, replica: ReplicaId) -> Result<(), SimError> {
+        let r = self.replica_mut(replica)?;
+        if !r.is_running() {
+            return Err(SimError::NotRunning(replica));
+        }
+        r.paused = true;
+        Ok(())
+    }
+
+    /// Lets a paused replica go on: it reads what waited for it and fires its due timers.
+    pub fn resume(&mut self, replica: ReplicaId) -> Result<(), SimError> {
+        let r = self.replica_mut(replica)?;
+        if !r.is_running() {
+            return Err(SimError::NotRunning(replica));
+        }
+        if std::mem::replace(&mut r.paused, false) {
+            self.release_held(replica);
+        }
+        Ok(())
+    }
+
+    pub fn is_paused(&self, replica: ReplicaId) -> bool {
+        self.replicas
+            .get(replica.0 as usize)
+            .is_some_and(|r| r.paused)
     }
 
     /// Stops a replica: its core and timers are gone, its disk stays, frames to it are lost.
@@ -409,7 +539,7 @@ impl SimNetwork {
 
     /// Rebuilds a crashed replica from its disk (`Core::recover`) and starts it.
     pub fn restart(&mut self, replica: ReplicaId) -> Result<(), SimError> {
-        let now = Duration::from_millis(self.now_ms);
+        let now = Duration::from_nanos(self.now_ns);
         let keys = self.keys.clone();
         let config = Arc::new(self.config.clone());
         let r = self.replica_mut(replica)?;
@@ -435,7 +565,7 @@ impl SimNetwork {
         r.incarnation += 1;
         let incarnation = r.incarnation;
         self.schedule(
-            self.now_ms,
+            self.now_ns,
             Action::Start {
                 replica,
                 incarnation,
@@ -453,7 +583,7 @@ impl SimNetwork {
     /// Delivers raw bytes to `to` as one frame (for garbage, truncated or oversized frames).
     pub fn inject_frame(&mut self, to: ReplicaId, frame: Vec<u8>) -> Result<(), SimError> {
         let incarnation = self.replica(to)?.incarnation;
-        let now = self.now_ms;
+        let now = self.now_ns;
         self.schedule(
             now,
             Action::Deliver {
@@ -473,7 +603,7 @@ impl SimNetwork {
         replica: ReplicaId,
         interceptor: Box<dyn Interceptor>,
     ) -> Result<(), SimError> {
-        let now = Duration::from_millis(self.now_ms);
+        let now = Duration::from_nanos(self.now_ns);
         let r = self.replica_mut(replica)?;
         r.faulty = true;
         match r.host.as_mut() {

@@ -4,7 +4,7 @@ use crate::core::{CoreParams, Snapshot, WalRecord};
 use crate::events::ReplicaEvent;
 use crate::host::Host;
 use crate::node::Interceptor;
-use crate::verify::RejectReason;
+use crate::verify::{RejectReason, Verified};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
 
@@ -19,8 +19,15 @@ pub struct SimDisk {
 /// A replica event with the virtual time it happened at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimEvent {
-    pub at_ms: u64,
+    /// Virtual nanoseconds since the simulation started.
+    pub at_ns: u64,
     pub event: ReplicaEvent,
+}
+
+impl SimEvent {
+    pub fn at_ms(&self) -> u64 {
+        self.at_ns / 1_000_000
+    }
 }
 
 pub(super) struct SimReplica {
@@ -41,6 +48,16 @@ pub(super) struct SimReplica {
     pub(super) incarnation: u64,
     pub(super) events: Vec<SimEvent>,
     pub(super) rejections: BTreeMap<RejectReason, u64>,
+    /// Until when the replica is busy with its last turn (see `CostModel`): what arrives
+    /// before then waits in `inbox` and is handled together in one turn, as the node handles
+    /// the inputs that queued while it worked.
+    pub(super) busy_until_ns: u64,
+    pub(super) inbox: Vec<Verified>,
+    pub(super) drain_scheduled: bool,
+    /// Paused (SIGSTOP): frames that arrive wait in `held`, as in a socket buffer, and no
+    /// timer fires until `resume`.
+    pub(super) paused: bool,
+    pub(super) held: Vec<Vec<u8>>,
 }
 
 impl SimReplica {
@@ -57,6 +74,11 @@ impl SimReplica {
             incarnation: 0,
             events: Vec::new(),
             rejections: BTreeMap::new(),
+            busy_until_ns: 0,
+            inbox: Vec::new(),
+            drain_scheduled: false,
+            paused: false,
+            held: Vec::new(),
         }
     }
 
@@ -65,11 +87,11 @@ impl SimReplica {
     }
 
     /// Records an event; rejections are also counted by reason.
-    pub(super) fn record(&mut self, at_ms: u64, event: ReplicaEvent) {
+    pub(super) fn record(&mut self, at_ns: u64, event: ReplicaEvent) {
         if let ReplicaEvent::Rejected { reason, .. } = &event {
             *self.rejections.entry(*reason).or_default() += 1;
         }
-        self.events.push(SimEvent { at_ms, event });
+        self.events.push(SimEvent { at_ns, event });
     }
 
     pub(super) fn crash(&mut self) {
@@ -78,5 +100,10 @@ impl SimReplica {
         }
         self.wake_at = None;
         self.incarnation += 1;
+        // What was queued in memory or in socket buffers dies with the process.
+        self.inbox.clear();
+        self.drain_scheduled = false;
+        self.paused = false;
+        self.held.clear();
     }
 }

@@ -164,7 +164,7 @@ fn an_interceptor_sees_start_ticks_every_50ms_and_its_delays_are_honoured() {
         .events(ReplicaId(3))
         .iter()
         .filter(|e| matches!(e.event, ReplicaEvent::StateTransfer { .. }))
-        .map(|e| e.at_ms)
+        .map(|e| e.at_ms())
         .collect();
     assert_eq!(marker_at, vec![50 + 120]);
     {
@@ -205,4 +205,55 @@ fn actions_at_the_same_time_run_in_the_order_they_were_scheduled() {
     }
     assert_eq!(net.now_ms(), 0);
     assert_eq!(order.len(), 3);
+}
+
+fn executed(net: &SimNetwork, replica: ReplicaId) -> u64 {
+    net.core(replica).map_or(0, |c| c.last_executed().0)
+}
+
+#[test]
+fn a_paused_replica_handles_nothing_until_resumed_then_reads_what_waited_for_it() {
+    let mut net = net(5);
+    net.pause(ReplicaId(3)).expect("running");
+    net.run_workload(4, 10_000, 1_000_000, |_| put(), |_| {})
+        .expect("three replicas are a quorum for f = 1");
+    assert!(net.is_paused(ReplicaId(3)));
+    assert_eq!(executed(&net, ReplicaId(3)), 0);
+    let done = executed(&net, ReplicaId(0));
+    assert!(done > 0);
+    net.resume(ReplicaId(3)).expect("running");
+    net.run_for(100);
+    assert_eq!(executed(&net, ReplicaId(3)), done);
+}
+
+/// Mean requests per committed batch at replica 0 after `ops` operations per client.
+fn mean_batch(costs: CostModel) -> (f64, u64) {
+    let mut net = SimNetwork::new(SimConfig {
+        seed: 9,
+        clients: 8,
+        costs,
+        ..SimConfig::default()
+    })
+    .expect("valid");
+    net.run_workload(8, 60_000, 10_000_000, |_| put(), |_| {})
+        .expect("completes");
+    let batches = net
+        .events(ReplicaId(0))
+        .iter()
+        .filter(|e| matches!(e.event, ReplicaEvent::Commit { .. }))
+        .count();
+    (64.0 / batches as f64, net.now_ns())
+}
+
+#[test]
+fn work_that_costs_time_forms_batches_and_takes_virtual_time() {
+    let (free_batch, free_ns) = mean_batch(CostModel::FREE);
+    let costly = CostModel {
+        turn: Duration::from_micros(50),
+        verify: Duration::from_micros(60),
+        sign: Duration::from_micros(30),
+    };
+    let (costly_batch, costly_ns) = mean_batch(costly);
+    assert!(costly_batch > free_batch, "{costly_batch} vs {free_batch}");
+    assert!(costly_ns > free_ns, "{costly_ns} vs {free_ns}");
 }

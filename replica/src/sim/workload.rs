@@ -26,7 +26,7 @@ impl SimNetwork {
         mut next_op: impl FnMut(ClientId) -> Operation,
         mut observe: impl FnMut(&SimNetwork),
     ) -> Result<(), WorkloadStop> {
-        let deadline = self.now_ms() + max_ms;
+        let deadline = self.now_ns() + max_ms * 1_000_000;
         let flood_at = self.stats().sent.saturating_add(max_frames);
         let mut submitted: BTreeMap<ClientId, u64> = self.client_ids().map(|c| (c, 0)).collect();
         loop {
@@ -47,7 +47,7 @@ impl SimNetwork {
             if self.stats().sent > flood_at {
                 return Err(WorkloadStop::Flood { frames: max_frames });
             }
-            match self.next_action_at() {
+            match self.next_action_ns() {
                 Some(at) if at <= deadline => {
                     self.step_once();
                     observe(self);
