@@ -120,7 +120,7 @@ pub enum SimError {
 
 /// The links of the simulated network: the built-in model, or the caller's policy.
 enum Links {
-    Builtin(BuiltinLinks),
+    Builtin(Box<BuiltinLinks>),
     Policy(Box<dyn LinkPolicy>),
 }
 
@@ -241,7 +241,7 @@ impl SimNetwork {
             client_keys,
             costs: sim.costs,
         };
-        Self::build(world, Links::Builtin(links))
+        Self::build(world, Links::Builtin(Box::new(links)))
     }
 
     /// A simulated cluster as `world` describes it, whose links `policy` decides.
