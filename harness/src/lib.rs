@@ -1,5 +1,6 @@
 //! Gauntlet: attacks a PBFT cluster of real processes and judges what its clients saw.
 
+pub mod backend;
 pub mod build_info;
 pub mod campaign;
 pub mod check;

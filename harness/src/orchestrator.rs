@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub duration_override: Option<f64>,
     /// Keep the replicas' data dirs (write-ahead logs, snapshots) after the run.
     pub keep_data: bool,
+    /// Real processes or the simulator.
+    pub backend: crate::backend::Backend,
 }
 
 pub struct RunOutcome {

@@ -141,6 +141,7 @@ fn main() -> ExitCode {
                 out,
                 duration_override: duration,
                 keep_data,
+                backend: Default::default(),
             },
         ),
     };
