@@ -66,7 +66,7 @@ pub fn prepare(
 /// `error` verdict (exit code 2).
 pub async fn execute(plan: Plan, dir: RunDir, options: &RunOptions) -> RunOutcome {
     let started = Instant::now();
-    let reproduce = plan.reproduce_command(options.duration_override);
+    let reproduce = plan.reproduce_command(options.duration_override, options.backend);
     let mut workload = Duration::ZERO;
     let build_id = Some(crate::build_info::build_id());
     let verdict = match drive(&plan, &dir, &mut workload).await {
@@ -320,7 +320,7 @@ async fn drive_cluster(
         heal_ns,
         probe_start_ns: ns(probe_start),
         probe_end_ns: ns(probe_end),
-        started_at_ns: 0,
+        ..Timeline::default()
     })
 }
 

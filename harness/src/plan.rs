@@ -2,6 +2,7 @@
 //! starts. Each concern draws from its own named substream (seeded with sha256(seed, name)), so
 //! adding a draw to one concern never shifts another's choices.
 
+use crate::backend::Backend;
 use crate::nemesis::{self, PlannedFault};
 use crate::proxy::{Endpoint, LinkSpec};
 use crate::scenario::{Build, LoadedScenario, Scenario, ScenarioError, locate_field};
@@ -128,11 +129,15 @@ impl Plan {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// `gauntlet run <source> --seed S`, plus the overrides that changed the scenario.
-    pub fn reproduce_command(&self, duration_override: Option<f64>) -> String {
+    /// `gauntlet run <source> --seed S`, plus the overrides that changed the run. Real is the
+    /// default backend, so commands of real runs read as they always have.
+    pub fn reproduce_command(&self, duration_override: Option<f64>, backend: Backend) -> String {
         let mut command = format!("gauntlet run {} --seed {}", self.source, self.seed);
         if let Some(d) = duration_override {
             command.push_str(&format!(" --duration {d}"));
+        }
+        if backend != Backend::Real {
+            command.push_str(&format!(" --backend {backend}"));
         }
         command
     }
@@ -327,6 +332,23 @@ mod tests {
         ports.dedup();
         assert_eq!(ports.len(), count, "ports must be distinct");
         assert!(plan.links.iter().all(|l| l.listen.ip().is_loopback()));
+    }
+
+    #[test]
+    fn reproduce_command_names_the_sim_backend_and_leaves_real_commands_unchanged() {
+        let plan = resolve(&scenario::load("smoke").expect("built-in"), 7).expect("plan");
+        assert_eq!(
+            plan.reproduce_command(None, Backend::Real),
+            "gauntlet run smoke --seed 7"
+        );
+        assert_eq!(
+            plan.reproduce_command(Some(2.5), Backend::Real),
+            "gauntlet run smoke --seed 7 --duration 2.5"
+        );
+        assert_eq!(
+            plan.reproduce_command(Some(2.5), Backend::Sim),
+            "gauntlet run smoke --seed 7 --duration 2.5 --backend sim"
+        );
     }
 
     #[test]

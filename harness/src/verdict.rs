@@ -1,6 +1,7 @@
 //! Judging a run from its files (the same code for `gauntlet run` and `gauntlet check`) and
 //! `verdict.json`.
 
+use crate::backend::Backend;
 use crate::check::{self, CheckOutcome, CheckResult, LinearizabilityOptions};
 use crate::defence::{Defence, FaultyReplica, defence_of, faulty_replicas};
 use crate::layout::RunDir;
@@ -38,6 +39,9 @@ pub struct Timeline {
     /// wall-clock events line up with the history.
     #[serde(default)]
     pub started_at_ns: u64,
+    /// Which world the run happened in; folders from before the simulator say nothing: real.
+    #[serde(default)]
+    pub backend: Backend,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +82,9 @@ pub struct Counts {
 pub struct Verdict {
     pub scenario: String,
     pub seed: u64,
+    /// Real processes or the simulator; verdicts from before the simulator read as real.
+    #[serde(default)]
+    pub backend: Backend,
     pub outcome: Outcome,
     pub expected: Expectation,
     /// Whether the outcome is what the scenario expects (exit code 0).
@@ -118,6 +125,8 @@ impl Verdict {
         Verdict {
             scenario: plan.scenario.name.clone(),
             seed: plan.seed,
+            // The caller knows the backend and overwrites this.
+            backend: Backend::Real,
             outcome: Outcome::Error,
             expected: plan.scenario.expect,
             as_expected: false,
@@ -153,6 +162,12 @@ impl Verdict {
                 "UNEXPECTED"
             }
         );
+        if self.backend == Backend::Sim {
+            out.push_str(&format!(
+                "  backend: {}\n",
+                crate::report::backend_label(self.backend)
+            ));
+        }
         let ops = &self.counts.operations;
         out.push_str(&format!(
             "  operations: {} invoked, {} ok, {} fail, {} info; nemesis actions: {}\n",
@@ -234,10 +249,13 @@ pub fn judge(
     reproduce: String,
     build_id: Option<String>,
 ) -> Verdict {
-    match judge_files(dir, plan, timeline, reproduce.clone(), build_id.clone()) {
+    let mut verdict = match judge_files(dir, plan, timeline, reproduce.clone(), build_id.clone()) {
         Ok(verdict) => verdict,
         Err(error) => Verdict::error(plan, dir, reproduce, build_id, &error),
-    }
+    };
+    // The timeline is the run's own record of where it ran (`gauntlet check` has nothing else).
+    verdict.backend = timeline.backend;
+    verdict
 }
 
 fn judge_files(
@@ -309,6 +327,7 @@ fn judge_files(
     Ok(Verdict {
         scenario: plan.scenario.name.clone(),
         seed: plan.seed,
+        backend: timeline.backend,
         outcome,
         expected,
         as_expected,
@@ -351,7 +370,7 @@ pub fn recheck(root: &std::path::Path) -> anyhow::Result<Verdict> {
     let reproduce = stored
         .as_ref()
         .map(|v| v.reproduce.clone())
-        .unwrap_or_else(|| plan.reproduce_command(None));
+        .unwrap_or_else(|| plan.reproduce_command(None, timeline.backend));
     // Re-judging does not change which binaries produced the run.
     let build_id = stored
         .and_then(|v| v.build_id)
@@ -365,4 +384,63 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyh
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario;
+
+    /// A verdict.json as builds before the simulator wrote it: no `backend`.
+    const OLD_VERDICT: &str = r#"{
+  "scenario": "smoke", "seed": 3, "outcome": "pass", "expected": "pass",
+  "as_expected": true, "checks": [],
+  "counts": { "operations": { "invoked": 0, "ok": 0, "fail": 0, "info": 0 },
+              "replicas": {}, "nemesis_actions": 0 },
+  "reproduce": "gauntlet run smoke --seed 3", "run_dir": "results/smoke/3"
+}"#;
+
+    #[test]
+    fn an_old_verdict_and_timeline_without_a_backend_read_as_real() {
+        let verdict: Verdict = serde_json::from_str(OLD_VERDICT).expect("old verdict");
+        assert_eq!(verdict.backend, Backend::Real);
+        let timeline: Timeline =
+            serde_json::from_str(r#"{"workload_start_ns": 0, "workload_end_ns": 1, "heal_ns": 1, "probe_start_ns": 1, "probe_end_ns": 2}"#)
+                .expect("old timeline");
+        assert_eq!(timeline.backend, Backend::Real);
+    }
+
+    #[test]
+    fn the_summary_names_the_backend_only_when_it_is_sim() {
+        let mut verdict: Verdict = serde_json::from_str(OLD_VERDICT).expect("old verdict");
+        assert!(
+            !verdict.summary().contains("backend"),
+            "{}",
+            verdict.summary()
+        );
+        verdict.backend = Backend::Sim;
+        assert!(
+            verdict.summary().contains("backend: sim (virtual time)"),
+            "{}",
+            verdict.summary()
+        );
+        let text = serde_json::to_string(&verdict).expect("encode");
+        assert!(text.contains(r#""backend":"sim""#), "{text}");
+    }
+
+    #[test]
+    fn judging_copies_the_timelines_backend_even_into_an_error_verdict() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::new(folder.path().to_path_buf());
+        let plan =
+            crate::plan::resolve(&scenario::load("smoke").expect("built-in"), 1).expect("plan");
+        let timeline = Timeline {
+            backend: Backend::Sim,
+            ..Timeline::default()
+        };
+        // No history.jsonl: the judge fails, and the error verdict still says where it ran.
+        let verdict = judge(&dir, &plan, &timeline, "r".into(), None);
+        assert_eq!(verdict.outcome, Outcome::Error);
+        assert_eq!(verdict.backend, Backend::Sim);
+    }
 }

@@ -288,6 +288,7 @@ fn report_and_index_render_in_headless_chromium() {
     let summary = CampaignSummary {
         dir: campaign_dir.clone(),
         name: "campaign".into(),
+        backend: Default::default(),
         shard: Shard::default(),
         seeds: Seeds::default(),
         budget_s: Some(600),

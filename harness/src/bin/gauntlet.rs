@@ -1,11 +1,13 @@
-//! `gauntlet`: run a scenario against a real PBFT cluster and judge it.
+//! `gauntlet`: run a scenario against a PBFT cluster (real processes, or the simulator in
+//! virtual time) and judge it.
 //!
 //! Exit codes: 0 = the outcome is what the scenario expects, 1 = it is not, 2 = the run (or
 //! the command) could not be carried out.
 
 use clap::{Parser, Subcommand};
+use harness::backend::Backend;
 use harness::campaign::matrix::{Seeds, Shard, parse_budget};
-use harness::campaign::reproduce::reproduce;
+use harness::campaign::reproduce::reproduce_on;
 use harness::campaign::{CampaignOptions, run_campaign};
 use harness::check::LinearizabilityOptions;
 use harness::history::{self, Format, ModelKind, Overall};
@@ -45,6 +47,9 @@ enum Command {
         /// Keep the replicas' write-ahead logs and snapshots in the run folder.
         #[arg(long)]
         keep_data: bool,
+        /// Where the run happens: real processes, or the deterministic simulator.
+        #[arg(long, value_enum, default_value_t = Backend::Real)]
+        backend: Backend,
     },
     /// List the built-in scenarios.
     List,
@@ -55,6 +60,9 @@ enum Command {
         seed: u64,
         #[arg(long)]
         duration: Option<f64>,
+        /// Also refuse what this backend cannot run.
+        #[arg(long, value_enum, default_value_t = Backend::Real)]
+        backend: Backend,
     },
     /// Re-run the checkers on a stored run and rewrite its verdict.json.
     Check { run_dir: PathBuf },
@@ -64,8 +72,14 @@ enum Command {
     /// Run every scenario of a suite (or the named ones) for each seed, J at a time, within a
     /// budget; writes index.html, junit.xml and results/latest.
     Campaign(CampaignArgs),
-    /// Re-run a stored run's scenario with its seed into a new folder and compare outcomes.
-    Reproduce { run_dir: PathBuf },
+    /// Re-run a stored run's scenario with its seed into a new folder and compare outcomes;
+    /// a simulated run replayed in the simulator must reproduce every recorded file exactly.
+    Reproduce {
+        run_dir: PathBuf,
+        /// Default: the backend of the stored run.
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,7 +117,8 @@ fn main() -> ExitCode {
             scenario,
             seed,
             duration,
-        } => validate(&scenario, seed, duration),
+            backend,
+        } => validate(&scenario, seed, duration, backend),
         Command::Check { run_dir } => match verdict::recheck(&run_dir) {
             Ok(verdict) => {
                 write_report(&run_dir);
@@ -118,7 +133,7 @@ fn main() -> ExitCode {
         },
         Command::CheckHistory(args) => check_history(args),
         Command::Campaign(args) => campaign(args),
-        Command::Reproduce { run_dir } => match reproduce(&run_dir, None) {
+        Command::Reproduce { run_dir, backend } => match reproduce_on(&run_dir, None, backend) {
             Ok(reproduction) => {
                 print!("{}", reproduction.summary());
                 reproduction.exit_code()
@@ -134,6 +149,7 @@ fn main() -> ExitCode {
             out,
             duration,
             keep_data,
+            backend,
         } => run(
             &scenario,
             seed,
@@ -141,7 +157,7 @@ fn main() -> ExitCode {
                 out,
                 duration_override: duration,
                 keep_data,
-                backend: Default::default(),
+                backend,
             },
         ),
     };
@@ -275,7 +291,7 @@ struct CampaignArgs {
     /// Stop starting runs after this long (e.g. 30m, 90s, 1h).
     #[arg(long)]
     budget: Option<String>,
-    /// Runs at a time.
+    /// Runs at a time. A simulated run keeps one core busy: on N cores, `--jobs N`.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
     /// Only this shard of the scenario x seed matrix, K/N (1-based).
@@ -286,6 +302,9 @@ struct CampaignArgs {
     /// Override every scenario's workload duration in seconds.
     #[arg(long)]
     duration: Option<f64>,
+    /// Where every run happens; scenarios the simulator cannot run are skipped, with why.
+    #[arg(long, value_enum, default_value_t = Backend::Real)]
+    backend: Backend,
 }
 
 fn campaign(args: CampaignArgs) -> i32 {
@@ -310,6 +329,7 @@ fn campaign(args: CampaignArgs) -> i32 {
                 .duration
                 .map(|d| vec!["--duration".to_string(), d.to_string()])
                 .unwrap_or_default(),
+            backend: args.backend,
             ..CampaignOptions::default()
         })
     })();
@@ -332,16 +352,23 @@ fn campaign(args: CampaignArgs) -> i32 {
     }
 }
 
-fn load(name: &str, duration: Option<f64>) -> anyhow::Result<scenario::LoadedScenario> {
+/// Loads the scenario and refuses it, before anything is planned, if `backend` cannot run it.
+fn load(
+    name: &str,
+    duration: Option<f64>,
+    backend: Backend,
+) -> anyhow::Result<scenario::LoadedScenario> {
     let loaded = scenario::load(name)?;
-    Ok(match duration {
+    let loaded = match duration {
         Some(d) => loaded.with_duration(d)?,
         None => loaded,
-    })
+    };
+    scenario::check_backend(&loaded, backend)?;
+    Ok(loaded)
 }
 
-fn validate(name: &str, seed: u64, duration: Option<f64>) -> i32 {
-    let plan = load(name, duration).and_then(|l| Ok(harness::plan::resolve(&l, seed)?));
+fn validate(name: &str, seed: u64, duration: Option<f64>, backend: Backend) -> i32 {
+    let plan = load(name, duration, backend).and_then(|l| Ok(harness::plan::resolve(&l, seed)?));
     match plan {
         Ok(plan) => {
             println!("{}", plan.to_json());
@@ -357,7 +384,7 @@ fn validate(name: &str, seed: u64, duration: Option<f64>) -> i32 {
 fn run(name: &str, seed: Option<u64>, options: RunOptions) -> i32 {
     let seed = seed.unwrap_or_else(rand::random);
     println!("seed: {seed}");
-    let loaded = match load(name, options.duration_override) {
+    let loaded = match load(name, options.duration_override, options.backend) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -65,8 +65,9 @@ pub fn render_index(summary: &CampaignSummary) -> String {
     );
     let _ = write!(
         html,
-        "<h1>Gauntlet campaign <code>{}</code></h1><div class=\"banner {banner_class}\" id=\"verdict\">{banner}</div>",
-        escape(&summary.name)
+        "<h1>Gauntlet campaign <code>{}</code></h1><p class=\"muted\" id=\"backend\">backend: {}</p><div class=\"banner {banner_class}\" id=\"verdict\">{banner}</div>",
+        escape(&summary.name),
+        crate::report::backend_label(summary.backend)
     );
     html.push_str("<div class=\"totals\" id=\"totals\">");
     let totals = [
@@ -74,7 +75,7 @@ pub fn render_index(summary: &CampaignSummary) -> String {
         ("as expected", summary.count(RunStatus::AsExpected)),
         ("unexpected", summary.count(RunStatus::Unexpected)),
         ("could not run", summary.count(RunStatus::Error)),
-        ("skipped (budget)", summary.count(RunStatus::Skipped)),
+        ("skipped", summary.count(RunStatus::Skipped)),
     ];
     for (name, count) in totals {
         let _ = write!(html, "<div><b>{count}</b>{name}</div>");
@@ -149,6 +150,28 @@ pub fn render_index(summary: &CampaignSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Backend;
+    use crate::campaign::{Seeds, Shard};
+
+    #[test]
+    fn the_header_names_the_backend() {
+        let summary = CampaignSummary {
+            dir: "/tmp/c".into(),
+            name: "c".into(),
+            backend: Backend::Sim,
+            shard: Shard::default(),
+            seeds: Seeds::default(),
+            budget_s: None,
+            jobs: 2,
+            elapsed_ms: 0,
+            records: Vec::new(),
+        };
+        let html = render_index(&summary);
+        assert!(
+            html.contains("<p class=\"muted\" id=\"backend\">backend: sim (virtual time)</p>"),
+            "{html}"
+        );
+    }
 
     #[test]
     fn hrefs_keep_slashes_and_encode_the_rest() {

@@ -1,15 +1,20 @@
 //! `junit.xml` for CI test reporters: one test case per run, named `<scenario> seed <S>`; an
 //! unexpected outcome is a failure, a run that could not be carried out an error, a run the
-//! budget left out a skip. Failures carry the verdict and the reproduce command.
+//! budget (or the backend) left out a skip. Failures carry the verdict and the reproduce
+//! command. A simulated campaign is the suite `gauntlet-sim`, so CI can keep its results apart
+//! from the real ones; every suite also has a `backend` property.
 
 use super::{CampaignSummary, RunStatus};
+use crate::backend::Backend;
 use crate::report::REPORT_FILE;
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 
 pub fn junit_xml(summary: &CampaignSummary) -> anyhow::Result<String> {
     let mut report = Report::new(format!("gauntlet {}", summary.name));
-    let mut suite = TestSuite::new("gauntlet");
+    let suite_name = suite_name(summary.backend);
+    let mut suite = TestSuite::new(suite_name.clone());
+    suite.add_property(Property::new("backend", summary.backend.name()));
     suite.set_time(Duration::from_millis(summary.elapsed_ms));
     for record in &summary.records {
         let mut status = match record.status {
@@ -41,10 +46,62 @@ pub fn junit_xml(summary: &CampaignSummary) -> anyhow::Result<String> {
             format!("{} seed {}", record.scenario_name, record.cell.seed),
             status,
         );
-        case.set_classname(format!("gauntlet.{}", record.scenario_name));
+        case.set_classname(format!("{suite_name}.{}", record.scenario_name));
         case.set_time(Duration::from_millis(record.duration_ms));
         suite.add_test_case(case);
     }
     report.add_test_suite(suite);
     Ok(report.to_string()?)
+}
+
+/// `gauntlet` for real runs, as before the simulator; `gauntlet-sim` for simulated ones.
+fn suite_name(backend: Backend) -> String {
+    match backend {
+        Backend::Real => "gauntlet".into(),
+        other => format!("gauntlet-{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::{Cell, RunRecord, Seeds, Shard};
+
+    #[test]
+    fn a_sim_campaign_is_its_own_suite_with_a_backend_property() {
+        let summary = CampaignSummary {
+            dir: "/tmp/c".into(),
+            name: "c".into(),
+            backend: Backend::Sim,
+            shard: Shard::default(),
+            seeds: Seeds::default(),
+            budget_s: None,
+            jobs: 2,
+            elapsed_ms: 0,
+            records: vec![RunRecord {
+                cell: Cell {
+                    index: 0,
+                    scenario: "byz-twin".into(),
+                    seed: 1,
+                },
+                scenario_name: "byz-twin".into(),
+                status: RunStatus::Skipped,
+                outcome: String::new(),
+                expected: String::new(),
+                duration_ms: 0,
+                run_dir: None,
+                summary: "the sim backend does not model twins yet".into(),
+                reproduce: String::new(),
+                log_tail: String::new(),
+            }],
+        };
+        let xml = junit_xml(&summary).expect("xml");
+        assert!(xml.contains("<testsuite name=\"gauntlet-sim\""), "{xml}");
+        assert!(
+            xml.contains("<property name=\"backend\" value=\"sim\""),
+            "{xml}"
+        );
+        assert!(xml.contains("classname=\"gauntlet-sim.byz-twin\""), "{xml}");
+        assert!(xml.contains("does not model twins"), "{xml}");
+    }
 }

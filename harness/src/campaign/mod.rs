@@ -5,6 +5,7 @@
 mod index;
 mod junit;
 pub mod matrix;
+pub mod replay;
 pub mod reproduce;
 mod runner;
 
@@ -12,8 +13,10 @@ pub use index::render_index;
 pub use junit::junit_xml;
 pub use matrix::{Cell, MatrixError, Seeds, Shard, matrix, parse_budget, shard_cells, suite};
 
+use crate::backend::Backend;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,6 +42,8 @@ pub struct CampaignOptions {
     pub executable: Option<PathBuf>,
     /// Passed to every `gauntlet run` (e.g. `--duration 5`).
     pub run_args: Vec<String>,
+    /// Passed to every `gauntlet run` as `--backend`.
+    pub backend: Backend,
     /// Progress bars on a terminal; `None` = decide from whether stderr is one.
     pub progress_bars: Option<bool>,
 }
@@ -55,6 +60,7 @@ impl Default for CampaignOptions {
             out: PathBuf::from("results"),
             executable: None,
             run_args: Vec::new(),
+            backend: Backend::Real,
             progress_bars: None,
         }
     }
@@ -68,7 +74,7 @@ pub enum RunStatus {
     Error,
     /// The outcome was not what the scenario expects.
     Unexpected,
-    /// Not started: the budget was spent.
+    /// Not started: the budget was spent, or the backend does not model the scenario.
     Skipped,
     AsExpected,
 }
@@ -107,6 +113,9 @@ pub struct RunRecord {
 pub struct CampaignSummary {
     pub dir: PathBuf,
     pub name: String,
+    /// Where every run of the campaign happened; campaigns from before the simulator: real.
+    #[serde(default)]
+    pub backend: Backend,
     pub shard: Shard,
     pub seeds: Seeds,
     pub budget_s: Option<u64>,
@@ -173,8 +182,9 @@ impl CampaignSummary {
             ));
         }
         out.push_str(&format!(
-            "{} runs: {} as expected, {} unexpected, {} could not run, {} skipped (budget) — {}\n",
+            "{} runs on {}: {} as expected, {} unexpected, {} could not run, {} skipped — {}\n",
             self.records.len(),
+            crate::report::backend_label(self.backend),
             self.count(RunStatus::AsExpected),
             self.count(RunStatus::Unexpected),
             self.count(RunStatus::Error),
@@ -200,17 +210,25 @@ pub fn scenarios_for(options: &CampaignOptions) -> Result<Vec<String>, MatrixErr
 /// Runs the campaign and writes its folder. The caller exits with `summary.exit_code()`.
 pub fn run_campaign(options: &CampaignOptions) -> anyhow::Result<CampaignSummary> {
     let scenarios = scenarios_for(options)?;
-    let cells = shard_cells(matrix(&scenarios, options.seeds), options.shard);
+    let refusals = refused_by_backend(&scenarios, options.backend);
+    for (scenario, reason) in &refusals {
+        eprintln!("skipping {scenario}: {reason}");
+    }
+    let (cells, refused): (Vec<Cell>, Vec<Cell>) =
+        shard_cells(matrix(&scenarios, options.seeds), options.shard)
+            .into_iter()
+            .partition(|cell| !refusals.contains_key(&cell.scenario));
     let executable = match &options.executable {
         Some(path) => path.clone(),
         None => std::env::current_exe().context("cannot find this executable to run cells with")?,
     };
     let (dir, name) = create_campaign_dir(&options.out, options)?;
     let started = std::time::Instant::now();
-    let records = runner::run_cells(&runner::RunnerConfig {
+    let mut records = runner::run_cells(&runner::RunnerConfig {
         executable,
         campaign_dir: dir.clone(),
         run_args: options.run_args.clone(),
+        backend: options.backend,
         jobs: options.jobs.max(1),
         budget: options.budget,
         progress_bars: options
@@ -218,9 +236,15 @@ pub fn run_campaign(options: &CampaignOptions) -> anyhow::Result<CampaignSummary
             .unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr())),
         cells,
     });
+    records.extend(refused.into_iter().map(|cell| {
+        let reason = refusals.get(&cell.scenario).cloned().unwrap_or_default();
+        runner::skipped_record(cell, &options.run_args, options.backend, reason)
+    }));
+    records.sort_by_key(|r| r.cell.index);
     let summary = CampaignSummary {
         dir: dir.clone(),
         name,
+        backend: options.backend,
         shard: options.shard,
         seeds: options.seeds,
         budget_s: options.budget.map(|b| b.as_secs()),
@@ -233,6 +257,19 @@ pub fn run_campaign(options: &CampaignOptions) -> anyhow::Result<CampaignSummary
         tracing::warn!("cannot update the `latest` link: {error:#}");
     }
     Ok(summary)
+}
+
+/// The scenarios `backend` cannot run, each with the scenario error that says why. A scenario
+/// that does not load is left to its run, which reports it as an error like on any backend.
+pub fn refused_by_backend(scenarios: &[String], backend: Backend) -> BTreeMap<String, String> {
+    scenarios
+        .iter()
+        .filter_map(|name| {
+            let loaded = crate::scenario::load(name).ok()?;
+            let refusal = crate::scenario::check_backend(&loaded, backend).err()?;
+            Some((name.clone(), refusal.to_string()))
+        })
+        .collect()
 }
 
 /// Writes `index.html`, `junit.xml` and `campaign.json` into the campaign folder.
@@ -318,6 +355,7 @@ mod tests {
         CampaignSummary {
             dir: PathBuf::from("/tmp/c"),
             name: "c".into(),
+            backend: Backend::Real,
             shard: Shard::default(),
             seeds: Seeds::default(),
             budget_s: None,
@@ -356,6 +394,39 @@ mod tests {
                 RunStatus::AsExpected
             ]
         );
+    }
+
+    #[test]
+    fn the_sim_backend_refuses_twins_and_nothing_else_of_the_nightly_suite() {
+        let nightly = scenarios_for(&CampaignOptions {
+            suite: Some("nightly".into()),
+            ..CampaignOptions::default()
+        })
+        .expect("suite");
+        let refused = refused_by_backend(&nightly, Backend::Sim);
+        let twins: Vec<&str> = crate::scenario::BUILTINS
+            .iter()
+            .filter(|b| nightly.iter().any(|n| n == b.name))
+            .filter(|b| {
+                crate::scenario::load(b.name).is_ok_and(|l| !l.scenario.twinned().is_empty())
+            })
+            .map(|b| b.name)
+            .collect();
+        assert!(!twins.is_empty(), "the nightly suite has a twin scenario");
+        assert_eq!(
+            refused.keys().map(String::as_str).collect::<Vec<_>>(),
+            twins
+        );
+        assert!(refused.values().all(|r| r.contains("--backend real")));
+        assert!(refused_by_backend(&nightly, Backend::Real).is_empty());
+    }
+
+    #[test]
+    fn campaign_json_without_a_backend_reads_as_real() {
+        let mut json = serde_json::to_value(summary(Vec::new())).expect("encode");
+        json.as_object_mut().expect("object").remove("backend");
+        let read: CampaignSummary = serde_json::from_value(json).expect("old campaign.json");
+        assert_eq!(read.backend, Backend::Real);
     }
 
     #[test]

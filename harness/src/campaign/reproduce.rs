@@ -1,8 +1,14 @@
-//! `gauntlet reproduce RUN_DIR`: runs the stored scenario (the run folder's `scenario.yaml`)
-//! with the stored seed into a new run folder beside the original, and says whether the
-//! outcome matched. Warns when the binaries are not the ones that produced the original run.
+//! `gauntlet reproduce RUN_DIR [--backend real|sim]`: runs the stored scenario (the run
+//! folder's `scenario.yaml`) with the stored seed into a new run folder beside the original,
+//! on the original's backend unless told otherwise, and says whether the outcome matched.
+//! A simulated run replayed in the simulator must come out byte for byte the same
+//! (`replay.rs`); a simulated run rerun on real processes says whether its finding shows
+//! there too. Warns when the binaries are not the ones that produced the original run.
 
-use crate::report::VerdictFile;
+use super::replay::{Replay, compare_runs};
+use crate::backend::Backend;
+use crate::check::CheckOutcome;
+use crate::report::{VerdictFile, backend_label};
 use anyhow::{Context as _, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,19 +19,25 @@ pub struct Reproduction {
     pub original: VerdictFile,
     pub rerun: VerdictFile,
     pub rerun_dir: PathBuf,
+    /// Where the rerun ran (the original's backend is `original.backend`).
+    pub rerun_backend: Backend,
     /// The rerun's outcome equals the original's.
     pub matched: bool,
+    /// Sim replayed in sim: how the recorded files compare. `None` for any other pair.
+    pub replay: Option<Replay>,
     /// `(original, now)` when the build identifiers differ or the original has none.
     pub build_mismatch: Option<(String, String)>,
     pub rerun_exit_code: Option<i32>,
 }
 
 impl Reproduction {
-    /// 0 = the outcome matched, 1 = it did not, 2 = the rerun could not be carried out.
+    /// 0 = the outcome matched (and a simulated replay was exact), 1 = not, 2 = the rerun
+    /// could not be carried out.
     pub fn exit_code(&self) -> i32 {
+        let replay_exact = self.replay.as_ref().is_none_or(Replay::is_exact);
         if self.rerun.outcome == "error" {
             2
-        } else if self.matched {
+        } else if self.matched && replay_exact {
             0
         } else {
             1
@@ -40,18 +52,69 @@ impl Reproduction {
             ));
         }
         out.push_str(&format!(
-            "original: {} (expected {}); rerun: {} → {}\nrerun folder: {}\n",
-            self.original.outcome,
+            "original ({}): {} (expected {}); rerun ({}): {} → {}\n",
+            self.original.backend,
+            outcome_words(&self.original),
             self.original.expected,
-            self.rerun.outcome,
+            self.rerun_backend,
+            outcome_words(&self.rerun),
             if self.matched {
                 "the outcome matched"
             } else {
                 "the outcome DIFFERS"
             },
-            self.rerun_dir.display()
         ));
+        if let Some(replay) = &self.replay {
+            out.push_str(&format!("{}\n", replay.describe()));
+        }
+        if self.original.backend != self.rerun_backend {
+            out.push_str(&format!("{}\n", self.finding_words()));
+        }
+        out.push_str(&format!("rerun folder: {}\n", self.rerun_dir.display()));
         out
+    }
+
+    /// Whether what the original showed shows on the other backend too: a violation counts
+    /// only if the same oracles are violated.
+    fn finding_words(&self) -> String {
+        let there = backend_label(self.rerun_backend);
+        let (then, now) = (violated(&self.original), violated(&self.rerun));
+        if self.matched && then == now {
+            format!("on {there}: the same outcome, from the same oracles")
+        } else if self.matched {
+            format!(
+                "on {there}: also {}, but other oracles are violated ({} then, {} now)",
+                self.rerun.outcome,
+                then.join(", "),
+                now.join(", ")
+            )
+        } else {
+            format!(
+                "on {there}: the original's {} does NOT show",
+                self.original.outcome
+            )
+        }
+    }
+}
+
+/// The names of the checks a verdict found violated.
+fn violated(verdict: &VerdictFile) -> Vec<&str> {
+    verdict
+        .checks
+        .iter()
+        .filter(|c| c.outcome == CheckOutcome::Violation)
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
+/// `pass`, or `violation (agreement, linearizability)`: which oracle matters as much as the
+/// outcome when comparing backends.
+fn outcome_words(verdict: &VerdictFile) -> String {
+    let oracles = violated(verdict);
+    if oracles.is_empty() {
+        verdict.outcome.clone()
+    } else {
+        format!("{} ({})", verdict.outcome, oracles.join(", "))
     }
 }
 
@@ -79,9 +142,21 @@ fn results_root(run_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("results"))
 }
 
-/// Re-runs `run_dir` with `executable` (`None` = this executable) and compares the outcomes.
+/// Re-runs `run_dir` on its own backend with `executable` (`None` = this executable) and
+/// compares the outcomes.
 pub fn reproduce(run_dir: &Path, executable: Option<&Path>) -> anyhow::Result<Reproduction> {
+    reproduce_on(run_dir, executable, None)
+}
+
+/// Re-runs `run_dir` on `backend` (`None` = the original's) and compares: the outcomes, and
+/// when both runs are simulated, every recorded file.
+pub fn reproduce_on(
+    run_dir: &Path,
+    executable: Option<&Path>,
+    backend: Option<Backend>,
+) -> anyhow::Result<Reproduction> {
     let original = VerdictFile::read(&run_dir.join("verdict.json")).map_err(anyhow::Error::msg)?;
+    let rerun_backend = backend.unwrap_or(original.backend);
     let Some(seed) = original.seed else {
         bail!("{}: the verdict has no seed", run_dir.display());
     };
@@ -110,6 +185,7 @@ pub fn reproduce(run_dir: &Path, executable: Option<&Path>) -> anyhow::Result<Re
     if let Some(duration) = duration_override(&original.reproduce) {
         command.arg("--duration").arg(duration);
     }
+    command.arg("--backend").arg(rerun_backend.name());
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -131,11 +207,18 @@ pub fn reproduce(run_dir: &Path, executable: Option<&Path>) -> anyhow::Result<Re
         bail!("the rerun printed no run folder (exit status {status})");
     };
     let rerun = VerdictFile::read(&rerun_dir.join("verdict.json")).map_err(anyhow::Error::msg)?;
+    let replay = if original.backend == Backend::Sim && rerun_backend == Backend::Sim {
+        Some(compare_runs(run_dir, &rerun_dir)?)
+    } else {
+        None
+    };
     Ok(Reproduction {
         matched: !rerun.outcome.is_empty() && rerun.outcome == original.outcome,
         original,
         rerun,
         rerun_dir,
+        rerun_backend,
+        replay,
         build_mismatch,
         rerun_exit_code: status.code(),
     })
@@ -156,6 +239,112 @@ mod tests {
             Some("4".into())
         );
         assert_eq!(duration_override("gauntlet run smoke --seed 3"), None);
+    }
+
+    fn verdict(backend: Backend, outcome: &str, violated: &[&str]) -> VerdictFile {
+        VerdictFile {
+            backend,
+            outcome: outcome.into(),
+            expected: "pass".into(),
+            checks: violated
+                .iter()
+                .map(|name| crate::check::CheckResult {
+                    name: name.to_string(),
+                    outcome: CheckOutcome::Violation,
+                    summary: String::new(),
+                    details: serde_json::Value::Null,
+                })
+                .collect(),
+            ..VerdictFile::default()
+        }
+    }
+
+    fn reproduction(
+        original: VerdictFile,
+        rerun: VerdictFile,
+        replay: Option<Replay>,
+    ) -> Reproduction {
+        Reproduction {
+            matched: original.outcome == rerun.outcome,
+            rerun_backend: rerun.backend,
+            original,
+            rerun,
+            rerun_dir: PathBuf::from("results/smoke/3-b"),
+            replay,
+            build_mismatch: None,
+            rerun_exit_code: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_simulated_replay_that_differs_fails_even_with_the_same_outcome() {
+        let exact = reproduction(
+            verdict(Backend::Sim, "pass", &[]),
+            verdict(Backend::Sim, "pass", &[]),
+            Some(Replay::Exact { files: 7 }),
+        );
+        assert_eq!(exact.exit_code(), 0);
+        assert!(
+            exact
+                .summary()
+                .contains("replayed exactly: 7 files identical")
+        );
+        let differs = Reproduction {
+            replay: Some(Replay::Differs {
+                file: "history.jsonl".into(),
+                line: 12,
+                identical: 0,
+            }),
+            ..exact
+        };
+        assert_eq!(differs.exit_code(), 1);
+        assert!(
+            differs
+                .summary()
+                .contains("history.jsonl first differs at line 12"),
+            "{}",
+            differs.summary()
+        );
+    }
+
+    #[test]
+    fn a_simulated_finding_rerun_on_real_processes_says_whether_it_shows_there() {
+        let found = verdict(Backend::Sim, "violation", &["agreement"]);
+        let shows = reproduction(
+            found.clone(),
+            verdict(Backend::Real, "violation", &["agreement"]),
+            None,
+        );
+        assert!(
+            shows.summary().contains(
+                "original (sim): violation (agreement) (expected pass); rerun (real): violation (agreement)"
+            ),
+            "{}",
+            shows.summary()
+        );
+        assert!(
+            shows
+                .summary()
+                .contains("on real processes: the same outcome, from the same oracles")
+        );
+        let elsewhere = reproduction(
+            found.clone(),
+            verdict(Backend::Real, "violation", &["linearizability"]),
+            None,
+        );
+        assert!(
+            elsewhere
+                .summary()
+                .contains("but other oracles are violated")
+        );
+        let gone = reproduction(found, verdict(Backend::Real, "pass", &[]), None);
+        assert!(
+            gone.summary()
+                .contains("on real processes: the original's violation does NOT show"),
+            "{}",
+            gone.summary()
+        );
+        assert_eq!(gone.exit_code(), 1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::matrix::Cell;
 use super::{RunRecord, RunStatus};
+use crate::backend::Backend;
 use crate::report::{self, VerdictFile};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::VecDeque;
@@ -19,6 +20,8 @@ pub struct RunnerConfig {
     pub executable: PathBuf,
     pub campaign_dir: PathBuf,
     pub run_args: Vec<String>,
+    /// Every child runs with `--backend` this.
+    pub backend: Backend,
     pub jobs: usize,
     pub budget: Option<Duration>,
     pub progress_bars: bool,
@@ -144,16 +147,28 @@ impl Progress {
 struct Schedule {
     queue: VecDeque<Cell>,
     running_seeds: Vec<u64>,
+    /// Whether two runs with one seed must not run at once (see `take_next`).
+    one_run_per_seed: bool,
 }
 
 impl Schedule {
-    /// The first queued cell whose seed is not running: a run draws its ports from its seed,
-    /// so two runs with one seed at once would fight over the same ports.
+    fn new(cells: &[Cell], backend: Backend) -> Schedule {
+        Schedule {
+            queue: cells.iter().cloned().collect(),
+            running_seeds: Vec::new(),
+            // Simulated runs bind no ports, so seeds need not take turns: a one-seed campaign
+            // still keeps every core busy.
+            one_run_per_seed: backend == Backend::Real,
+        }
+    }
+
+    /// The first queued cell whose seed is not running: a real run draws its ports from its
+    /// seed, so two runs with one seed at once would fight over the same ports.
     fn take_next(&mut self) -> Option<Cell> {
         let position = self
             .queue
             .iter()
-            .position(|c| !self.running_seeds.contains(&c.seed))?;
+            .position(|c| !self.one_run_per_seed || !self.running_seeds.contains(&c.seed))?;
         let cell = self.queue.remove(position)?;
         self.running_seeds.push(cell.seed);
         Some(cell)
@@ -168,10 +183,7 @@ impl Schedule {
 
 pub fn run_cells(config: &RunnerConfig) -> Vec<RunRecord> {
     let started = Instant::now();
-    let schedule = Mutex::new(Schedule {
-        queue: config.cells.iter().cloned().collect(),
-        running_seeds: Vec::new(),
-    });
+    let schedule = Mutex::new(Schedule::new(&config.cells, config.backend));
     let turn = Condvar::new();
     let records: Mutex<Vec<RunRecord>> = Mutex::new(Vec::new());
     let progress = Progress::new(config.progress_bars, config.cells.len());
@@ -220,8 +232,23 @@ pub fn run_cells(config: &RunnerConfig) -> Vec<RunRecord> {
         .queue
         .into();
     progress.close(skipped.len());
-    records.extend(skipped.into_iter().map(|cell| RunRecord {
-        reproduce: reproduce_hint(&cell, &config.run_args),
+    records.extend(skipped.into_iter().map(|cell| {
+        let reason = "not started: the campaign's budget was spent".to_string();
+        skipped_record(cell, &config.run_args, config.backend, reason)
+    }));
+    records.sort_by_key(|r| r.cell.index);
+    records
+}
+
+/// The record of a cell that was never run, and why.
+pub fn skipped_record(
+    cell: Cell,
+    run_args: &[String],
+    backend: Backend,
+    reason: String,
+) -> RunRecord {
+    RunRecord {
+        reproduce: reproduce_hint(&cell, run_args, backend),
         scenario_name: cell.scenario.clone(),
         cell,
         status: RunStatus::Skipped,
@@ -229,18 +256,20 @@ pub fn run_cells(config: &RunnerConfig) -> Vec<RunRecord> {
         expected: String::new(),
         duration_ms: 0,
         run_dir: None,
-        summary: "not started: the campaign's budget was spent".into(),
+        summary: reason,
         log_tail: String::new(),
-    }));
-    records.sort_by_key(|r| r.cell.index);
-    records
+    }
 }
 
-fn reproduce_hint(cell: &Cell, run_args: &[String]) -> String {
+/// The command a run would print, until it prints its own (`Plan::reproduce_command`).
+fn reproduce_hint(cell: &Cell, run_args: &[String], backend: Backend) -> String {
     let mut command = format!("gauntlet run {} --seed {}", cell.scenario, cell.seed);
     for arg in run_args {
         command.push(' ');
         command.push_str(arg);
+    }
+    if backend != Backend::Real {
+        command.push_str(&format!(" --backend {backend}"));
     }
     command
 }
@@ -257,7 +286,7 @@ fn run_cell(config: &RunnerConfig, cell: &Cell, spinner: Option<&ProgressBar>) -
         duration_ms: 0,
         run_dir: None,
         summary: String::new(),
-        reproduce: reproduce_hint(cell, &config.run_args),
+        reproduce: reproduce_hint(cell, &config.run_args, config.backend),
         log_tail: String::new(),
     };
     let spawned = Command::new(&config.executable)
@@ -268,6 +297,8 @@ fn run_cell(config: &RunnerConfig, cell: &Cell, spinner: Option<&ProgressBar>) -
         .arg("--out")
         .arg(&config.campaign_dir)
         .args(&config.run_args)
+        .arg("--backend")
+        .arg(config.backend.name())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -497,10 +528,8 @@ mod tests {
             scenario: format!("s{index}"),
             seed,
         };
-        let mut schedule = Schedule {
-            queue: vec![cell(0, 1), cell(1, 1), cell(2, 2)].into(),
-            running_seeds: Vec::new(),
-        };
+        let cells = [cell(0, 1), cell(1, 1), cell(2, 2)];
+        let mut schedule = Schedule::new(&cells, Backend::Real);
         assert_eq!(schedule.take_next().map(|c| c.index), Some(0));
         assert_eq!(
             schedule.take_next().map(|c| c.index),
@@ -514,6 +543,29 @@ mod tests {
         );
         schedule.finish(1);
         assert_eq!(schedule.take_next().map(|c| c.index), Some(1));
+
+        let mut simulated = Schedule::new(&cells, Backend::Sim);
+        let order: Vec<usize> =
+            std::iter::from_fn(|| simulated.take_next().map(|c| c.index)).collect();
+        assert_eq!(order, vec![0, 1, 2], "simulated runs bind no ports");
+    }
+
+    #[test]
+    fn reproduce_hints_name_the_sim_backend_as_runs_do() {
+        let cell = Cell {
+            index: 0,
+            scenario: "smoke".into(),
+            seed: 4,
+        };
+        let args = ["--duration".to_string(), "3".to_string()];
+        assert_eq!(
+            reproduce_hint(&cell, &args, Backend::Real),
+            "gauntlet run smoke --seed 4 --duration 3"
+        );
+        assert_eq!(
+            reproduce_hint(&cell, &args, Backend::Sim),
+            "gauntlet run smoke --seed 4 --duration 3 --backend sim"
+        );
     }
 
     #[test]

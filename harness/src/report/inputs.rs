@@ -1,6 +1,7 @@
 //! Reading a run folder for the report. Every file is optional: a run that died early still
 //! gets a page, and what could not be read is listed on it instead of failing the report.
 
+use crate::backend::Backend;
 use crate::check::{CheckResult, read_events, read_history};
 use crate::nemesis::{NemesisRecord, PlannedAction, PlannedFault, PlannedTarget};
 use crate::verdict::Timeline;
@@ -20,6 +21,10 @@ pub struct VerdictFile {
     pub scenario: String,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Absent in verdicts from before the simulator (real); a backend this build does not
+    /// know also reads as real rather than costing the whole verdict.
+    #[serde(default, deserialize_with = "lenient_backend")]
+    pub backend: Backend,
     /// `pass`, `violation`, `inconclusive` or `error`.
     #[serde(default)]
     pub outcome: String,
@@ -61,6 +66,11 @@ impl VerdictFile {
         self.as_expected
             .unwrap_or_else(|| !self.outcome.is_empty() && self.outcome == self.expected)
     }
+}
+
+fn lenient_backend<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Backend, D::Error> {
+    let value = serde_json::Value::deserialize(input)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 /// One replica's files.
@@ -355,6 +365,14 @@ mod tests {
             windows[1].end_ms, None,
             "a fault never undone lasts to the end"
         );
+    }
+
+    #[test]
+    fn verdict_file_backend_defaults_to_real_when_absent_or_unknown() {
+        let read = |json: &str| -> VerdictFile { serde_json::from_str(json).expect("lenient") };
+        assert_eq!(read(r#"{"outcome": "pass"}"#).backend, Backend::Real);
+        assert_eq!(read(r#"{"backend": "sim"}"#).backend, Backend::Sim);
+        assert_eq!(read(r#"{"backend": "quantum"}"#).backend, Backend::Real);
     }
 
     #[test]

@@ -19,10 +19,20 @@ pub use history_page::render_history_page;
 pub use inputs::{FaultWindow, ReplicaFiles, RunData, VerdictFile};
 pub use timeline::MAX_BARS;
 
+use crate::backend::Backend;
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
 pub const REPORT_FILE: &str = "report.html";
+
+/// How pages and summaries name a backend: whether the times shown are virtual matters to
+/// whoever reads them.
+pub fn backend_label(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Real => "real processes",
+        Backend::Sim => "sim (virtual time)",
+    }
+}
 
 /// Reads the run folder and writes `report.html` into it; returns its path. Missing or
 /// malformed inputs are listed on the page rather than failing the report.

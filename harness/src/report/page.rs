@@ -102,6 +102,22 @@ fn verdict_banner(data: &RunData) -> String {
     html
 }
 
+/// Which backend ran, under the title: in a simulated run every time on the page is virtual.
+/// The verdict says; a run that died before its verdict may still have its timeline.
+fn backend_line(data: &RunData) -> String {
+    let backend = data
+        .verdict
+        .as_ref()
+        .map(|v| v.backend)
+        .or_else(|| data.timeline.as_ref().map(|t| t.backend));
+    backend.map_or_else(String::new, |backend| {
+        format!(
+            "<p class=\"muted\" id=\"backend\">backend: {}</p>",
+            super::backend_label(backend)
+        )
+    })
+}
+
 fn reproduce_command(data: &RunData) -> String {
     data.verdict
         .as_ref()
@@ -218,6 +234,7 @@ pub fn render(data: &RunData) -> String {
         escape(&scenario),
         escape(&seed)
     );
+    html.push_str(&backend_line(data));
     html.push_str(&verdict_banner(data));
     let _ = write!(
         html,
@@ -371,4 +388,34 @@ fn attack_html(data: &RunData) -> String {
     }
     html.push_str("</table></div></section>");
     html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+    use crate::report::VerdictFile;
+
+    fn page_with(backend: Backend) -> String {
+        render(&RunData {
+            verdict: Some(VerdictFile {
+                backend,
+                outcome: "pass".into(),
+                expected: "pass".into(),
+                ..VerdictFile::default()
+            }),
+            ..RunData::default()
+        })
+    }
+
+    #[test]
+    fn the_header_says_which_backend_ran() {
+        assert!(page_with(Backend::Sim).contains("backend: sim (virtual time)</p>"));
+        assert!(page_with(Backend::Real).contains("backend: real processes</p>"));
+        let no_verdict = render(&RunData::default());
+        assert!(
+            !no_verdict.contains("id=\"backend\""),
+            "no verdict, no timeline: nothing to say"
+        );
+    }
 }

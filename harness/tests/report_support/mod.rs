@@ -108,7 +108,7 @@ impl FakeRun {
             heal_ns: end_ns * 9 / 10,
             probe_start_ns: end_ns * 9 / 10,
             probe_end_ns: end_ns,
-            started_at_ns: 0,
+            ..Timeline::default()
         };
         std::fs::write(
             dir.join("timeline.json"),
@@ -143,6 +143,7 @@ impl FakeRun {
         let verdict = Verdict {
             scenario: self.scenario_name.clone(),
             seed: 42,
+            backend: Default::default(),
             outcome: if violated {
                 Outcome::Violation
             } else {
