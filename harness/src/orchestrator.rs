@@ -1,6 +1,7 @@
 //! One run, start to finish: files, proxy, replicas, workload with the nemesis, heal, settle,
 //! liveness probe, stop, collect, judge.
 
+use crate::backend::Backend;
 use crate::layout::{RunDir, cluster_config_for, timestamp_label, write_cluster_files};
 use crate::nemesis::Nemesis;
 use crate::plan::{self, Plan};
@@ -69,13 +70,24 @@ pub async fn execute(plan: Plan, dir: RunDir, options: &RunOptions) -> RunOutcom
     let reproduce = plan.reproduce_command(options.duration_override, options.backend);
     let mut workload = Duration::ZERO;
     let build_id = Some(crate::build_info::build_id());
-    let verdict = match drive(&plan, &dir, &mut workload).await {
+    let ran = match options.backend {
+        Backend::Real => drive(&plan, &dir, &mut workload).await,
+        Backend::Sim => {
+            // One thread, no I/O until the files: nothing else needs the runtime meanwhile.
+            let simulated = Instant::now();
+            let timeline = crate::sim::drive(&plan, &dir);
+            workload = simulated.elapsed();
+            timeline
+        }
+    };
+    let mut verdict = match ran.and_then(|timeline| write_timeline(&dir, timeline)) {
         Ok(timeline) => judge(&dir, &plan, &timeline, reproduce, build_id),
         Err(error) => {
             tracing::error!("run failed: {error:#}");
             Verdict::error(&plan, &dir, reproduce, build_id, &error)
         }
     };
+    verdict.backend = options.backend;
     if let Err(error) = verdict.write(&dir) {
         tracing::error!("{error:#}");
     }
@@ -198,10 +210,13 @@ async fn drive(
         let _ = std::fs::write(dir.proxy_stats(), text + "\n");
     }
     collect_replica_files(plan, dir);
-    let timeline = Timeline {
+    Ok(Timeline {
         started_at_ns,
         ..result?
-    };
+    })
+}
+
+fn write_timeline(dir: &RunDir, timeline: Timeline) -> anyhow::Result<Timeline> {
     let text = serde_json::to_string_pretty(&timeline).context("cannot encode the timeline")?;
     std::fs::write(dir.timeline(), text + "\n")
         .with_context(|| format!("cannot write {}", dir.timeline().display()))?;
@@ -247,17 +262,15 @@ async fn drive_cluster(
         .map(|id| dir.data_dir(id).join("events.jsonl"))
         .collect();
     let tracker = Arc::new(Mutex::new(PrimaryTracker::new(plan.n(), honest_events)));
-    let nemesis = Arc::new(
-        Nemesis::new(
-            proxy.handle(),
-            Arc::clone(supervisor),
-            tracker,
-            plan.links.clone(),
-            plan.n(),
-            run_start,
-        )
-        .with_twins(plan.twins.clone()),
-    );
+    let nemesis = Arc::new(Nemesis::new(
+        proxy.handle(),
+        Arc::clone(supervisor),
+        tracker,
+        plan.links.clone(),
+        plan.n(),
+        plan.twins.clone(),
+        run_start,
+    ));
 
     // Workload and nemesis together. Dropping the JoinSets (on any early return) aborts them.
     let mut rules = plan.standing_rules();
@@ -291,7 +304,7 @@ async fn drive_cluster(
     // Heal, settle, probe.
     let heal_ns = nemesis.heal().await;
     let heal_at = run_start + Duration::from_nanos(heal_ns);
-    if let Err(error) = nemesis.log().write(&dir.nemesis()) {
+    if let Err(error) = nemesis.write_log(&dir.nemesis()) {
         tracing::warn!(%error, "cannot write nemesis.jsonl");
     }
     tokio::time::sleep(Duration::from_millis(scenario.checks.settle_ms)).await;

@@ -67,7 +67,9 @@ pub fn key_from_seed(seed: u64, principal: Principal) -> SigningKey {
 }
 
 pub fn sign(key: &SigningKey, bytes: &[u8]) -> [u8; SIGNATURE_LENGTH] {
-    key.sign(bytes).to_bytes()
+    let signature = key.sign(bytes).to_bytes();
+    crate::signature_ledger::record(key.verifying_key().as_bytes(), bytes, &signature);
+    signature
 }
 
 /// Public keys of every principal in the cluster.
@@ -121,10 +123,16 @@ pub fn verify_all<'a>(
 ) -> Result<(), SignatureFailure> {
     let checks = checks.into_iter();
     let mut items = Vec::with_capacity(checks.size_hint().0);
+    let ledger = crate::signature_ledger::is_enabled();
     for check in checks {
         let key = keys
             .key_of(check.signer)
             .ok_or(SignatureFailure::UnknownSigner(check.signer))?;
+        if ledger
+            && crate::signature_ledger::signed_here(key.as_bytes(), &check.bytes, &check.signature)
+        {
+            continue;
+        }
         items.push(cofactored::Item {
             key,
             message: &check.bytes,

@@ -24,6 +24,7 @@ pub mod message;
 pub mod node;
 pub mod reply_tree;
 pub mod service;
+pub mod signature_ledger;
 pub mod sim;
 pub mod verify;
 pub mod wire;

@@ -1,11 +1,13 @@
 //! The nemesis: a timed schedule of faults, written out in the scenario or generated from the
 //! seed, resolved into the plan, then carried out against the proxy and the processes.
 
+mod book;
 mod generate;
 mod run;
 
+pub use book::{FaultBook, NemesisRecord, Start, Step, timeline};
 pub use generate::{generate, max_down, resolve_schedule};
-pub use run::{Nemesis, NemesisLog, NemesisRecord};
+pub use run::Nemesis;
 
 use crate::proxy::{Endpoint, Rule};
 use crate::scenario::PartitionShape;

@@ -53,6 +53,25 @@ impl LogEntry {
     }
 }
 
+impl LogEntry {
+    /// One entry per action the rules took on a frame.
+    pub fn for_fate<'a>(
+        time_ns: u64,
+        frame: &'a FrameInfo,
+        fate: &'a super::fate::Fate,
+    ) -> impl Iterator<Item = LogEntry> + 'a {
+        fate.taken.iter().map(move |taken| {
+            LogEntry::new(
+                time_ns,
+                frame,
+                taken.action,
+                Some(taken.rule.clone()),
+                taken.detail.clone(),
+            )
+        })
+    }
+}
+
 fn replica_endpoint(frame: &FrameInfo) -> super::Endpoint {
     super::Endpoint::Replica(frame.to)
 }

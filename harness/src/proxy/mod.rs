@@ -17,12 +17,22 @@ mod rules;
 mod stats;
 
 pub use fate::{Copy, Fate, Taken, decide};
+pub(crate) use log::{LogEntry, ProxyLog, open as open_log};
 pub use matching::{FrameInfo, endpoint_label};
 pub use mutate::{Rewritten, rewrite};
 pub use partition::partition_rules;
 pub use relay::MAX_HELD_FRAMES;
 pub use rules::{Action, Direction, Endpoint, LinkSpec, Matcher, RewriteMode, Rule};
+pub(crate) use stats::StatsTable;
 pub use stats::{FrameCounts, LinkConnections, ProxyStats, StatsRow};
+
+/// The proxy's random stream for one direction of one link (`link` indexes the plan's links):
+/// each direction draws alone, so one link's traffic never shifts another's choices.
+pub fn link_rng(seed: u64, link: usize, direction: Direction) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(link as u64 * 2 + u64::from(direction == Direction::Backward));
+    rng
+}
 
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -179,14 +189,15 @@ impl Proxy {
             .context("proxy cannot read its listening addresses")?;
         let (log, log_writer) = log::open(&config.log_path)
             .with_context(|| format!("cannot create {}", config.log_path.display()))?;
-        let stream = |link: usize, backward: u64| {
-            let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-            rng.set_stream(link as u64 * 2 + backward);
-            Mutex::new(rng)
-        };
+        let stream = |link: usize, direction| Mutex::new(link_rng(config.seed, link, direction));
         let shared = Arc::new(Shared {
             rngs: (0..links.len())
-                .map(|i| [stream(i, 0), stream(i, 1)])
+                .map(|i| {
+                    [
+                        stream(i, Direction::Forward),
+                        stream(i, Direction::Backward),
+                    ]
+                })
                 .collect(),
             links,
             max_frame: config.max_frame,

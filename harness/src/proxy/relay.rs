@@ -235,29 +235,12 @@ impl Relay {
             decide(&rules, &info, &frame, decoded.as_ref(), &mut rng)
         };
         let time_ns = self.shared.now_ns();
-        {
-            let mut stats = self.shared.lock_stats();
-            let counts = stats.frame(self.link, self.direction, kind);
-            counts.received += 1;
-            for taken in &fate.taken {
-                match taken.action {
-                    "delay" => counts.delayed += 1,
-                    "drop" => counts.dropped += 1,
-                    "duplicate" => counts.duplicated += 1,
-                    "reorder" => counts.reordered += 1,
-                    "rewrite" => counts.rewritten += 1,
-                    _ => {}
-                }
-            }
-        }
-        for taken in fate.taken {
-            self.shared.log.record(&LogEntry::new(
-                time_ns,
-                &info,
-                taken.action,
-                Some(taken.rule),
-                taken.detail,
-            ));
+        self.shared
+            .lock_stats()
+            .frame(self.link, self.direction, kind)
+            .count_received(&fate);
+        for entry in LogEntry::for_fate(time_ns, &info, &fate) {
+            self.shared.log.record(&entry);
         }
         match fate.reorder {
             Some((window, max_hold)) => {

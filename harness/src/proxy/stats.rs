@@ -21,6 +21,23 @@ pub struct FrameCounts {
     pub overflowed: u64,
 }
 
+impl FrameCounts {
+    /// Counts a frame read from the sender and what the rules did to it.
+    pub fn count_received(&mut self, fate: &super::fate::Fate) {
+        self.received += 1;
+        for taken in &fate.taken {
+            match taken.action {
+                "delay" => self.delayed += 1,
+                "drop" => self.dropped += 1,
+                "duplicate" => self.duplicated += 1,
+                "reorder" => self.reordered += 1,
+                "rewrite" => self.rewritten += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
 impl AddAssign for FrameCounts {
     fn add_assign(&mut self, other: FrameCounts) {
         self.received += other.received;

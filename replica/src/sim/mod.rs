@@ -429,6 +429,15 @@ impl SimNetwork {
         Ok(id)
     }
 
+    /// The client stops waiting for its outstanding request (the request may still execute).
+    pub fn abandon(&mut self, client: ClientId) {
+        if let Some(sim_client) = self.clients.get_mut(client.0 as usize) {
+            sim_client.core.abandon();
+            // A wake-up scheduled for the abandoned request must not re-send anything.
+            sim_client.wake_generation += 1;
+        }
+    }
+
     /// The request `client` is waiting on, if any.
     pub fn outstanding(&self, client: ClientId) -> Option<RequestId> {
         self.clients
