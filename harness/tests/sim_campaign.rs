@@ -1,0 +1,49 @@
+//! The smoke suite on the simulator, several seeds, as CI runs it: every outcome is what its
+//! scenario expects (the negative control is caught), and a run replays byte for byte.
+
+use harness::backend::Backend;
+use harness::campaign::reproduce::reproduce;
+use harness::campaign::{CampaignOptions, RunStatus, Seeds, run_campaign};
+use std::path::PathBuf;
+
+#[test]
+fn the_smoke_suite_meets_every_expectation_in_simulation_and_a_run_replays_exactly() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let gauntlet = PathBuf::from(env!("CARGO_BIN_EXE_gauntlet"));
+    let options = CampaignOptions {
+        suite: Some("smoke".into()),
+        seeds: Seeds { first: 1, count: 3 },
+        jobs: 2,
+        out: out.path().join("results"),
+        executable: Some(gauntlet.clone()),
+        backend: Backend::Sim,
+        progress_bars: Some(false),
+        ..CampaignOptions::default()
+    };
+    let summary = run_campaign(&options).expect("campaign ran");
+    assert_eq!(summary.records.len(), 12, "{:#?}", summary.records);
+    for record in &summary.records {
+        assert_eq!(
+            record.status,
+            RunStatus::AsExpected,
+            "{} seed {}: {:#?}",
+            record.scenario_name,
+            record.cell.seed,
+            record
+        );
+    }
+    assert_eq!(summary.exit_code(), 0);
+    let negative = summary
+        .records
+        .iter()
+        .find(|r| r.scenario_name == "too-many-crashes")
+        .and_then(|r| r.run_dir.clone())
+        .expect("the negative control ran");
+    let replay = reproduce(&negative, Some(&gauntlet)).expect("reproduced");
+    assert_eq!(replay.exit_code(), 0, "{}", replay.summary());
+    assert!(
+        replay.summary().contains("replayed exactly"),
+        "{}",
+        replay.summary()
+    );
+}
