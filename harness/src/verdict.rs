@@ -42,6 +42,42 @@ pub struct Timeline {
     /// Which world the run happened in; folders from before the simulator say nothing: real.
     #[serde(default)]
     pub backend: Backend,
+    /// Why the run ended before its probe, when it did (only the simulator stops early).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<EarlyStop>,
+}
+
+/// A simulated run that did not reach its liveness probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "kebab-case")]
+pub enum EarlyStop {
+    /// An oracle, run online, saw its first violation: the rest could only repeat it.
+    Violation {
+        oracle: String,
+        at_ns: u64,
+        summary: String,
+    },
+    /// The run used up its budget of simulator actions: its outcome is unknown.
+    OutOfBudget { actions: u64, at_ns: u64 },
+}
+
+impl EarlyStop {
+    pub fn describe(&self) -> String {
+        match self {
+            EarlyStop::Violation {
+                oracle,
+                at_ns,
+                summary,
+            } => format!(
+                "the simulation stopped at {} ms, at the first {oracle} violation: {summary}",
+                at_ns / 1_000_000
+            ),
+            EarlyStop::OutOfBudget { actions, at_ns } => format!(
+                "the simulation ran out of budget ({actions} actions) at {} ms of virtual time",
+                at_ns / 1_000_000
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,6 +323,15 @@ fn judge_files(
             continue;
         }
         let result = match oracle {
+            // No probe ran: there is nothing to judge liveness on.
+            Oracle::Liveness if timeline.stopped.is_some() => CheckResult {
+                summary: timeline
+                    .stopped
+                    .as_ref()
+                    .map(EarlyStop::describe)
+                    .unwrap_or_default(),
+                ..skipped(oracle)
+            },
             Oracle::Linearizability => check::linearizability(
                 &history,
                 &LinearizabilityOptions {
@@ -305,6 +350,14 @@ fn judge_files(
             ),
         };
         checks.push(result);
+    }
+    if let Some(stop @ EarlyStop::OutOfBudget { .. }) = &timeline.stopped {
+        checks.push(CheckResult {
+            name: "budget".into(),
+            outcome: CheckOutcome::Inconclusive,
+            summary: stop.describe(),
+            details: serde_json::to_value(stop).unwrap_or_default(),
+        });
     }
     let outcome = if checks.iter().any(|c| c.outcome == CheckOutcome::Violation) {
         Outcome::Violation

@@ -68,3 +68,36 @@ fn a_simulated_smoke_run_passes_and_replays_byte_for_byte_from_its_seed() {
         verdict_without_location(&second_dir)
     );
 }
+
+#[test]
+fn a_simulated_run_out_of_budget_ends_inconclusive_with_the_reason_and_skips_liveness() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let loaded = scenario::load("smoke").expect("built-in scenario loads");
+    let options = RunOptions {
+        out: out.path().to_path_buf(),
+        duration_override: None,
+        keep_data: false,
+        backend: Backend::Sim,
+    };
+    let (plan, dir) = orchestrator::prepare(&loaded, 2, &options).expect("prepared");
+    let timeline = harness::sim::drive_within(&plan, &dir, 5_000).expect("files written");
+    let stop = timeline.stopped.clone().expect("stopped early");
+    assert!(
+        stop.describe().contains("out of budget"),
+        "{}",
+        stop.describe()
+    );
+    let verdict = harness::verdict::judge(&dir, &plan, &timeline, String::new(), None);
+    assert_eq!(verdict.outcome, harness::verdict::Outcome::Inconclusive);
+    assert!(!verdict.as_expected);
+    let check = |name: &str| {
+        verdict
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} check"))
+            .clone()
+    };
+    assert!(check("budget").summary.contains("5000 actions"));
+    assert!(check("liveness").summary.contains("out of budget"));
+}

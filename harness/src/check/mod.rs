@@ -37,4 +37,4 @@ pub use linearizability::{
     histories_by_key, judge_keys, key_name, linearizability, summarize_keys,
 };
 pub use liveness::liveness;
-pub use oracles::{agreement, integrity, validity};
+pub use oracles::{AgreementOracle, agreement, integrity, validity};

@@ -35,72 +35,89 @@ fn result(
 }
 
 /// Per committed digest at one sequence number: the (replica, view) pairs that committed it.
-type CommitsAtSeq<'a> = BTreeMap<&'a str, BTreeSet<(ReplicaId, View)>>;
+type CommitsAtSeq = BTreeMap<String, BTreeSet<(ReplicaId, View)>>;
 
-/// No two honest replicas (nor one replica twice) commit different batches at one sequence
-/// number. The same digest committed again, as after a restart, is fine.
+/// Agreement, one event at a time: no two honest replicas (nor one replica twice) commit
+/// different batches at one sequence number. The same digest committed again, as after a
+/// restart, is fine. The offline check feeds it a run's files; the simulator feeds it every
+/// event as it happens and stops at the first conflict.
+#[derive(Default)]
+pub struct AgreementOracle {
+    commits: BTreeMap<Seq, CommitsAtSeq>,
+    conflicting: BTreeSet<Seq>,
+}
+
+impl AgreementOracle {
+    /// Takes one event of honest `replica`; true when it makes a new conflict.
+    pub fn observe(&mut self, replica: ReplicaId, event: &ReplicaEvent) -> bool {
+        let ReplicaEvent::Commit {
+            view, seq, digest, ..
+        } = event
+        else {
+            return false;
+        };
+        let digests = self.commits.entry(*seq).or_default();
+        digests
+            .entry(digest.clone())
+            .or_default()
+            .insert((replica, *view));
+        digests.len() > 1 && self.conflicting.insert(*seq)
+    }
+
+    pub fn finish(&self, honest: &[ReplicaId]) -> CheckResult {
+        let counts = json!({ "honest_replicas": honest, "sequence_numbers": self.commits.len() });
+        let Some(first_seq) = self.conflicting.first() else {
+            return result(
+                "agreement",
+                CheckOutcome::Pass,
+                format!(
+                    "honest replicas agree on all {} committed sequence numbers",
+                    self.commits.len()
+                ),
+                json!({ "counts": counts }),
+            );
+        };
+        let listed: Vec<serde_json::Value> = self
+            .conflicting
+            .iter()
+            .take(MAX_LISTED)
+            .map(|seq| {
+                let side_by_side: Vec<serde_json::Value> = self.commits[seq]
+                    .iter()
+                    .flat_map(|(digest, by)| {
+                        by.iter().map(move |(replica, view)| {
+                            json!({ "replica": replica, "view": view, "digest": digest })
+                        })
+                    })
+                    .collect();
+                json!({ "seq": seq, "commits": side_by_side })
+            })
+            .collect();
+        let conflicts = self.conflicting.len();
+        result(
+            "agreement",
+            CheckOutcome::Violation,
+            format!(
+                "honest replicas committed different batches at {conflicts} sequence numbers (first: seq {first_seq}, {} digests)",
+                self.commits[first_seq].len()
+            ),
+            json!({ "counts": counts, "conflicts": listed, "conflict_count": conflicts }),
+        )
+    }
+}
+
+/// Agreement over a run's event files (see `AgreementOracle`).
 pub fn agreement(
     events: &BTreeMap<ReplicaId, Vec<EventLine>>,
     honest: &[ReplicaId],
 ) -> CheckResult {
-    let mut commits: BTreeMap<Seq, CommitsAtSeq> = BTreeMap::new();
+    let mut oracle = AgreementOracle::default();
     for (replica, lines) in honest_logs(events, honest) {
         for line in lines {
-            if let ReplicaEvent::Commit {
-                view, seq, digest, ..
-            } = &line.event
-            {
-                commits
-                    .entry(*seq)
-                    .or_default()
-                    .entry(digest.as_str())
-                    .or_default()
-                    .insert((replica, *view));
-            }
+            oracle.observe(replica, &line.event);
         }
     }
-    let conflicts: Vec<(&Seq, &CommitsAtSeq)> = commits
-        .iter()
-        .filter(|(_, digests)| digests.len() > 1)
-        .collect();
-    let counts = json!({ "honest_replicas": honest, "sequence_numbers": commits.len() });
-    if conflicts.is_empty() {
-        return result(
-            "agreement",
-            CheckOutcome::Pass,
-            format!(
-                "honest replicas agree on all {} committed sequence numbers",
-                commits.len()
-            ),
-            json!({ "counts": counts }),
-        );
-    }
-    let listed: Vec<serde_json::Value> = conflicts
-        .iter()
-        .take(MAX_LISTED)
-        .map(|(seq, digests)| {
-            let side_by_side: Vec<serde_json::Value> = digests
-                .iter()
-                .flat_map(|(digest, by)| {
-                    by.iter().map(move |(replica, view)| {
-                        json!({ "replica": replica, "view": view, "digest": digest })
-                    })
-                })
-                .collect();
-            json!({ "seq": seq, "commits": side_by_side })
-        })
-        .collect();
-    let (first_seq, first_digests) = conflicts[0];
-    result(
-        "agreement",
-        CheckOutcome::Violation,
-        format!(
-            "honest replicas committed different batches at {} sequence numbers (first: seq {first_seq}, {} digests)",
-            conflicts.len(),
-            first_digests.len()
-        ),
-        json!({ "counts": counts, "conflicts": listed, "conflict_count": conflicts.len() }),
-    )
+    oracle.finish(honest)
 }
 
 /// Every request an honest replica executed was invoked by its client in the history.
@@ -246,4 +263,35 @@ pub fn integrity(
         ),
         json!({ "counts": counts, "problems": problems }),
     )
+}
+
+#[cfg(test)]
+mod agreement_oracle_tests {
+    use super::*;
+
+    fn commit(seq: u64, digest: &str) -> ReplicaEvent {
+        ReplicaEvent::Commit {
+            view: View(0),
+            seq: Seq(seq),
+            digest: digest.into(),
+            requests: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_first_conflicting_commit_is_reported_once_and_a_repeat_is_not_a_conflict() {
+        let mut oracle = AgreementOracle::default();
+        assert!(!oracle.observe(ReplicaId(0), &commit(1, "aa")));
+        assert!(!oracle.observe(ReplicaId(1), &commit(1, "aa")));
+        assert!(!oracle.observe(ReplicaId(0), &commit(1, "aa")));
+        assert!(oracle.observe(ReplicaId(2), &commit(1, "bb")));
+        assert!(!oracle.observe(ReplicaId(3), &commit(1, "cc")));
+        let verdict = oracle.finish(&[ReplicaId(0), ReplicaId(1), ReplicaId(2)]);
+        assert_eq!(verdict.outcome, CheckOutcome::Violation);
+        assert!(
+            verdict.summary.contains("first: seq 1, 3 digests"),
+            "{}",
+            verdict.summary
+        );
+    }
 }

@@ -8,6 +8,7 @@
 
 mod clients;
 mod links;
+mod online;
 mod world;
 
 pub use links::HopLatency;
@@ -18,10 +19,11 @@ use crate::layout::RunDir;
 use crate::nemesis::{FaultBook, Step, timeline};
 use crate::plan::Plan;
 use crate::proxy::open_log;
-use crate::verdict::Timeline;
+use crate::verdict::{EarlyStop, Timeline};
 use anyhow::Context;
 use clients::SimClients;
 use links::SimProxy;
+use online::OnlineOracles;
 use replica::ReplicaId;
 use replica::sim::SimNetwork;
 use std::collections::BTreeSet;
@@ -29,8 +31,8 @@ use std::io::Write;
 
 /// Virtual time the replicas get to start before the workload does.
 const WORKLOAD_START_NS: u64 = 10_000_000;
-/// Simulator actions one run may take before it ends as out of budget (a run of the default
-/// scenario takes a few million).
+/// Simulator actions one run may take before it ends inconclusive, out of budget (a run of
+/// the default scenario takes a few million).
 pub const MAX_ACTIONS: u64 = 200_000_000;
 
 const MS: u64 = 1_000_000;
@@ -45,10 +47,17 @@ struct SimRun<'a> {
     /// Replicas killed for good: the heal does not restart them.
     down_for_good: BTreeSet<ReplicaId>,
     actions: u64,
+    max_actions: u64,
+    oracles: OnlineOracles,
 }
 
 /// Carries out `plan` in the simulator and writes the run's files into `dir`.
 pub fn drive(plan: &Plan, dir: &RunDir) -> anyhow::Result<Timeline> {
+    drive_within(plan, dir, MAX_ACTIONS)
+}
+
+/// `drive`, ending the run inconclusive after `max_actions` simulator actions.
+pub fn drive_within(plan: &Plan, dir: &RunDir, max_actions: u64) -> anyhow::Result<Timeline> {
     // Every honest signature is made on this thread, so its check needs no curve arithmetic;
     // anything else is checked in full (see `signature_ledger`).
     let _ledger = replica::signature_ledger::enable();
@@ -70,17 +79,37 @@ pub fn drive(plan: &Plan, dir: &RunDir) -> anyhow::Result<Timeline> {
         clients: SimClients::new(plan)?,
         down_for_good: BTreeSet::new(),
         actions: 0,
+        max_actions,
+        oracles: OnlineOracles::new(plan.honest()),
     };
-    let result = run.phases();
+    let timeline = run.phases();
     log_writer.close(&log);
-    let timeline = result?;
     run.write_files(dir)?;
     Ok(timeline)
 }
 
 impl SimRun<'_> {
-    /// The phases of a run, as `orchestrator::drive_cluster` has them.
-    fn phases(&mut self) -> anyhow::Result<Timeline> {
+    /// The phases of a run, as `orchestrator::drive_cluster` has them; a run that stops
+    /// early (an online oracle's first violation, the budget) says so in its timeline.
+    fn phases(&mut self) -> Timeline {
+        let mut timeline = Timeline {
+            started_at_ns: SIM_EPOCH_NS,
+            backend: Backend::Sim,
+            ..Timeline::default()
+        };
+        if let Err(stop) = self.phases_until_stopped(&mut timeline) {
+            tracing::warn!("{}", stop.describe());
+            let now = self.net.now_ns();
+            self.clients.end_phase(&mut self.net, now);
+            if timeline.workload_end_ns == 0 {
+                timeline.workload_end_ns = now;
+            }
+            timeline.stopped = Some(stop);
+        }
+        timeline
+    }
+
+    fn phases_until_stopped(&mut self, timeline: &mut Timeline) -> Result<(), EarlyStop> {
         let scenario = &self.plan.scenario;
         let mut rules = self.plan.standing_rules();
         rules.extend(scenario.network.rules.iter().cloned());
@@ -88,51 +117,45 @@ impl SimRun<'_> {
 
         let workload_start = WORKLOAD_START_NS;
         let workload_end = workload_start + self.plan.duration_ms() * MS;
+        timeline.workload_start_ns = workload_start;
         self.advance_to(workload_start)?;
         self.clients.start_workload(workload_start, workload_end);
         self.workload_under_nemesis(workload_start, workload_end)?;
         self.clients.end_phase(&mut self.net, workload_end);
+        timeline.workload_end_ns = workload_end;
         for (client, invoked, ok) in self.clients.counts() {
             tracing::info!(%client, invoked, ok, "workload done");
         }
 
         let heal = self.heal();
+        timeline.heal_ns = heal;
         self.advance_to(heal + scenario.checks.settle_ms * MS)?;
-        let probe_start = self.net.now_ns();
+        timeline.probe_start_ns = self.net.now_ns();
         let probe_deadline = heal + scenario.checks.liveness_bound_ms * MS;
         self.clients
             .start_probe(scenario.checks.probe_ops.max(1), probe_deadline);
         self.probe(probe_deadline)?;
-        let probe_end = self.net.now_ns();
-        self.clients.end_phase(&mut self.net, probe_end);
-        Ok(Timeline {
-            workload_start_ns: workload_start,
-            workload_end_ns: workload_end,
-            heal_ns: heal,
-            probe_start_ns: probe_start,
-            probe_end_ns: probe_end,
-            started_at_ns: SIM_EPOCH_NS,
-            backend: Backend::Sim,
-        })
-    }
-
-    /// One simulator action, counted against the budget.
-    fn step(&mut self) -> anyhow::Result<()> {
-        self.actions += 1;
-        if self.actions > MAX_ACTIONS {
-            anyhow::bail!(
-                "the simulation took more than {MAX_ACTIONS} actions by virtual time {} ms: \
-                 out of budget",
-                self.net.now_ns() / MS
-            );
-        }
-        self.net.step_once();
-        self.clients.step(&mut self.net);
+        timeline.probe_end_ns = self.net.now_ns();
+        self.clients.end_phase(&mut self.net, timeline.probe_end_ns);
         Ok(())
     }
 
+    /// One simulator action, counted against the budget, then the online oracles.
+    fn step(&mut self) -> Result<(), EarlyStop> {
+        self.actions += 1;
+        if self.actions > self.max_actions {
+            return Err(EarlyStop::OutOfBudget {
+                actions: self.max_actions,
+                at_ns: self.net.now_ns(),
+            });
+        }
+        self.net.step_once();
+        self.clients.step(&mut self.net);
+        self.oracles.observe(&self.net)
+    }
+
     /// Runs the world up to `at_ns`, stepping the clients after every action.
-    fn advance_to(&mut self, at_ns: u64) -> anyhow::Result<()> {
+    fn advance_to(&mut self, at_ns: u64) -> Result<(), EarlyStop> {
         while self.net.next_action_ns().is_some_and(|t| t <= at_ns) {
             self.step()?;
         }
@@ -141,7 +164,7 @@ impl SimRun<'_> {
         Ok(())
     }
 
-    fn workload_under_nemesis(&mut self, start: u64, end: u64) -> anyhow::Result<()> {
+    fn workload_under_nemesis(&mut self, start: u64, end: u64) -> Result<(), EarlyStop> {
         let faults = self.plan.nemesis.clone();
         let mut schedule = timeline(&faults)
             .into_iter()
@@ -245,7 +268,7 @@ impl SimRun<'_> {
 
     /// The liveness probe: until every client has finished its probe operations or the
     /// deadline passes.
-    fn probe(&mut self, deadline: u64) -> anyhow::Result<()> {
+    fn probe(&mut self, deadline: u64) -> Result<(), EarlyStop> {
         while !self.clients.probe_done() {
             match self.net.next_action_ns() {
                 Some(at) if at <= deadline => self.step()?,

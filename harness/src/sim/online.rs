@@ -1,0 +1,45 @@
+//! The oracles that can judge a run while it happens, fed every honest replica's events as
+//! the simulator records them: the same code the offline check runs over the files, so a
+//! run stopped at its first violation gets the verdict the files give.
+
+use crate::check::AgreementOracle;
+use crate::verdict::EarlyStop;
+use replica::ReplicaId;
+use replica::sim::SimNetwork;
+
+pub struct OnlineOracles {
+    honest: Vec<ReplicaId>,
+    /// Per honest replica, how many of its events were already observed.
+    seen: Vec<usize>,
+    agreement: AgreementOracle,
+}
+
+impl OnlineOracles {
+    pub fn new(honest: Vec<ReplicaId>) -> OnlineOracles {
+        let seen = vec![0; honest.len()];
+        OnlineOracles {
+            honest,
+            seen,
+            agreement: AgreementOracle::default(),
+        }
+    }
+
+    /// Observes the events recorded since the last call; the first violation stops the run.
+    pub fn observe(&mut self, net: &SimNetwork) -> Result<(), EarlyStop> {
+        for (index, replica) in self.honest.iter().enumerate() {
+            let events = net.events(*replica);
+            for event in &events[self.seen[index].min(events.len())..] {
+                if self.agreement.observe(*replica, &event.event) {
+                    let verdict = self.agreement.finish(&self.honest);
+                    return Err(EarlyStop::Violation {
+                        oracle: verdict.name,
+                        at_ns: event.at_ns,
+                        summary: verdict.summary,
+                    });
+                }
+            }
+            self.seen[index] = events.len();
+        }
+        Ok(())
+    }
+}
