@@ -55,7 +55,7 @@ per_minute() {
 }
 echo "simulated runs per minute (5 seeds each, --jobs $jobs)"
 per_minute smoke smoke
-mapfile -t byz < <("$gauntlet" list | awk '$1 ~ /^byz-/ && $1 != "byz-twin" { print $1 }')
+mapfile -t byz < <("$gauntlet" list | awk 'NF == 0 { exit } $1 ~ /^byz-/ && $1 != "byz-twin" { print $1 }')
 per_minute byz-* "${byz[@]}"
 
 echo "default scenario, one run, one core"

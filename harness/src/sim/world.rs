@@ -20,9 +20,9 @@ pub const SIM_EPOCH_NS: u64 = 1_000_000_000;
 /// (`cargo bench -p replica --bench signatures`, and the node's turn profile).
 pub fn calibrated_costs() -> CostModel {
     CostModel {
-        turn: Duration::from_micros(50),
-        verify: Duration::from_micros(115),
-        sign: Duration::from_micros(50),
+        turn: Duration::from_micros(60),
+        verify: Duration::from_micros(140),
+        sign: Duration::from_micros(65),
     }
 }
 
