@@ -1,8 +1,8 @@
 //! Carrying out scheduled actions and the hosts' turns, the way the node does.
 
-use super::SimNetwork;
 use super::client::CompletedOp;
 use super::links::Endpoint;
+use super::{Proc, SimNetwork};
 use crate::client::{ClientOutcome, ClientTransmit, ReplyDrop};
 use crate::core::Input;
 use crate::digest::Digest;
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub(super) enum Action {
     Start {
-        replica: ReplicaId,
+        process: Proc,
         incarnation: u64,
     },
     Deliver {
@@ -32,15 +32,18 @@ pub(super) enum Action {
     /// The host asked to be woken now (`Host::poll_timeout`): its timers, held-back effects
     /// and interceptor tick.
     Wake {
-        replica: ReplicaId,
+        process: Proc,
         incarnation: u64,
         generation: u64,
     },
     /// The client asked to be woken now (`ClientCore::poll_timeout`): a re-send is due.
-    ClientWake { client: ClientId, generation: u64 },
+    ClientWake {
+        client: ClientId,
+        generation: u64,
+    },
     /// The replica finished its last turn: what queued meanwhile is handled in one turn.
     Drain {
-        replica: ReplicaId,
+        process: Proc,
         incarnation: u64,
     },
 }
@@ -68,88 +71,105 @@ impl SimNetwork {
     pub(super) fn perform(&mut self, action: Action) {
         match action {
             Action::Start {
-                replica,
+                process,
                 incarnation,
             } => {
-                if self.is_current(replica, incarnation) {
-                    self.start(replica);
+                if self.is_current(process, incarnation) {
+                    self.start(process);
                 }
             }
-            Action::Deliver {
-                to: Endpoint::Replica(replica),
-                incarnation,
-                frame,
-                ..
-            } => self.deliver_to_replica(replica, incarnation, &frame),
             Action::Deliver {
                 from,
                 to: Endpoint::Client(client),
                 frame,
                 ..
             } => self.deliver_to_client(from, client, &frame),
+            Action::Deliver {
+                to,
+                incarnation,
+                frame,
+                ..
+            } => match self.process_of(to) {
+                Some(process) => self.deliver_to_replica(process, incarnation, &frame),
+                None => self.stats.lost_to_crash += 1,
+            },
             Action::Wake {
-                replica,
+                process,
                 incarnation,
                 generation,
             } => {
-                let r = &self.replicas[replica.0 as usize];
-                if self.is_current(replica, incarnation) && r.wake_generation == generation {
-                    let r = &mut self.replicas[replica.0 as usize];
+                let r = &self.replicas[process];
+                if self.is_current(process, incarnation) && r.wake_generation == generation {
+                    let r = &mut self.replicas[process];
                     r.wake_at = None;
                     // A stopped process's timers fire when it is resumed.
                     if !r.paused {
-                        self.turn(replica, |_, _| {});
+                        self.turn(process, |_, _| {});
                     }
                 }
             }
             Action::ClientWake { client, generation } => self.client_wake(client, generation),
             Action::Drain {
-                replica,
+                process,
                 incarnation,
             } => {
-                if self.is_current(replica, incarnation) {
-                    self.drain(replica);
+                if self.is_current(process, incarnation) {
+                    self.drain(process);
                 }
             }
         }
     }
 
-    fn is_current(&self, replica: ReplicaId, incarnation: u64) -> bool {
+    /// The process an endpoint names (none for a client, or a twin never added).
+    pub(super) fn process_of(&self, endpoint: Endpoint) -> Option<Proc> {
+        match endpoint {
+            Endpoint::Replica(r) => Some(r.0 as usize).filter(|p| *p < self.config.replicas.len()),
+            Endpoint::Twin(r) => self.twins.get(&r).copied(),
+            Endpoint::Client(_) => None,
+        }
+    }
+
+    /// How a process appears on the network.
+    pub(super) fn endpoint_of(&self, process: Proc) -> Endpoint {
+        let id = self.replicas[process].params.id;
+        if process < self.config.replicas.len() {
+            Endpoint::Replica(id)
+        } else {
+            Endpoint::Twin(id)
+        }
+    }
+
+    fn is_current(&self, process: Proc, incarnation: u64) -> bool {
         self.replicas
-            .get(replica.0 as usize)
+            .get(process)
             .is_some_and(|r| r.is_running() && r.incarnation == incarnation)
     }
 
     /// The core's first step, in a turn of its own.
-    pub(super) fn start(&mut self, replica: ReplicaId) {
+    pub(super) fn start(&mut self, process: Proc) {
         let now = self.now();
-        if let Some(host) = self.replicas[replica.0 as usize].host.as_mut() {
+        if let Some(host) = self.replicas[process].host.as_mut() {
             host.start(now);
         }
-        self.after_turn(replica);
+        self.after_turn(process);
     }
 
     /// One turn of `replica`'s host: `work`, then its timers, then the end of the turn.
-    pub(super) fn turn(&mut self, replica: ReplicaId, work: impl FnOnce(&mut Host, Duration)) {
-        self.turn_with(replica, 0, work);
+    pub(super) fn turn(&mut self, process: Proc, work: impl FnOnce(&mut Host, Duration)) {
+        self.turn_with(process, 0, work);
     }
 
     /// A turn that handled `verified` received messages (their checks cost virtual time).
-    fn turn_with(
-        &mut self,
-        replica: ReplicaId,
-        verified: u64,
-        work: impl FnOnce(&mut Host, Duration),
-    ) {
+    fn turn_with(&mut self, process: Proc, verified: u64, work: impl FnOnce(&mut Host, Duration)) {
         let now = self.now();
-        let Some(host) = self.replicas[replica.0 as usize].host.as_mut() else {
+        let Some(host) = self.replicas[process].host.as_mut() else {
             return;
         };
         host.begin_turn();
         work(host, now);
         host.handle_timeout(now);
         host.end_turn(now);
-        self.after_turn_costing(replica, verified);
+        self.after_turn_costing(process, verified);
     }
 
     fn now(&self) -> Duration {
@@ -157,15 +177,15 @@ impl SimNetwork {
     }
 
     /// Handles everything that queued while the replica was busy, in one turn.
-    fn drain(&mut self, replica: ReplicaId) {
-        let r = &mut self.replicas[replica.0 as usize];
+    fn drain(&mut self, process: Proc) {
+        let r = &mut self.replicas[process];
         r.drain_scheduled = false;
         if r.paused {
             return;
         }
         let inputs = std::mem::take(&mut r.inbox);
         let count = inputs.len() as u64;
-        self.turn_with(replica, count, |host, now| {
+        self.turn_with(process, count, |host, now| {
             for verified in inputs {
                 host.handle_input(now, Input::Message(verified));
             }
@@ -174,16 +194,16 @@ impl SimNetwork {
 
     /// Carries out what the turn produced (the disk first, then the network) and schedules
     /// the host's next wake-up.
-    fn after_turn(&mut self, replica: ReplicaId) {
-        self.after_turn_costing(replica, 0);
+    fn after_turn(&mut self, process: Proc) {
+        self.after_turn_costing(process, 0);
     }
 
     /// As `after_turn`, for a turn that verified `verified` messages: the turn's virtual cost
     /// (see `CostModel`) keeps the replica busy, and its messages leave when it is done.
-    fn after_turn_costing(&mut self, replica: ReplicaId, verified: u64) {
+    fn after_turn_costing(&mut self, process: Proc, verified: u64) {
         let now = self.now_ns;
         let costs = self.costs;
-        let r = &mut self.replicas[replica.0 as usize];
+        let r = &mut self.replicas[process];
         let Some(host) = r.host.as_mut() else {
             return;
         };
@@ -207,26 +227,27 @@ impl SimNetwork {
             r.wake_generation += 1;
             r.wake_at = Some(at);
             let action = Action::Wake {
-                replica,
+                process,
                 incarnation: r.incarnation,
                 generation: r.wake_generation,
             };
             self.schedule(at.max(now), action);
         }
         let cost = costs.of_turn(verified, &output.transmits);
-        let r = &mut self.replicas[replica.0 as usize];
+        let r = &mut self.replicas[process];
         let departs = r.busy_until_ns.max(now).saturating_add(cost);
         r.busy_until_ns = departs;
         for transmit in output.transmits {
-            self.send(replica, departs, transmit);
+            self.send(process, departs, transmit);
         }
     }
 
-    fn send(&mut self, replica: ReplicaId, departs: u64, transmit: Transmit) {
-        let from = Endpoint::Replica(replica);
+    fn send(&mut self, process: Proc, departs: u64, transmit: Transmit) {
+        let from = self.endpoint_of(process);
+        let id = self.replicas[process].params.id;
         match transmit {
             Transmit::To { to, message } => {
-                let to = Endpoint::Replica(to);
+                let to = self.links.destination(from, to);
                 self.transmit_frame(
                     departs,
                     from,
@@ -237,9 +258,9 @@ impl SimNetwork {
             }
             Transmit::Broadcast(message) => {
                 let frame = wire::encode_frame(&message);
-                let others: Vec<ReplicaId> = self.replica_ids().filter(|r| *r != replica).collect();
+                let others: Vec<ReplicaId> = self.replica_ids().filter(|r| *r != id).collect();
                 for to in others {
-                    let to = Endpoint::Replica(to);
+                    let to = self.links.destination(from, to);
                     self.transmit_frame(departs, from, to, message.kind(), frame.clone());
                 }
             }
@@ -278,10 +299,10 @@ impl SimNetwork {
         if deliveries.is_empty() {
             self.stats.dropped_randomly += 1;
         }
-        let incarnation = match to {
-            Endpoint::Replica(r) => self.replicas.get(r.0 as usize).map_or(0, |r| r.incarnation),
-            Endpoint::Client(_) => 0,
-        };
+        let incarnation = self
+            .process_of(to)
+            .and_then(|p| self.replicas.get(p))
+            .map_or(0, |r| r.incarnation);
         for delivery in deliveries {
             let mut at = departs.saturating_add(nanos(delivery.delay));
             if delivery.in_order {
@@ -314,30 +335,30 @@ impl SimNetwork {
         }
     }
 
-    fn deliver_to_replica(&mut self, replica: ReplicaId, incarnation: u64, frame: &[u8]) {
-        if !self.is_current(replica, incarnation) {
+    fn deliver_to_replica(&mut self, process: Proc, incarnation: u64, frame: &[u8]) {
+        if !self.is_current(process, incarnation) {
             self.stats.lost_to_crash += 1;
             return;
         }
-        let r = &mut self.replicas[replica.0 as usize];
+        let r = &mut self.replicas[process];
         if r.paused {
             r.held.push(frame.to_vec());
             return;
         }
         self.stats.delivered += 1;
         match self.verdict(frame) {
-            Ok(verified) => self.accept(replica, verified),
-            Err((reason, what)) => self.reject(replica, reason, what),
+            Ok(verified) => self.accept(process, verified),
+            Err((reason, what)) => self.reject(process, reason, what),
         }
     }
 
     /// A verified message for `replica`: handled now if the replica is idle, else queued for
     /// the turn after the one it is busy with.
-    fn accept(&mut self, replica: ReplicaId, verified: Verified) {
+    fn accept(&mut self, process: Proc, verified: Verified) {
         let now = self.now_ns;
-        let r = &mut self.replicas[replica.0 as usize];
+        let r = &mut self.replicas[process];
         if r.busy_until_ns <= now && r.inbox.is_empty() {
-            self.turn_with(replica, 1, |host, now| {
+            self.turn_with(process, 1, |host, now| {
                 host.handle_input(now, Input::Message(verified));
             });
             return;
@@ -349,7 +370,7 @@ impl SimNetwork {
             self.schedule(
                 at,
                 Action::Drain {
-                    replica,
+                    process,
                     incarnation,
                 },
             );
@@ -357,14 +378,14 @@ impl SimNetwork {
     }
 
     /// Delivers what reached a paused replica while it was stopped, then fires its due timers.
-    pub(super) fn release_held(&mut self, replica: ReplicaId) {
-        let r = &mut self.replicas[replica.0 as usize];
+    pub(super) fn release_held(&mut self, process: Proc) {
+        let r = &mut self.replicas[process];
         let held = std::mem::take(&mut r.held);
         let incarnation = r.incarnation;
         for frame in held {
-            self.deliver_to_replica(replica, incarnation, &frame);
+            self.deliver_to_replica(process, incarnation, &frame);
         }
-        self.turn(replica, |_, _| {});
+        self.turn(process, |_, _| {});
     }
 
     /// Decodes and verifies a frame as the node's receive path does (memoized by frame digest;
@@ -388,21 +409,23 @@ impl SimNetwork {
     }
 
     /// The receive path refused a frame: reported and counted like the node does.
-    fn reject(&mut self, replica: ReplicaId, reason: RejectReason, what: Option<Signer>) {
+    fn reject(&mut self, process: Proc, reason: RejectReason, what: Option<Signer>) {
         let event = ReplicaEvent::Rejected {
             reason,
             kind: what.map(|(kind, _)| kind),
             from: what.map(|(_, signer)| signer),
         };
         let now = self.now_ns;
-        self.replicas[replica.0 as usize].record(now, event);
+        self.replicas[process].record(now, event);
     }
 
     fn deliver_to_client(&mut self, from: Option<Endpoint>, client: ClientId, frame: &[u8]) {
         self.stats.delivered += 1;
-        let (Ok(WireMessage::Reply(reply)), Some(Endpoint::Replica(link))) =
-            (self.decode(frame), from)
-        else {
+        let link = match from {
+            Some(Endpoint::Replica(r) | Endpoint::Twin(r)) => Some(r),
+            _ => None,
+        };
+        let (Ok(WireMessage::Reply(reply)), Some(link)) = (self.decode(frame), link) else {
             self.stats.client_rejections += 1;
             return;
         };
@@ -464,12 +487,13 @@ impl SimNetwork {
             match transmit {
                 ClientTransmit::To(replica, request) => {
                     let message = WireMessage::Request(request);
-                    self.transmit(from, Endpoint::Replica(replica), &message);
+                    let to = self.links.destination(from, replica);
+                    self.transmit(from, to, &message);
                 }
                 ClientTransmit::ToAll(request) => {
                     let frame = wire::encode_frame(&WireMessage::Request(request));
                     for replica in self.replica_ids() {
-                        let to = Endpoint::Replica(replica);
+                        let to = self.links.destination(from, replica);
                         self.transmit_frame(now, from, to, MessageKind::Request, frame.clone());
                     }
                 }

@@ -14,6 +14,9 @@ use std::time::Duration;
 pub enum Endpoint {
     Replica(ReplicaId),
     Client(ClientId),
+    /// The second process of a twinned replica (`SimNetwork::add_twin`): the same id and key,
+    /// its own state. Built-in partitions and blocks do not apply to it.
+    Twin(ReplicaId),
 }
 
 /// Message latency: `base_ms` plus a uniform draw from `0..=jitter_ms`.
@@ -54,6 +57,13 @@ pub trait LinkPolicy: Send {
         to: Endpoint,
         frame: Vec<u8>,
     ) -> Vec<Delivery>;
+
+    /// Which process of replica `to` a frame from `from` reaches: with twins, the one on the
+    /// sender's side. Without twins, the replica itself.
+    fn destination(&self, from: Endpoint, to: ReplicaId) -> Endpoint {
+        let _ = from;
+        Endpoint::Replica(to)
+    }
 }
 
 /// The simulator's own link model: `latency` and an independent loss probability per frame,

@@ -125,6 +125,13 @@ enum Links {
 }
 
 impl Links {
+    fn destination(&self, from: Endpoint, to: ReplicaId) -> Endpoint {
+        match self {
+            Links::Builtin(links) => links.destination(from, to),
+            Links::Policy(policy) => policy.destination(from, to),
+        }
+    }
+
     fn route(
         &mut self,
         now: Duration,
@@ -146,6 +153,10 @@ pub struct AgreementViolation {
     /// Batch digest -> the honest replicas that committed it at `seq`.
     pub digests: BTreeMap<String, Vec<ReplicaId>>,
 }
+
+/// Index of one simulated replica process in `SimNetwork::replicas`: replica `i` is process
+/// `i`; the second process of a twinned replica (`add_twin`) comes after the `n` replicas.
+pub(super) type Proc = usize;
 
 /// The cluster to simulate: its settings, every principal's signing key in id order, and
 /// what work costs.
@@ -172,6 +183,8 @@ pub struct SimNetwork {
     faults: LinkFaults,
     /// Latest delivery time scheduled per directed link, to keep links FIFO.
     link_clock: BTreeMap<(Endpoint, Endpoint), u64>,
+    /// Twinned replica -> its second process (see `add_twin`).
+    twins: BTreeMap<ReplicaId, Proc>,
     stats: NetworkStats,
     /// Verdicts on frames already verified, by frame digest. A broadcast reaches n-1 replicas
     /// as identical bytes, and the verdict is a pure function of those bytes and the key store
@@ -326,6 +339,7 @@ impl SimNetwork {
             completed: Vec::new(),
             faults: LinkFaults::default(),
             link_clock: BTreeMap::new(),
+            twins: BTreeMap::new(),
             stats: NetworkStats::default(),
             verdicts: std::collections::HashMap::new(),
         };
@@ -333,7 +347,7 @@ impl SimNetwork {
             net.schedule(
                 0,
                 Action::Start {
-                    replica: id,
+                    process: id.0 as usize,
                     incarnation: 0,
                 },
             );
@@ -525,7 +539,7 @@ impl SimNetwork {
             return Err(SimError::NotRunning(replica));
         }
         if std::mem::replace(&mut r.paused, false) {
-            self.release_held(replica);
+            self.release_held(replica.0 as usize);
         }
         Ok(())
     }
@@ -576,7 +590,7 @@ impl SimNetwork {
         self.schedule(
             self.now_ns,
             Action::Start {
-                replica,
+                process: replica.0 as usize,
                 incarnation,
             },
         );
@@ -605,6 +619,42 @@ impl SimNetwork {
         Ok(())
     }
 
+    /// Runs a second, honest process of `replica` with the same id and key and a state of its
+    /// own (Twins): which of the two a frame reaches is the link policy's `destination`. Both
+    /// processes then count as faulty. Call before the simulation starts running.
+    pub fn add_twin(&mut self, replica: ReplicaId) -> Result<(), SimError> {
+        let config = Arc::new(self.config.clone());
+        let keys = self.keys.clone();
+        let original = self.replica_mut(replica)?;
+        original.faulty = true;
+        let (params, key) = (original.params.clone(), original.key.clone());
+        let core = Core::new(params.clone(), key.clone(), keys.clone());
+        let now = Duration::from_nanos(self.now_ns);
+        let host = Host::new(core, None, key.clone(), keys, config, now);
+        let mut twin = SimReplica::new(params, key, host);
+        twin.faulty = true;
+        let process = self.replicas.len();
+        self.replicas.push(twin);
+        self.twins.insert(replica, process);
+        self.schedule(
+            self.now_ns,
+            Action::Start {
+                process,
+                incarnation: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// What the second process of a twinned replica reported (empty without a twin).
+    pub fn twin_events(&self, replica: ReplicaId) -> &[SimEvent] {
+        self.twins
+            .get(&replica)
+            .and_then(|p| self.replicas.get(*p))
+            .map(|r| r.events.as_slice())
+            .unwrap_or_default()
+    }
+
     /// Puts `replica` behind an interceptor (a Byzantine behaviour). The replica then counts as
     /// faulty: `agreement_violations` ignores it.
     pub fn set_interceptor(
@@ -620,7 +670,7 @@ impl SimNetwork {
             None => r.parked_interceptor = Some(interceptor),
         }
         // A turn with nothing in it, so the interceptor's first tick is scheduled.
-        self.turn(replica, |_, _| {});
+        self.turn(replica.0 as usize, |_, _| {});
         Ok(())
     }
 

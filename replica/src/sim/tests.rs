@@ -257,3 +257,74 @@ fn work_that_costs_time_forms_batches_and_takes_virtual_time() {
     assert!(costly_batch > free_batch, "{costly_batch} vs {free_batch}");
     assert!(costly_ns > free_ns, "{costly_ns} vs {free_ns}");
 }
+
+/// Everything on the `b_side` reaches replica 0's twin; the rest reaches replica 0 itself.
+struct TwinRouting {
+    inner: BuiltinLinks,
+    b_side: Vec<Endpoint>,
+}
+
+impl LinkPolicy for TwinRouting {
+    fn route(
+        &mut self,
+        now: Duration,
+        from: Endpoint,
+        to: Endpoint,
+        frame: Vec<u8>,
+    ) -> Vec<Delivery> {
+        self.inner.route(now, from, to, frame)
+    }
+
+    fn destination(&self, from: Endpoint, to: ReplicaId) -> Endpoint {
+        if to == ReplicaId(0) && self.b_side.contains(&from) {
+            Endpoint::Twin(to)
+        } else {
+            Endpoint::Replica(to)
+        }
+    }
+}
+
+#[test]
+fn a_twin_is_a_second_process_with_the_same_identity_that_its_side_reaches() {
+    let config = net(3).config().clone();
+    let replica_keys = (0..4)
+        .map(|i| crypto::key_from_seed(3, Principal::Replica(ReplicaId(i))))
+        .collect();
+    let client_keys = (0..4)
+        .map(|i| crypto::key_from_seed(3, Principal::Client(ClientId(i))))
+        .collect();
+    let world = SimWorld {
+        config,
+        replica_keys,
+        client_keys,
+        costs: CostModel::FREE,
+    };
+    let links = TwinRouting {
+        inner: BuiltinLinks {
+            latency: Latency::default(),
+            drop_probability: 0.0,
+            reorder: false,
+            rng: ChaCha8Rng::seed_from_u64(3),
+        },
+        b_side: vec![
+            Endpoint::Replica(ReplicaId(2)),
+            Endpoint::Replica(ReplicaId(3)),
+            Endpoint::Client(ClientId(1)),
+        ],
+    };
+    let mut net = SimNetwork::with_links(world, Box::new(links)).expect("valid");
+    net.add_twin(ReplicaId(0)).expect("replica 0 exists");
+    assert!(!net.is_honest(ReplicaId(0)));
+    net.run_workload(3, 10_000, 1_000_000, |_| put(), |_| {})
+        .expect("a quorum of honest replicas serves every client");
+    let twin_heard = net
+        .twin_events(ReplicaId(0))
+        .iter()
+        .any(|e| matches!(e.event, ReplicaEvent::Commit { .. }));
+    assert!(
+        twin_heard,
+        "the twin took part: {:?}",
+        net.twin_events(ReplicaId(0))
+    );
+    assert!(net.agreement_violations().is_empty());
+}
