@@ -2,6 +2,7 @@
 //! the run folder the judges read, and the same seed gives the same bytes.
 
 use harness::backend::Backend;
+use harness::layout::RunFolder;
 use harness::orchestrator::{self, RunOptions};
 use harness::scenario;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::path::Path;
 fn run_sim(name: &str, seed: u64, out: &Path) -> (harness::verdict::Verdict, std::path::PathBuf) {
     let loaded = scenario::load(name).expect("built-in scenario loads");
     let options = RunOptions {
-        out: out.to_path_buf(),
+        folder: RunFolder::Under(out.to_path_buf()),
         duration_override: None,
         keep_data: false,
         backend: Backend::Sim,
@@ -74,7 +75,7 @@ fn a_simulated_run_out_of_budget_ends_inconclusive_with_the_reason_and_skips_liv
     let out = tempfile::tempdir().expect("tempdir");
     let loaded = scenario::load("smoke").expect("built-in scenario loads");
     let options = RunOptions {
-        out: out.path().to_path_buf(),
+        folder: RunFolder::Under(out.path().to_path_buf()),
         duration_override: None,
         keep_data: false,
         backend: Backend::Sim,
@@ -100,4 +101,37 @@ fn a_simulated_run_out_of_budget_ends_inconclusive_with_the_reason_and_skips_liv
     };
     assert!(check("budget").summary.contains("5000 actions"));
     assert!(check("liveness").summary.contains("out of budget"));
+}
+
+#[test]
+fn twins_over_f_break_agreement_in_simulation_and_the_run_stops_at_the_first_conflict() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let (verdict, dir) = run_sim("neg-twins-f1", 1, out.path());
+    assert!(verdict.as_expected, "{}", verdict.summary());
+    let agreement = verdict
+        .checks
+        .iter()
+        .find(|c| c.name == "agreement")
+        .expect("agreement judged");
+    assert_eq!(
+        agreement.outcome,
+        harness::check::CheckOutcome::Violation,
+        "{}",
+        agreement.summary
+    );
+    let timeline: harness::verdict::Timeline =
+        serde_json::from_str(&read(&dir, "timeline.json")).expect("timeline.json parses");
+    let stop = timeline
+        .stopped
+        .clone()
+        .expect("stopped at the first violation");
+    assert!(stop.describe().contains("agreement"), "{}", stop.describe());
+    assert!(
+        timeline.workload_end_ns < 6_000_000_000,
+        "stopped before the 6 s workload ended: {timeline:?}"
+    );
+    assert!(
+        dir.join("replica-1-twin.events.jsonl").exists(),
+        "the twins' second processes wrote their events"
+    );
 }

@@ -2,11 +2,12 @@
 //! rule engine (`proxy::decide`, the code the real proxy runs), with the same per-link random
 //! streams, counters and `proxy.jsonl` entries; then a loopback latency model.
 
-use crate::plan::substream;
+use crate::plan::{Plan, substream};
 use crate::proxy::{
     Direction, Endpoint, FrameInfo, LinkSpec, LogEntry, ProxyLog, ProxyStats, Rule, StatsTable,
     decide, link_rng,
 };
+use crate::twins::{Side, TwinsPlan};
 use rand::RngExt;
 use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 use replica::ReplicaId;
@@ -32,6 +33,7 @@ struct Network {
     rngs: Vec<[ChaCha8Rng; 2]>,
     latency: HopLatency,
     latency_rng: ChaCha20Rng,
+    twins: Option<TwinsPlan>,
     max_frame: usize,
     stats: StatsTable,
     log: ProxyLog,
@@ -45,13 +47,9 @@ pub struct SimProxy {
 }
 
 impl SimProxy {
-    pub fn new(
-        links: Vec<LinkSpec>,
-        proxy_seed: u64,
-        run_seed: u64,
-        latency: HopLatency,
-        log: ProxyLog,
-    ) -> SimProxy {
+    pub fn new(plan: &Plan, latency: HopLatency, log: ProxyLog) -> SimProxy {
+        let links = plan.links.clone();
+        let proxy_seed = plan.proxy_seed;
         let index = links
             .iter()
             .enumerate()
@@ -71,7 +69,8 @@ impl SimProxy {
             rules: Arc::new(Vec::new()),
             rngs,
             latency,
-            latency_rng: substream(run_seed, "sim/latency"),
+            latency_rng: substream(plan.seed, "sim/latency"),
+            twins: plan.twins.clone(),
             max_frame: replica::wire::DEFAULT_MAX_FRAME,
             stats: StatsTable::default(),
             log,
@@ -118,16 +117,31 @@ impl SimProxy {
 }
 
 /// The proxy's view of a simulated frame: which link it travels and which way.
+/// The dialer of every link: a replica, a twin's second process, or a client.
+fn proxy_endpoint(endpoint: replica::sim::Endpoint) -> Endpoint {
+    use replica::sim::Endpoint as Sim;
+    match endpoint {
+        Sim::Replica(r) => Endpoint::Replica(r),
+        Sim::Twin(r) => Endpoint::Twin(r),
+        Sim::Client(c) => Endpoint::Client(c),
+    }
+}
+
+/// The proxy's view of a simulated frame: which link it travels and which way. A replica
+/// dials its peers, a client dials every replica and hears its replies back on that link.
 fn link_of(
     from: replica::sim::Endpoint,
     to: replica::sim::Endpoint,
 ) -> Option<(Endpoint, ReplicaId, Direction)> {
     use replica::sim::Endpoint as Sim;
     match (from, to) {
-        (Sim::Replica(a), Sim::Replica(b)) => Some((Endpoint::Replica(a), b, Direction::Forward)),
-        (Sim::Client(c), Sim::Replica(r)) => Some((Endpoint::Client(c), r, Direction::Forward)),
-        (Sim::Replica(r), Sim::Client(c)) => Some((Endpoint::Client(c), r, Direction::Backward)),
         (Sim::Client(_), Sim::Client(_)) => None,
+        (Sim::Replica(r) | Sim::Twin(r), Sim::Client(c)) => {
+            Some((Endpoint::Client(c), r, Direction::Backward))
+        }
+        (from, Sim::Replica(r) | Sim::Twin(r)) => {
+            Some((proxy_endpoint(from), r, Direction::Forward))
+        }
     }
 }
 
@@ -147,6 +161,17 @@ impl LinkPolicy for SimProxy {
             return Vec::new();
         };
         network.route(now, link, dialer, listener, direction, frame)
+    }
+
+    /// The twin on the sender's side, as the plan's links route it.
+    fn destination(&self, from: replica::sim::Endpoint, to: ReplicaId) -> replica::sim::Endpoint {
+        let network = self.lock();
+        match &network.twins {
+            Some(twins) if twins.is_twinned(to) && twins.route(proxy_endpoint(from)) == Side::B => {
+                replica::sim::Endpoint::Twin(to)
+            }
+            _ => replica::sim::Endpoint::Replica(to),
+        }
     }
 }
 

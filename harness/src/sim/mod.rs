@@ -63,13 +63,7 @@ pub fn drive_within(plan: &Plan, dir: &RunDir, max_actions: u64) -> anyhow::Resu
     let _ledger = replica::signature_ledger::enable();
     let (log, log_writer) = open_log(&dir.proxy_log())
         .with_context(|| format!("cannot create {}", dir.proxy_log().display()))?;
-    let proxy = SimProxy::new(
-        plan.links.clone(),
-        plan.proxy_seed,
-        plan.seed,
-        hop_latency(),
-        log.clone(),
-    );
+    let proxy = SimProxy::new(plan, hop_latency(), log.clone());
     let net = world::build(plan, &proxy)?;
     let mut run = SimRun {
         plan,
@@ -287,8 +281,13 @@ impl SimRun<'_> {
             self.clients.history.iter().map(|e| e.to_json_line()),
         )?;
         for replica in (0..self.plan.n() as u32).map(ReplicaId) {
-            let lines = world::event_lines(&self.net, replica);
+            let lines = world::event_lines(self.net.events(replica), replica);
             write_lines(&dir.replica_events(replica), lines.into_iter())?;
+            let twin = self.net.twin_events(replica);
+            if !twin.is_empty() {
+                let lines = world::event_lines(twin, replica);
+                write_lines(&dir.twin_events(replica), lines.into_iter())?;
+            }
         }
         self.book
             .write(&dir.nemesis())

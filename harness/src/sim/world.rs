@@ -8,7 +8,7 @@ use crate::scenario::Build;
 use anyhow::Context;
 use replica::crypto::key_from_seed;
 use replica::events::EventLine;
-use replica::sim::{CostModel, SimNetwork, SimWorld};
+use replica::sim::{CostModel, SimEvent, SimNetwork, SimWorld};
 use replica::{Principal, ReplicaId};
 use std::time::Duration;
 
@@ -37,11 +37,6 @@ pub fn hop_latency() -> HopLatency {
 /// The plan's cluster in the simulator: its settings and keys, each replica's build, the
 /// proxy's rule engine on every link.
 pub fn build(plan: &Plan, proxy: &SimProxy) -> anyhow::Result<SimNetwork> {
-    if plan.twins.is_some() || plan.replicas.iter().any(|r| r.build == Build::Twin) {
-        anyhow::bail!(
-            "the sim backend does not model twins yet; run this scenario with --backend real"
-        );
-    }
     let config = cluster_config_for(plan, Endpoint::Replica(ReplicaId(0)))?;
     let replica_keys = plan
         .replicas
@@ -61,6 +56,10 @@ pub fn build(plan: &Plan, proxy: &SimProxy) -> anyhow::Result<SimNetwork> {
     };
     let mut net = SimNetwork::with_links(world, proxy.links())
         .context("cannot build the simulated cluster")?;
+    for r in plan.replicas.iter().filter(|r| r.build == Build::Twin) {
+        net.add_twin(r.id)
+            .with_context(|| format!("cannot add the twin of replica {}", r.id))?;
+    }
     for r in plan.replicas.iter().filter(|r| r.build == Build::Byzantine) {
         let name = r.behaviour.as_deref().unwrap_or_default();
         let interceptor = byzantine::build(name, &r.params, r.behaviour_seed.unwrap_or(0))
@@ -71,9 +70,9 @@ pub fn build(plan: &Plan, proxy: &SimProxy) -> anyhow::Result<SimNetwork> {
     Ok(net)
 }
 
-/// `replica`'s events as `events.jsonl` lines, timed from `SIM_EPOCH_NS`.
-pub fn event_lines(net: &SimNetwork, replica: ReplicaId) -> Vec<String> {
-    net.events(replica)
+/// One process's events as `events.jsonl` lines of `replica`, timed from `SIM_EPOCH_NS`.
+pub fn event_lines(events: &[SimEvent], replica: ReplicaId) -> Vec<String> {
+    events
         .iter()
         .filter_map(|e| {
             let line = EventLine {
