@@ -288,6 +288,24 @@ impl SimRun<'_> {
                 let lines = world::event_lines(twin, replica);
                 write_lines(&dir.twin_events(replica), lines.into_iter())?;
             }
+            let processes = [
+                (
+                    replica::sim::Endpoint::Replica(replica),
+                    dir.replica_stats(replica),
+                ),
+                (
+                    replica::sim::Endpoint::Twin(replica),
+                    dir.twin_stats(replica),
+                ),
+            ];
+            for (process, path) in processes {
+                if let Some(stats) = world::stats_of(&self.net, process) {
+                    let text = serde_json::to_string_pretty(&stats)
+                        .context("cannot encode a replica's statistics")?;
+                    std::fs::write(&path, text + "\n")
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
+            }
         }
         self.book
             .write(&dir.nemesis())

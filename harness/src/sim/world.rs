@@ -8,6 +8,7 @@ use crate::scenario::Build;
 use anyhow::Context;
 use replica::crypto::key_from_seed;
 use replica::events::EventLine;
+use replica::node::StatsSnapshot;
 use replica::sim::{CostModel, SimEvent, SimNetwork, SimWorld};
 use replica::{Principal, ReplicaId};
 use std::time::Duration;
@@ -83,6 +84,16 @@ pub fn event_lines(events: &[SimEvent], replica: ReplicaId) -> Vec<String> {
             serde_json::to_string(&line).ok()
         })
         .collect()
+}
+
+/// One process's `stats.json`, its clock fields in virtual time.
+pub fn stats_of(net: &SimNetwork, process: replica::sim::Endpoint) -> Option<StatsSnapshot> {
+    let stats = net.process_stats(process)?;
+    Some(StatsSnapshot {
+        time_ns: SIM_EPOCH_NS + net.now_ns(),
+        uptime_ms: net.now_ms(),
+        ..stats
+    })
 }
 
 /// One line on what the simulator did, for the log.

@@ -20,7 +20,7 @@ pub mod wal;
 
 pub use event_log::EVENTS_FILE;
 pub use intercept::{Honest, InterceptContext, Interceptor};
-pub use stats::{STATS_FILE, StatsSnapshot};
+pub use stats::{NodeStats, STATS_FILE, StatsSnapshot};
 
 use crate::config::{ClusterConfig, ConfigError};
 use crate::core::{Core, CoreParams};
@@ -29,7 +29,7 @@ use ed25519_dalek::SigningKey;
 use event_log::EventLog;
 use inbound::{ClientRoutes, Inbound};
 use outbound::PeerQueue;
-use stats::NodeStats;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -235,6 +235,15 @@ impl SimNetwork {
         }
         let cost = costs.of_turn(verified, &output.transmits);
         let r = &mut self.replicas[process];
+        if verified > 0 {
+            r.stats.verify_batch();
+        }
+        if let Some(host) = r.host.as_ref() {
+            let core = host.core();
+            let state = (core.view(), core.in_view_change(), core.last_executed());
+            r.stats
+                .core_state(state.0, state.1, state.2, core.stable_checkpoint());
+        }
         let departs = r.busy_until_ns.max(now).saturating_add(cost);
         r.busy_until_ns = departs;
         for transmit in output.transmits {
@@ -289,6 +298,10 @@ impl SimNetwork {
     ) {
         self.stats.sent += 1;
         *self.stats.sent_by_kind.entry(kind).or_default() += 1;
+        if let Some(sender) = self.process_of(from).and_then(|p| self.replicas.get(p)) {
+            sender.stats.messages_out(kind, 1);
+            sender.stats.bytes_out(frame.len());
+        }
         if !self.faults.allows(from, to) {
             self.stats.dropped_by_fault += 1;
             return;
@@ -345,9 +358,15 @@ impl SimNetwork {
             r.held.push(frame.to_vec());
             return;
         }
+        r.stats.bytes_in(frame.len());
         self.stats.delivered += 1;
         match self.verdict(frame) {
-            Ok(verified) => self.accept(process, verified),
+            Ok(verified) => {
+                self.replicas[process]
+                    .stats
+                    .message_in(verified.message().kind());
+                self.accept(process, verified);
+            }
             Err((reason, what)) => self.reject(process, reason, what),
         }
     }

@@ -646,6 +646,13 @@ impl SimNetwork {
         Ok(())
     }
 
+    /// The node's counters of one process (a replica, or a twin's second process), as its
+    /// `stats.json` would hold them; the wall-clock fields are the caller's to set.
+    pub fn process_stats(&self, process: Endpoint) -> Option<crate::node::StatsSnapshot> {
+        let r = self.replicas.get(self.process_of(process)?)?;
+        Some(r.stats.snapshot())
+    }
+
     /// What the second process of a twinned replica reported (empty without a twin).
     pub fn twin_events(&self, replica: ReplicaId) -> &[SimEvent] {
         self.twins

@@ -3,7 +3,7 @@
 use crate::core::{CoreParams, Snapshot, WalRecord};
 use crate::events::ReplicaEvent;
 use crate::host::Host;
-use crate::node::Interceptor;
+use crate::node::{Interceptor, NodeStats};
 use crate::verify::{RejectReason, Verified};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
@@ -58,10 +58,13 @@ pub(super) struct SimReplica {
     /// timer fires until `resume`.
     pub(super) paused: bool,
     pub(super) held: Vec<Vec<u8>>,
+    /// The node's own counters, kept the way the node keeps them.
+    pub(super) stats: NodeStats,
 }
 
 impl SimReplica {
     pub(super) fn new(params: CoreParams, key: SigningKey, host: Host) -> SimReplica {
+        let id = params.id;
         SimReplica {
             params,
             key,
@@ -79,6 +82,7 @@ impl SimReplica {
             drain_scheduled: false,
             paused: false,
             held: Vec::new(),
+            stats: NodeStats::new(id),
         }
     }
 
@@ -91,6 +95,7 @@ impl SimReplica {
         if let ReplicaEvent::Rejected { reason, .. } = &event {
             *self.rejections.entry(*reason).or_default() += 1;
         }
+        self.stats.observe_event(&event);
         self.events.push(SimEvent { at_ns, event });
     }
 
