@@ -190,6 +190,18 @@ impl Network {
         let info = FrameInfo::new(dialer, listener, direction, decoded.as_ref());
         let kind = info.kind_label();
         let rules = Arc::clone(&self.rules);
+        if rules.is_empty() {
+            // As the relay does: no rule, no decision and no draw; the frame goes as it came.
+            let counts = self.stats.frame(link, direction, kind);
+            counts.received += 1;
+            counts.forwarded += 1;
+            let delay = self.hop();
+            return vec![Delivery {
+                frame,
+                delay,
+                in_order: true,
+            }];
+        }
         let stream = usize::from(direction == Direction::Backward);
         let fate = decide(
             &rules,
