@@ -1,13 +1,80 @@
-//! The run folder: where every file of a run lives, and the per-principal cluster files that
-//! route every link through the proxy.
+//! The run folder: the one module that knows where every file of a run lives and what it is
+//! called, how run folders are created, and the per-principal cluster files that route every
+//! link through the proxy.
 
 use crate::plan::Plan;
 use crate::proxy::Endpoint;
 use anyhow::Context;
 use replica::config::{ClientEntry, ClusterConfig, ReplicaEntry, write_secret_key};
 use replica::crypto::{key_from_seed, public_key_hex};
+use replica::node::{EVENTS_FILE, STATS_FILE};
 use replica::{ClientId, Principal, ReplicaId};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+const EVENTS_SUFFIX: &str = ".events.jsonl";
+const STATS_SUFFIX: &str = ".stats.json";
+const STDERR_SUFFIX: &str = ".stderr";
+
+/// One replica process: the replica itself, or its twin B. A process's files are named after
+/// it, `replica-N` or `replica-N-twin`, so that nothing reading `replica-N.*` mistakes twin B's
+/// files for the replica's. Ordered by replica, each replica before its twin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReplicaProcess {
+    pub id: ReplicaId,
+    pub twin: bool,
+}
+
+impl ReplicaProcess {
+    pub fn replica(id: ReplicaId) -> ReplicaProcess {
+        ReplicaProcess { id, twin: false }
+    }
+
+    pub fn twin(id: ReplicaId) -> ReplicaProcess {
+        ReplicaProcess { id, twin: true }
+    }
+
+    fn stem(self) -> String {
+        if self.twin {
+            format!("replica-{}-twin", self.id)
+        } else {
+            format!("replica-{}", self.id)
+        }
+    }
+
+    /// The process a file stem names; `None` for anything `stem()` would not have produced.
+    fn from_stem(stem: &str) -> Option<ReplicaProcess> {
+        let rest = stem.strip_prefix("replica-")?;
+        let (number, twin) = match rest.strip_suffix("-twin") {
+            Some(number) => (number, true),
+            None => (rest, false),
+        };
+        let process = ReplicaProcess {
+            id: ReplicaId(number.parse().ok()?),
+            twin,
+        };
+        // `parse` also takes `+1` or `01`: only the exact name counts.
+        (process.stem() == stem).then_some(process)
+    }
+}
+
+/// Where a run's folder goes: the one `gauntlet run --out` names, or the one `--run-dir` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunFolder {
+    /// A new folder `<out>/<scenario>/<seed>-<time>/`.
+    Under(PathBuf),
+    /// Exactly this folder, new or empty.
+    Exactly(PathBuf),
+}
+
+impl RunFolder {
+    pub fn create(&self, scenario: &str, seed: u64) -> anyhow::Result<RunDir> {
+        match self {
+            RunFolder::Under(out) => RunDir::create_under(out, scenario, seed),
+            RunFolder::Exactly(root) => RunDir::create_exactly(root),
+        }
+    }
+}
 
 /// Paths inside one run folder.
 #[derive(Clone, Debug)]
@@ -18,6 +85,38 @@ pub struct RunDir {
 impl RunDir {
     pub fn new(root: PathBuf) -> RunDir {
         RunDir { root }
+    }
+
+    /// A new, empty run folder `<out>/<scenario>/<seed>-<YYYYMMDDTHHMMSSZ>/`, with `-2`, `-3`,
+    /// ... when two runs of one scenario and seed start within the same second.
+    pub fn create_under(out: &Path, scenario: &str, seed: u64) -> anyhow::Result<RunDir> {
+        let parent = out.join(scenario);
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        create_unique_dir(&parent, &format!("{seed}-{}", timestamp_label())).map(RunDir::new)
+    }
+
+    /// `root` as the run folder: created if absent, taken if empty (whoever chose it may have
+    /// created it to reserve the name), refused if anything is in it.
+    pub fn create_exactly(root: &Path) -> anyhow::Result<RunDir> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        let mut entries =
+            std::fs::read_dir(root).with_context(|| format!("cannot list {}", root.display()))?;
+        if entries.next().is_some() {
+            anyhow::bail!(
+                "{} is not empty: a run folder must be new or empty, so that no run mixes its files with another's",
+                root.display()
+            );
+        }
+        Ok(RunDir::new(root.to_path_buf()))
+    }
+
+    /// Removes the folder if nothing was written into it (a run that failed before it started);
+    /// returns whether it did.
+    pub fn remove_if_empty(&self) -> bool {
+        // `remove_dir` refuses a folder with anything in it.
+        std::fs::remove_dir(&self.root).is_ok()
     }
 
     pub fn scenario(&self) -> PathBuf {
@@ -45,53 +144,141 @@ impl RunDir {
     pub fn timeline(&self) -> PathBuf {
         self.root.join("timeline.json")
     }
+    pub fn report(&self) -> PathBuf {
+        self.root.join("report.html")
+    }
     pub fn cluster_dir(&self) -> PathBuf {
         self.root.join("cluster")
     }
     pub fn replica_config(&self, id: ReplicaId) -> PathBuf {
-        self.cluster_dir().join(format!("replica-{id}.yaml"))
+        self.config_of(ReplicaProcess::replica(id))
     }
     pub fn client_config(&self, id: ClientId) -> PathBuf {
         self.cluster_dir().join(format!("client-{id}.yaml"))
     }
+    /// Twin B shares its replica's key: one identity.
     pub fn replica_key(&self, id: ReplicaId) -> PathBuf {
-        self.cluster_dir().join(format!("replica-{id}.key"))
+        self.cluster_dir()
+            .join(ReplicaProcess::replica(id).stem() + ".key")
     }
     pub fn client_key(&self, id: ClientId) -> PathBuf {
         self.cluster_dir().join(format!("client-{id}.key"))
     }
+    /// Every replica process's data dir is in here; deleted after the run unless kept.
+    pub fn data_root(&self) -> PathBuf {
+        self.root.join("data")
+    }
     /// The replica's data dir (write-ahead log, snapshot, its own events and stats).
     pub fn data_dir(&self, id: ReplicaId) -> PathBuf {
-        self.root.join("data").join(format!("replica-{id}"))
+        self.data_dir_of(ReplicaProcess::replica(id))
+    }
+    /// The events the replica writes into its data dir as it runs.
+    pub fn data_events(&self, id: ReplicaId) -> PathBuf {
+        self.data_dir(id).join(EVENTS_FILE)
+    }
+    /// The statistics the replica writes into its data dir.
+    pub fn data_stats(&self, id: ReplicaId) -> PathBuf {
+        self.data_dir(id).join(STATS_FILE)
     }
     pub fn replica_stderr(&self, id: ReplicaId) -> PathBuf {
-        self.root.join(format!("replica-{id}.stderr"))
+        self.stderr_of(ReplicaProcess::replica(id))
     }
     /// The replica's events, collected from its data dir after the run.
     pub fn replica_events(&self, id: ReplicaId) -> PathBuf {
-        self.root.join(format!("replica-{id}.events.jsonl"))
+        self.events_of(ReplicaProcess::replica(id))
     }
     pub fn replica_stats(&self, id: ReplicaId) -> PathBuf {
-        self.root.join(format!("replica-{id}.stats.json"))
+        self.stats_of(ReplicaProcess::replica(id))
     }
 
-    // A twinned replica's second process (twin B) has files of its own, named `replica-N-twin`
-    // so that nothing reading `replica-N.*` mistakes them for the replica's.
     pub fn twin_config(&self, id: ReplicaId) -> PathBuf {
-        self.cluster_dir().join(format!("replica-{id}-twin.yaml"))
+        self.config_of(ReplicaProcess::twin(id))
     }
     pub fn twin_data_dir(&self, id: ReplicaId) -> PathBuf {
-        self.root.join("data").join(format!("replica-{id}-twin"))
+        self.data_dir_of(ReplicaProcess::twin(id))
     }
     pub fn twin_stderr(&self, id: ReplicaId) -> PathBuf {
-        self.root.join(format!("replica-{id}-twin.stderr"))
+        self.stderr_of(ReplicaProcess::twin(id))
     }
     pub fn twin_events(&self, id: ReplicaId) -> PathBuf {
-        self.root.join(format!("replica-{id}-twin.events.jsonl"))
+        self.events_of(ReplicaProcess::twin(id))
     }
     pub fn twin_stats(&self, id: ReplicaId) -> PathBuf {
-        self.root.join(format!("replica-{id}-twin.stats.json"))
+        self.stats_of(ReplicaProcess::twin(id))
     }
+
+    pub fn config_of(&self, process: ReplicaProcess) -> PathBuf {
+        self.cluster_dir().join(format!("{}.yaml", process.stem()))
+    }
+    pub fn data_dir_of(&self, process: ReplicaProcess) -> PathBuf {
+        self.data_root().join(process.stem())
+    }
+    pub fn stderr_of(&self, process: ReplicaProcess) -> PathBuf {
+        self.root.join(process.stem() + STDERR_SUFFIX)
+    }
+    /// The process's events, collected from its data dir after the run.
+    pub fn events_of(&self, process: ReplicaProcess) -> PathBuf {
+        self.root.join(process.stem() + EVENTS_SUFFIX)
+    }
+    pub fn stats_of(&self, process: ReplicaProcess) -> PathBuf {
+        self.root.join(process.stem() + STATS_SUFFIX)
+    }
+
+    /// The replica processes (twins too) whose events were collected into the folder.
+    pub fn collected_events(&self) -> anyhow::Result<Vec<ReplicaProcess>> {
+        processes_named(&self.root, EVENTS_SUFFIX)
+            .with_context(|| format!("cannot list {}", self.root.display()))
+    }
+
+    /// The replicas (not twins) with anything to show: a data dir, or collected events or
+    /// statistics. A folder that cannot be listed has none.
+    pub fn replicas_with_files(&self) -> BTreeSet<ReplicaId> {
+        let found =
+            |folder: &Path, suffix: &str| processes_named(folder, suffix).unwrap_or_default();
+        let mut processes = found(&self.data_root(), "");
+        processes.extend(found(&self.root, EVENTS_SUFFIX));
+        processes.extend(found(&self.root, STATS_SUFFIX));
+        processes
+            .into_iter()
+            .filter(|p| !p.twin)
+            .map(|p| p.id)
+            .collect()
+    }
+}
+
+/// The processes named by the entries of `folder` that end in `suffix`.
+fn processes_named(folder: &Path, suffix: &str) -> std::io::Result<Vec<ReplicaProcess>> {
+    let mut processes = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(process) = name
+            .strip_suffix(suffix)
+            .and_then(ReplicaProcess::from_stem)
+        {
+            processes.push(process);
+        }
+    }
+    Ok(processes)
+}
+
+/// `parent/name`, or `parent/name-2`, `-3`, ... when that is taken: created exclusively, so a
+/// run never writes into another run's folder.
+fn create_unique_dir(parent: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    for attempt in 1..1000 {
+        let candidate = if attempt == 1 {
+            parent.join(name)
+        } else {
+            parent.join(format!("{name}-{attempt}"))
+        };
+        match std::fs::create_dir(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create {}", candidate.display()));
+            }
+        }
+    }
+    anyhow::bail!("no free run folder name under {}", parent.display())
 }
 
 /// The cluster file as `principal` must see it: every replica other than itself at the proxy
@@ -296,6 +483,93 @@ mod tests {
         write_cluster_files(&dir, &plan).expect("write");
         ClusterConfig::load(&dir.twin_config(twin.id)).expect("twin B's file loads");
         assert!(dir.twin_data_dir(twin.id).is_dir());
+    }
+
+    #[test]
+    fn process_names_read_back_exactly_and_nothing_else_does() {
+        for process in [
+            ReplicaProcess::replica(ReplicaId(0)),
+            ReplicaProcess::replica(ReplicaId(12)),
+            ReplicaProcess::twin(ReplicaId(3)),
+        ] {
+            assert_eq!(ReplicaProcess::from_stem(&process.stem()), Some(process));
+        }
+        for other in [
+            "replica-",
+            "replica-x",
+            "replica-+1",
+            "replica-01",
+            "events-1",
+            "client-0",
+        ] {
+            assert_eq!(ReplicaProcess::from_stem(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_files_found_in_a_folder_are_the_ones_its_paths_name() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::new(tmp.path().to_path_buf());
+        std::fs::create_dir_all(dir.data_dir(ReplicaId(0))).expect("mkdir");
+        std::fs::create_dir_all(dir.twin_data_dir(ReplicaId(4))).expect("mkdir");
+        for path in [
+            dir.replica_events(ReplicaId(1)),
+            dir.twin_events(ReplicaId(1)),
+            dir.replica_stats(ReplicaId(2)),
+            dir.replica_stderr(ReplicaId(3)),
+            tmp.path().join("events-5.jsonl"),
+        ] {
+            std::fs::write(path, "").expect("write");
+        }
+        assert_eq!(
+            dir.replicas_with_files(),
+            BTreeSet::from([ReplicaId(0), ReplicaId(1), ReplicaId(2)])
+        );
+        let mut events = dir.collected_events().expect("listed");
+        events.sort();
+        assert_eq!(
+            events,
+            vec![
+                ReplicaProcess::replica(ReplicaId(1)),
+                ReplicaProcess::twin(ReplicaId(1))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_folder_under_out_is_new_every_time() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let first = RunDir::create_under(tmp.path(), "smoke", 7).expect("created");
+        let second = RunDir::create_under(tmp.path(), "smoke", 7).expect("created");
+        assert_ne!(first.root, second.root);
+        for dir in [&first, &second] {
+            assert_eq!(dir.root.parent(), Some(tmp.path().join("smoke").as_path()));
+            let name = dir.root.file_name().expect("name").to_string_lossy();
+            assert!(name.starts_with("7-20"), "{name}");
+        }
+        let parent = tmp.path().join("clash");
+        std::fs::create_dir(&parent).expect("mkdir");
+        assert_eq!(create_unique_dir(&parent, "x").ok(), Some(parent.join("x")));
+        assert_eq!(
+            create_unique_dir(&parent, "x").ok(),
+            Some(parent.join("x-2"))
+        );
+    }
+
+    #[test]
+    fn an_exact_run_folder_may_be_new_or_empty_but_never_hold_files() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fresh = tmp.path().join("a").join("b");
+        assert_eq!(RunDir::create_exactly(&fresh).expect("created").root, fresh);
+        assert_eq!(
+            RunDir::create_exactly(&fresh).expect("empty: taken").root,
+            fresh
+        );
+        std::fs::write(fresh.join("verdict.json"), "{}").expect("write");
+        let refused = RunDir::create_exactly(&fresh).expect_err("not empty");
+        assert!(refused.to_string().contains("is not empty"), "{refused:#}");
+        assert!(!RunDir::new(fresh.clone()).remove_if_empty());
+        assert!(fresh.join("verdict.json").is_file(), "left as it was");
     }
 
     #[test]

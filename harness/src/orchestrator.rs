@@ -2,7 +2,7 @@
 //! liveness probe, stop, collect, judge.
 
 use crate::backend::Backend;
-use crate::layout::{RunDir, cluster_config_for, timestamp_label, write_cluster_files};
+use crate::layout::{RunDir, RunFolder, cluster_config_for, write_cluster_files};
 use crate::nemesis::Nemesis;
 use crate::plan::{self, Plan};
 use crate::primary::PrimaryTracker;
@@ -25,8 +25,8 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Runs go to `<out>/<scenario>/<seed>-<time>/`.
-    pub out: PathBuf,
+    /// Where the run folder goes: a new one under `--out`, or exactly `--run-dir`.
+    pub folder: RunFolder,
     /// Replaces the workload's duration (the reproduce command repeats it).
     pub duration_override: Option<f64>,
     /// Keep the replicas' data dirs (write-ahead logs, snapshots) after the run.
@@ -50,11 +50,7 @@ pub fn prepare(
     options: &RunOptions,
 ) -> anyhow::Result<(Plan, RunDir)> {
     let plan = plan::resolve(loaded, seed)?;
-    let parent = options.out.join(&plan.scenario.name);
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let root = create_unique_dir(&parent, &format!("{seed}-{}", timestamp_label()))?;
-    let dir = RunDir::new(root);
+    let dir = options.folder.create(&plan.scenario.name, seed)?;
     std::fs::write(dir.scenario(), &loaded.text)
         .with_context(|| format!("cannot write {}", dir.scenario().display()))?;
     std::fs::write(dir.plan(), plan.to_json() + "\n")
@@ -364,24 +360,4 @@ fn collect_replica_files(plan: &Plan, dir: &RunDir) {
             }
         }
     }
-}
-
-/// `parent/name`, or `parent/name-2`, `-3`, ... when two runs start within the same second:
-/// a run never writes into another run's folder.
-fn create_unique_dir(parent: &std::path::Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
-    for attempt in 1..1000 {
-        let candidate = if attempt == 1 {
-            parent.join(name)
-        } else {
-            parent.join(format!("{name}-{attempt}"))
-        };
-        match std::fs::create_dir(&candidate) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot create {}", candidate.display()));
-            }
-        }
-    }
-    anyhow::bail!("no free run folder name under {}", parent.display())
 }

@@ -26,6 +26,18 @@ pub enum Outcome {
     Error,
 }
 
+impl Outcome {
+    /// As `verdict.json` spells it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Violation => "violation",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::Error => "error",
+        }
+    }
+}
+
 /// What happened when, on the history's clock (ns since the run started), for the checkers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
@@ -59,6 +71,13 @@ pub enum EarlyStop {
     },
     /// The run used up its budget of simulator actions: its outcome is unknown.
     OutOfBudget { actions: u64, at_ns: u64 },
+}
+
+impl Timeline {
+    /// The run folder's `timeline.json`.
+    pub fn read(dir: &RunDir) -> anyhow::Result<Timeline> {
+        read_json(&dir.timeline())
+    }
 }
 
 impl EarlyStop {
@@ -142,12 +161,31 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The run folder's `verdict.json`, as any build since the first wrote it.
+    pub fn read(dir: &RunDir) -> anyhow::Result<Verdict> {
+        read_json(&dir.verdict())
+    }
+
     /// 0 = as expected, 1 = unexpected outcome, 2 = the run could not be carried out.
     pub fn exit_code(&self) -> i32 {
         match (self.outcome, self.as_expected) {
             (Outcome::Error, _) => 2,
             (_, true) => 0,
             (_, false) => 1,
+        }
+    }
+
+    /// Whether the outcome is the one the scenario expects; a run that could not be carried
+    /// out never is.
+    pub fn met_expectation(&self) -> bool {
+        self.exit_code() == 0
+    }
+
+    /// The expectation as the scenario spells it.
+    pub fn expected_word(&self) -> &'static str {
+        match self.expected {
+            Expectation::Pass => "pass",
+            Expectation::Violation => "violation",
         }
     }
 
@@ -266,6 +304,14 @@ fn count_replica(events: &[EventLine]) -> ReplicaCounts {
     counts
 }
 
+/// Whether `outcome` is what a scenario expecting `expected` should come to.
+fn meets(outcome: Outcome, expected: Expectation) -> bool {
+    matches!(
+        (outcome, expected),
+        (Outcome::Pass, Expectation::Pass) | (Outcome::Violation, Expectation::Violation)
+    )
+}
+
 fn skipped(oracle: Oracle) -> CheckResult {
     CheckResult {
         name: oracle.name().to_string(),
@@ -370,10 +416,7 @@ fn judge_files(
         Outcome::Pass
     };
     let expected = plan.scenario.expect;
-    let as_expected = matches!(
-        (outcome, expected),
-        (Outcome::Pass, Expectation::Pass) | (Outcome::Violation, Expectation::Violation)
-    );
+    let as_expected = meets(outcome, expected);
     let nemesis_actions = std::fs::read_to_string(dir.nemesis())
         .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count() as u64)
         .unwrap_or(0);
@@ -416,10 +459,8 @@ fn judge_files(
 pub fn recheck(root: &std::path::Path) -> anyhow::Result<Verdict> {
     let dir = RunDir::new(root.to_path_buf());
     let plan: Plan = read_json(&dir.plan())?;
-    let timeline: Timeline = read_json(&dir.timeline())?;
-    let stored = std::fs::read_to_string(dir.verdict())
-        .ok()
-        .and_then(|t| serde_json::from_str::<Verdict>(&t).ok());
+    let timeline = Timeline::read(&dir)?;
+    let stored = Verdict::read(&dir).ok();
     let reproduce = stored
         .as_ref()
         .map(|v| v.reproduce.clone())
@@ -440,11 +481,35 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyh
 }
 
 #[cfg(test)]
+impl Verdict {
+    /// A verdict that says nothing but its outcome against its expectation, for tests of what
+    /// reads verdicts.
+    pub(crate) fn bare(outcome: Outcome, expected: Expectation) -> Verdict {
+        Verdict {
+            scenario: "s".into(),
+            seed: 1,
+            backend: Backend::Real,
+            outcome,
+            expected,
+            as_expected: meets(outcome, expected),
+            checks: Vec::new(),
+            counts: Counts::default(),
+            error: None,
+            reproduce: "gauntlet run s --seed 1".into(),
+            run_dir: String::new(),
+            started_at_ns: None,
+            build_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::scenario;
 
-    /// A verdict.json as builds before the simulator wrote it: no `backend`.
+    /// A verdict.json as builds before the simulator wrote it: no `backend`; and as the first
+    /// build wrote it: no `build_id`, `started_at_ns`, `counts.faulty` or `counts.defence`.
     const OLD_VERDICT: &str = r#"{
   "scenario": "smoke", "seed": 3, "outcome": "pass", "expected": "pass",
   "as_expected": true, "checks": [],
@@ -461,6 +526,18 @@ mod tests {
             serde_json::from_str(r#"{"workload_start_ns": 0, "workload_end_ns": 1, "heal_ns": 1, "probe_start_ns": 1, "probe_end_ns": 2}"#)
                 .expect("old timeline");
         assert_eq!(timeline.backend, Backend::Real);
+    }
+
+    #[test]
+    fn the_first_builds_verdict_reads_from_its_run_folder() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::new(folder.path().to_path_buf());
+        std::fs::write(dir.verdict(), OLD_VERDICT).expect("write");
+        let verdict = Verdict::read(&dir).expect("old verdict");
+        assert_eq!((verdict.seed, verdict.outcome), (3, Outcome::Pass));
+        assert!(verdict.met_expectation());
+        assert_eq!(verdict.build_id, None);
+        assert!(verdict.counts.faulty.is_empty() && verdict.counts.defence.is_empty());
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn reproducing_a_stored_run_reruns_it_into_a_new_folder_with_the_same_outcome() 
         original.run_dir.parent().and_then(|p| p.parent()),
         "next to the original, under the same results root"
     );
-    assert_eq!(reproduction.rerun.seed, Some(9));
+    assert_eq!(reproduction.rerun.seed, 9);
     assert!(
         reproduction.rerun.reproduce.contains("--duration 2"),
         "the duration override is carried over: {}",

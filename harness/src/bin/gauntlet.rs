@@ -11,6 +11,7 @@ use harness::campaign::reproduce::reproduce_on;
 use harness::campaign::{CampaignOptions, run_campaign};
 use harness::check::LinearizabilityOptions;
 use harness::history::{self, Format, ModelKind, Overall};
+use harness::layout::RunFolder;
 use harness::orchestrator::{self, RunOptions};
 use harness::processes::kill_all_registered;
 use harness::scenario::{self, BUILTINS};
@@ -41,6 +42,10 @@ enum Command {
         /// Results go to OUT/<scenario>/<seed>-<time>/.
         #[arg(long, default_value = "results")]
         out: PathBuf,
+        /// Write the run into exactly this folder instead (created if absent; refused if
+        /// anything is in it). For callers that must know the folder before the run starts.
+        #[arg(long, conflicts_with = "out")]
+        run_dir: Option<PathBuf>,
         /// Override the workload's duration in seconds (short CI variants).
         #[arg(long)]
         duration: Option<f64>,
@@ -147,6 +152,7 @@ fn main() -> ExitCode {
             scenario,
             seed,
             out,
+            run_dir,
             duration,
             keep_data,
             backend,
@@ -154,7 +160,7 @@ fn main() -> ExitCode {
             &scenario,
             seed,
             RunOptions {
-                out,
+                folder: run_dir.map_or(RunFolder::Under(out), RunFolder::Exactly),
                 duration_override: duration,
                 keep_data,
                 backend,

@@ -3,7 +3,7 @@
 
 use super::runner::relative_to;
 use super::{CampaignSummary, RunStatus};
-use crate::report::REPORT_FILE;
+use crate::layout::RunDir;
 use crate::report::html::{duration_ms, escape};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -94,9 +94,9 @@ pub fn render_index(summary: &CampaignSummary) -> String {
     );
     html.push_str("<table id=\"runs\"><thead><tr><th>result</th><th>scenario</th><th>seed</th><th>outcome</th><th>expected</th><th>duration</th><th>report</th><th>details</th></tr></thead><tbody>");
     for record in summary.ordered() {
-        let report = match &record.run_dir {
-            Some(dir) if dir.join(REPORT_FILE).exists() => {
-                let relative = relative_to(&dir.join(REPORT_FILE), &summary.dir);
+        let report = match record.run_dir.clone().map(|dir| RunDir::new(dir).report()) {
+            Some(report) if report.exists() => {
+                let relative = relative_to(&report, &summary.dir);
                 format!("<a href=\"{}\">report</a>", escape(&href_path(&relative)))
             }
             Some(_) => "<span class=\"muted\">no report</span>".into(),

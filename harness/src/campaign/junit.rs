@@ -6,7 +6,7 @@
 
 use super::{CampaignSummary, RunStatus};
 use crate::backend::Backend;
-use crate::report::REPORT_FILE;
+use crate::layout::RunDir;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 
@@ -35,7 +35,8 @@ pub fn junit_xml(summary: &CampaignSummary) -> anyhow::Result<String> {
             let mut description =
                 format!("{}\n\nreproduce: {}\n", record.summary, record.reproduce);
             if let Some(dir) = &record.run_dir {
-                description.push_str(&format!("report: {}\n", dir.join(REPORT_FILE).display()));
+                let report = RunDir::new(dir.clone()).report();
+                description.push_str(&format!("report: {}\n", report.display()));
             }
             if !record.log_tail.is_empty() {
                 description.push_str(&format!("\nlast lines of stderr:\n{}\n", record.log_tail));

@@ -2,9 +2,9 @@
 //! its scenario, seed and build, so every file it records must come out byte for byte the
 //! same. The first difference found points at where determinism broke.
 
-use crate::layout::RunDir;
+use crate::layout::{ReplicaProcess, RunDir};
 use anyhow::Context as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Verdict fields that say where a run was written or started from, not what happened in it.
 /// `reproduce` names the scenario's source: a built-in at first, the stored file on a rerun.
@@ -55,31 +55,67 @@ impl Replay {
     }
 }
 
+/// A file a simulated run records, wherever the run folder is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recorded {
+    History,
+    Events(ReplicaProcess),
+    Nemesis,
+    ProxyLog,
+    Verdict,
+}
+
+impl Recorded {
+    fn path(self, dir: &RunDir) -> PathBuf {
+        match self {
+            Recorded::History => dir.history(),
+            Recorded::Events(process) => dir.events_of(process),
+            Recorded::Nemesis => dir.nemesis(),
+            Recorded::ProxyLog => dir.proxy_log(),
+            Recorded::Verdict => dir.verdict(),
+        }
+    }
+
+    /// The file's name, the same in every run folder.
+    fn name(self, dir: &RunDir) -> String {
+        self.path(dir)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
 /// Compares the recorded files of two simulated runs in a fixed order (history, each
 /// replica's events, nemesis, proxy, verdict) and stops at the first difference.
 pub fn compare_runs(original: &Path, rerun: &Path) -> anyhow::Result<Replay> {
+    let (original, rerun) = (
+        RunDir::new(original.to_path_buf()),
+        RunDir::new(rerun.to_path_buf()),
+    );
     let mut identical = 0;
-    for file in recorded_files(original, rerun)? {
-        let read = |root: &Path| read_if_present(&root.join(&file));
-        let (a, b) = match (read(original)?, read(rerun)?) {
+    for file in recorded_files(&original, &rerun)? {
+        let (a, b) = match (
+            read_if_present(&file.path(&original))?,
+            read_if_present(&file.path(&rerun))?,
+        ) {
             (None, None) => continue,
             (Some(a), Some(b)) => (a, b),
             (a, _) => {
                 return Ok(Replay::Missing {
-                    file,
+                    file: file.name(&original),
                     missing_from: if a.is_none() { "original" } else { "rerun" },
                     identical,
                 });
             }
         };
-        let (a, b) = if file == VERDICT_FILE {
+        let (a, b) = if file == Recorded::Verdict {
             (without_location(&a), without_location(&b))
         } else {
             (a, b)
         };
         if let Some(line) = first_differing_line(&a, &b) {
             return Ok(Replay::Differs {
-                file,
+                file: file.name(&original),
                 line,
                 identical,
             });
@@ -89,47 +125,17 @@ pub fn compare_runs(original: &Path, rerun: &Path) -> anyhow::Result<Replay> {
     Ok(Replay::Exact { files: identical })
 }
 
-const VERDICT_FILE: &str = "verdict.json";
-
-/// The files to compare, as names inside a run folder: the replicas' events files of both runs
-/// (a replica missing from one is itself a difference).
-fn recorded_files(original: &Path, rerun: &Path) -> anyhow::Result<Vec<String>> {
-    let name = |path: std::path::PathBuf| {
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let layout = RunDir::new(original.to_path_buf());
-    let mut events = events_files(original)?;
-    events.extend(events_files(rerun)?);
-    events.sort();
-    events.dedup();
-    let mut files = vec![name(layout.history())];
-    files.extend(events);
-    files.extend([
-        name(layout.nemesis()),
-        name(layout.proxy_log()),
-        name(layout.verdict()),
-    ]);
+/// The files to compare: the replicas' events files of both runs (a replica missing from one
+/// is itself a difference).
+fn recorded_files(original: &RunDir, rerun: &RunDir) -> anyhow::Result<Vec<Recorded>> {
+    let mut processes = original.collected_events()?;
+    processes.extend(rerun.collected_events()?);
+    processes.sort();
+    processes.dedup();
+    let mut files = vec![Recorded::History];
+    files.extend(processes.into_iter().map(Recorded::Events));
+    files.extend([Recorded::Nemesis, Recorded::ProxyLog, Recorded::Verdict]);
     Ok(files)
-}
-
-/// `replica-N.events.jsonl` and twins' `replica-N-twin.events.jsonl`.
-fn events_files(root: &Path) -> anyhow::Result<Vec<String>> {
-    let entries =
-        std::fs::read_dir(root).with_context(|| format!("cannot list {}", root.display()))?;
-    let mut names = Vec::new();
-    for entry in entries {
-        let name = entry
-            .with_context(|| format!("cannot list {}", root.display()))?
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
-        if name.starts_with("replica-") && name.ends_with(".events.jsonl") {
-            names.push(name);
-        }
-    }
-    Ok(names)
 }
 
 fn read_if_present(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
@@ -175,24 +181,30 @@ fn first_differing_line(a: &[u8], b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use replica::ReplicaId;
+
+    fn layout(dir: &tempfile::TempDir) -> RunDir {
+        RunDir::new(dir.path().to_path_buf())
+    }
 
     /// A simulated run folder with a verdict written from `run_dir` by `reproduce`.
     fn run_folder(run_dir: &str, reproduce: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
-        let write = |name: &str, text: &str| {
-            std::fs::write(dir.path().join(name), text).expect("write");
+        let run = layout(&dir);
+        let write = |path: PathBuf, text: &str| {
+            std::fs::write(path, text).expect("write");
         };
-        write("history.jsonl", "{\"op\":1}\n{\"op\":2}\n");
-        write("replica-0.events.jsonl", "a\nb\nc\n");
-        write("replica-1.events.jsonl", "a\nb\nc\n");
-        write("nemesis.jsonl", "");
-        write("plan.json", "{\"source\": \"differs and is not compared\"}");
+        write(run.history(), "{\"op\":1}\n{\"op\":2}\n");
+        write(run.replica_events(ReplicaId(0)), "a\nb\nc\n");
+        write(run.replica_events(ReplicaId(1)), "a\nb\nc\n");
+        write(run.nemesis(), "");
+        write(run.plan(), "{\"source\": \"differs and is not compared\"}");
         let verdict = serde_json::json!({
             "scenario": "smoke", "seed": 3, "backend": "sim", "outcome": "pass",
             "started_at_ns": 12, "build_id": "b1", "run_dir": run_dir, "reproduce": reproduce,
         });
         write(
-            VERDICT_FILE,
+            run.verdict(),
             &serde_json::to_string_pretty(&verdict).expect("json"),
         );
         dir
@@ -223,8 +235,8 @@ mod tests {
     #[test]
     fn the_first_differing_file_and_line_are_named() {
         let (original, rerun) = original_and_rerun();
-        std::fs::write(rerun.path().join("replica-1.events.jsonl"), "a\nB\nc\n").expect("write");
-        std::fs::write(rerun.path().join("nemesis.jsonl"), "x\n").expect("write");
+        std::fs::write(layout(&rerun).replica_events(ReplicaId(1)), "a\nB\nc\n").expect("write");
+        std::fs::write(layout(&rerun).nemesis(), "x\n").expect("write");
         let replay = compare_runs(original.path(), rerun.path()).expect("compared");
         assert_eq!(
             replay,
@@ -240,7 +252,7 @@ mod tests {
     #[test]
     fn a_verdict_that_differs_in_what_happened_is_a_difference() {
         let (original, rerun) = original_and_rerun();
-        let path = rerun.path().join(VERDICT_FILE);
+        let path = layout(&rerun).verdict();
         let text = std::fs::read_to_string(&path).expect("read");
         std::fs::write(
             &path,
@@ -249,7 +261,7 @@ mod tests {
         .expect("write");
         let replay = compare_runs(original.path(), rerun.path()).expect("compared");
         assert!(
-            matches!(&replay, Replay::Differs { file, identical: 4, .. } if file == VERDICT_FILE),
+            matches!(&replay, Replay::Differs { file, identical: 4, .. } if file == "verdict.json"),
             "{replay:?}"
         );
     }
@@ -257,7 +269,7 @@ mod tests {
     #[test]
     fn a_file_in_one_run_only_is_named_with_the_run_it_is_missing_from() {
         let (original, rerun) = original_and_rerun();
-        std::fs::write(rerun.path().join("replica-2.events.jsonl"), "a\n").expect("write");
+        std::fs::write(layout(&rerun).replica_events(ReplicaId(2)), "a\n").expect("write");
         let replay = compare_runs(original.path(), rerun.path()).expect("compared");
         assert_eq!(
             replay,
@@ -265,6 +277,22 @@ mod tests {
                 file: "replica-2.events.jsonl".into(),
                 missing_from: "original",
                 identical: 3,
+            }
+        );
+    }
+
+    #[test]
+    fn a_twins_events_are_compared_right_after_its_replicas() {
+        let (original, rerun) = original_and_rerun();
+        std::fs::write(layout(&original).twin_events(ReplicaId(0)), "t\n").expect("write");
+        std::fs::write(layout(&rerun).twin_events(ReplicaId(0)), "T\n").expect("write");
+        let replay = compare_runs(original.path(), rerun.path()).expect("compared");
+        assert_eq!(
+            replay,
+            Replay::Differs {
+                file: "replica-0-twin.events.jsonl".into(),
+                line: 1,
+                identical: 2,
             }
         );
     }

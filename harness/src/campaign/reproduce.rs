@@ -8,16 +8,18 @@
 use super::replay::{Replay, compare_runs};
 use crate::backend::Backend;
 use crate::check::CheckOutcome;
-use crate::report::{VerdictFile, backend_label};
+use crate::layout::RunDir;
+use crate::report::backend_label;
+use crate::verdict::{Outcome, Verdict};
 use anyhow::{Context as _, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 
 #[derive(Clone, Debug)]
 pub struct Reproduction {
-    pub original: VerdictFile,
-    pub rerun: VerdictFile,
+    pub original: Verdict,
+    pub rerun: Verdict,
     pub rerun_dir: PathBuf,
     /// Where the rerun ran (the original's backend is `original.backend`).
     pub rerun_backend: Backend,
@@ -35,7 +37,7 @@ impl Reproduction {
     /// could not be carried out.
     pub fn exit_code(&self) -> i32 {
         let replay_exact = self.replay.as_ref().is_none_or(Replay::is_exact);
-        if self.rerun.outcome == "error" {
+        if self.rerun.outcome == Outcome::Error {
             2
         } else if self.matched && replay_exact {
             0
@@ -55,7 +57,7 @@ impl Reproduction {
             "original ({}): {} (expected {}); rerun ({}): {} → {}\n",
             self.original.backend,
             outcome_words(&self.original),
-            self.original.expected,
+            self.original.expected_word(),
             self.rerun_backend,
             outcome_words(&self.rerun),
             if self.matched {
@@ -84,21 +86,21 @@ impl Reproduction {
         } else if self.matched {
             format!(
                 "on {there}: also {}, but other oracles are violated ({} then, {} now)",
-                self.rerun.outcome,
+                self.rerun.outcome.word(),
                 then.join(", "),
                 now.join(", ")
             )
         } else {
             format!(
                 "on {there}: the original's {} does NOT show",
-                self.original.outcome
+                self.original.outcome.word()
             )
         }
     }
 }
 
 /// The names of the checks a verdict found violated.
-fn violated(verdict: &VerdictFile) -> Vec<&str> {
+fn violated(verdict: &Verdict) -> Vec<&str> {
     verdict
         .checks
         .iter()
@@ -109,12 +111,12 @@ fn violated(verdict: &VerdictFile) -> Vec<&str> {
 
 /// `pass`, or `violation (agreement, linearizability)`: which oracle matters as much as the
 /// outcome when comparing backends.
-fn outcome_words(verdict: &VerdictFile) -> String {
+fn outcome_words(verdict: &Verdict) -> String {
     let oracles = violated(verdict);
     if oracles.is_empty() {
-        verdict.outcome.clone()
+        verdict.outcome.word().to_string()
     } else {
-        format!("{} ({})", verdict.outcome, oracles.join(", "))
+        format!("{} ({})", verdict.outcome.word(), oracles.join(", "))
     }
 }
 
@@ -155,12 +157,10 @@ pub fn reproduce_on(
     executable: Option<&Path>,
     backend: Option<Backend>,
 ) -> anyhow::Result<Reproduction> {
-    let original = VerdictFile::read(&run_dir.join("verdict.json")).map_err(anyhow::Error::msg)?;
+    let original_dir = RunDir::new(run_dir.to_path_buf());
+    let original = Verdict::read(&original_dir)?;
     let rerun_backend = backend.unwrap_or(original.backend);
-    let Some(seed) = original.seed else {
-        bail!("{}: the verdict has no seed", run_dir.display());
-    };
-    let scenario = run_dir.join("scenario.yaml");
+    let scenario = original_dir.scenario();
     if !scenario.is_file() {
         bail!("{}: no scenario.yaml to rerun", run_dir.display());
     }
@@ -174,54 +174,69 @@ pub fn reproduce_on(
         Some(then) => Some((then.clone(), now)),
         None => Some(("not recorded".into(), now)),
     };
-    let mut command = Command::new(&executable);
-    command
-        .arg("run")
-        .arg(&scenario)
-        .arg("--seed")
-        .arg(seed.to_string())
-        .arg("--out")
-        .arg(results_root(run_dir));
-    if let Some(duration) = duration_override(&original.reproduce) {
-        command.arg("--duration").arg(duration);
+    let rerun_dir =
+        RunDir::create_under(&results_root(run_dir), &original.scenario, original.seed)?;
+    let ran = run_again(&executable, &original, &scenario, rerun_backend, &rerun_dir);
+    if ran.is_err() {
+        // A rerun that never started leaves an empty folder: nothing worth keeping.
+        rerun_dir.remove_if_empty();
     }
-    command.arg("--backend").arg(rerun_backend.name());
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", executable.display()))?;
-    // Pass the rerun's output through, and catch where it puts its folder.
-    let mut rerun_dir = None;
-    if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            println!("{line}");
-            if let Some(path) = line.strip_prefix("run folder:") {
-                rerun_dir = Some(PathBuf::from(path.trim()));
-            }
-        }
-    }
-    let status = child.wait().context("cannot wait for the rerun")?;
-    let Some(rerun_dir) = rerun_dir else {
-        bail!("the rerun printed no run folder (exit status {status})");
-    };
-    let rerun = VerdictFile::read(&rerun_dir.join("verdict.json")).map_err(anyhow::Error::msg)?;
+    let (status, rerun) = ran?;
     let replay = if original.backend == Backend::Sim && rerun_backend == Backend::Sim {
-        Some(compare_runs(run_dir, &rerun_dir)?)
+        Some(compare_runs(run_dir, &rerun_dir.root)?)
     } else {
         None
     };
     Ok(Reproduction {
-        matched: !rerun.outcome.is_empty() && rerun.outcome == original.outcome,
+        matched: rerun.outcome == original.outcome,
         original,
         rerun,
-        rerun_dir,
+        rerun_dir: rerun_dir.root,
         rerun_backend,
         replay,
         build_mismatch,
         rerun_exit_code: status.code(),
     })
+}
+
+/// Runs the stored scenario with the original's seed (and `--duration`, if it had one) on
+/// `backend` into `rerun_dir`, passing its output through; returns how it exited and its
+/// verdict.
+fn run_again(
+    executable: &Path,
+    original: &Verdict,
+    scenario: &Path,
+    backend: Backend,
+    rerun_dir: &RunDir,
+) -> anyhow::Result<(ExitStatus, Verdict)> {
+    let mut command = Command::new(executable);
+    command
+        .arg("run")
+        .arg(scenario)
+        .arg("--seed")
+        .arg(original.seed.to_string())
+        .arg("--run-dir")
+        .arg(&rerun_dir.root);
+    if let Some(duration) = duration_override(&original.reproduce) {
+        command.arg("--duration").arg(duration);
+    }
+    command.arg("--backend").arg(backend.name());
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", executable.display()))?;
+    // Through this process's stdout, so that whoever captures it (a test) sees it too.
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("{line}");
+        }
+    }
+    let status = child.wait().context("cannot wait for the rerun")?;
+    let verdict = Verdict::read(rerun_dir)
+        .with_context(|| format!("the rerun left no verdict (exit status {status})"))?;
+    Ok((status, verdict))
 }
 
 #[cfg(test)]
@@ -241,11 +256,9 @@ mod tests {
         assert_eq!(duration_override("gauntlet run smoke --seed 3"), None);
     }
 
-    fn verdict(backend: Backend, outcome: &str, violated: &[&str]) -> VerdictFile {
-        VerdictFile {
+    fn verdict(backend: Backend, outcome: Outcome, violated: &[&str]) -> Verdict {
+        Verdict {
             backend,
-            outcome: outcome.into(),
-            expected: "pass".into(),
             checks: violated
                 .iter()
                 .map(|name| crate::check::CheckResult {
@@ -255,15 +268,11 @@ mod tests {
                     details: serde_json::Value::Null,
                 })
                 .collect(),
-            ..VerdictFile::default()
+            ..Verdict::bare(outcome, crate::scenario::Expectation::Pass)
         }
     }
 
-    fn reproduction(
-        original: VerdictFile,
-        rerun: VerdictFile,
-        replay: Option<Replay>,
-    ) -> Reproduction {
+    fn reproduction(original: Verdict, rerun: Verdict, replay: Option<Replay>) -> Reproduction {
         Reproduction {
             matched: original.outcome == rerun.outcome,
             rerun_backend: rerun.backend,
@@ -279,8 +288,8 @@ mod tests {
     #[test]
     fn a_simulated_replay_that_differs_fails_even_with_the_same_outcome() {
         let exact = reproduction(
-            verdict(Backend::Sim, "pass", &[]),
-            verdict(Backend::Sim, "pass", &[]),
+            verdict(Backend::Sim, Outcome::Pass, &[]),
+            verdict(Backend::Sim, Outcome::Pass, &[]),
             Some(Replay::Exact { files: 7 }),
         );
         assert_eq!(exact.exit_code(), 0);
@@ -309,10 +318,10 @@ mod tests {
 
     #[test]
     fn a_simulated_finding_rerun_on_real_processes_says_whether_it_shows_there() {
-        let found = verdict(Backend::Sim, "violation", &["agreement"]);
+        let found = verdict(Backend::Sim, Outcome::Violation, &["agreement"]);
         let shows = reproduction(
             found.clone(),
-            verdict(Backend::Real, "violation", &["agreement"]),
+            verdict(Backend::Real, Outcome::Violation, &["agreement"]),
             None,
         );
         assert!(
@@ -329,7 +338,7 @@ mod tests {
         );
         let elsewhere = reproduction(
             found.clone(),
-            verdict(Backend::Real, "violation", &["linearizability"]),
+            verdict(Backend::Real, Outcome::Violation, &["linearizability"]),
             None,
         );
         assert!(
@@ -337,7 +346,7 @@ mod tests {
                 .summary()
                 .contains("but other oracles are violated")
         );
-        let gone = reproduction(found, verdict(Backend::Real, "pass", &[]), None);
+        let gone = reproduction(found, verdict(Backend::Real, Outcome::Pass, &[]), None);
         assert!(
             gone.summary()
                 .contains("on real processes: the original's violation does NOT show"),

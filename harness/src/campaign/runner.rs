@@ -4,7 +4,11 @@
 use super::matrix::Cell;
 use super::{RunRecord, RunStatus};
 use crate::backend::Backend;
-use crate::report::{self, VerdictFile};
+use crate::check::CheckOutcome;
+use crate::layout::RunDir;
+use crate::report;
+use crate::verdict::Verdict;
+use anyhow::Context as _;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -274,7 +278,8 @@ fn reproduce_hint(cell: &Cell, run_args: &[String], backend: Backend) -> String 
     command
 }
 
-/// Runs one cell to completion and judges it from its exit code and verdict.
+/// Runs one cell to completion in a run folder chosen here, and judges it from its exit code
+/// and the verdict in that folder.
 fn run_cell(config: &RunnerConfig, cell: &Cell, spinner: Option<&ProgressBar>) -> RunRecord {
     let started = Instant::now();
     let mut record = RunRecord {
@@ -289,57 +294,28 @@ fn run_cell(config: &RunnerConfig, cell: &Cell, spinner: Option<&ProgressBar>) -
         reproduce: reproduce_hint(cell, &config.run_args, config.backend),
         log_tail: String::new(),
     };
-    let spawned = Command::new(&config.executable)
-        .arg("run")
-        .arg(&cell.scenario)
-        .arg("--seed")
-        .arg(cell.seed.to_string())
-        .arg("--out")
-        .arg(&config.campaign_dir)
-        .args(&config.run_args)
-        .arg("--backend")
-        .arg(config.backend.name())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut guard = match spawned {
-        Ok(child) => ChildGuard(Some(child)),
+    let dir = match reserve_run_dir(&config.campaign_dir, cell) {
+        Ok(dir) => dir,
         Err(error) => {
+            record.summary = format!("{error:#}");
+            return record;
+        }
+    };
+    let child = match spawn_run(config, cell, &dir) {
+        Ok(child) => child,
+        Err(error) => {
+            dir.remove_if_empty();
             record.summary = format!("cannot start {}: {error}", config.executable.display());
             return record;
         }
     };
-    let Some(child) = guard.0.as_mut() else {
-        return record;
-    };
-    let stderr = child.stderr.take();
-    let stdout = child.stdout.take();
-    let (run_dir, tail) = std::thread::scope(|scope| {
-        let tail = scope.spawn(move || stderr.map(read_tail).unwrap_or_default());
-        let run_dir = stdout.and_then(|out| follow_stdout(out, spinner));
-        (run_dir, tail.join().unwrap_or_default())
-    });
-    let status = guard.0.take().map(|mut child| child.wait());
+    let (exit_code, tail) = wait_for_run(child, spinner);
     record.duration_ms = started.elapsed().as_millis() as u64;
-    let exit_code = match status {
-        Some(Ok(status)) => status.code(),
-        Some(Err(error)) => {
-            record.summary = format!("cannot wait for the run: {error}");
-            None
-        }
-        None => None,
-    };
-    record.run_dir = run_dir.clone();
-    let verdict = run_dir
-        .as_deref()
-        .map(|dir| VerdictFile::read(&dir.join("verdict.json")));
-    if let Some(dir) = &run_dir
-        && dir.is_dir()
-        && !dir.join(report::REPORT_FILE).exists()
-        && let Err(error) = report::write_report(dir)
-    {
-        tracing::warn!("cannot write the report of {}: {error:#}", dir.display());
+    let verdict = Verdict::read(&dir).map_err(|error| format!("{error:#}"));
+    // A run that stopped before it began (a bad argument, say) leaves its folder empty.
+    if !dir.remove_if_empty() {
+        record.run_dir = Some(dir.root.clone());
+        write_missing_report(&dir);
     }
     judge_record(&mut record, exit_code, verdict);
     if record.status == RunStatus::Error {
@@ -348,57 +324,100 @@ fn run_cell(config: &RunnerConfig, cell: &Cell, spinner: Option<&ProgressBar>) -
     record
 }
 
+/// The run's folder, `<campaign>/<scenario>/<seed>-<time>/` as `gauntlet run --out` names
+/// it, created here so that the campaign knows where the run is and no two runs share one.
+fn reserve_run_dir(campaign_dir: &Path, cell: &Cell) -> anyhow::Result<RunDir> {
+    let loaded = crate::scenario::load(&cell.scenario).context("the scenario does not load")?;
+    RunDir::create_under(campaign_dir, &loaded.scenario.name, cell.seed)
+}
+
+fn spawn_run(config: &RunnerConfig, cell: &Cell, dir: &RunDir) -> std::io::Result<Child> {
+    Command::new(&config.executable)
+        .arg("run")
+        .arg(&cell.scenario)
+        .arg("--seed")
+        .arg(cell.seed.to_string())
+        .arg("--run-dir")
+        .arg(&dir.root)
+        .args(&config.run_args)
+        .arg("--backend")
+        .arg(config.backend.name())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+}
+
+/// Waits for the run to exit, its stdout shown on the spinner; returns its exit code (`None`
+/// if a signal ended it) and the last lines of its stderr.
+fn wait_for_run(mut child: Child, spinner: Option<&ProgressBar>) -> (Option<i32>, String) {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let mut guard = ChildGuard(Some(child));
+    let tail = std::thread::scope(|scope| {
+        let tail = scope.spawn(move || stderr.map(read_tail).unwrap_or_default());
+        if let Some(stdout) = stdout {
+            show_progress(stdout, spinner);
+        }
+        tail.join().unwrap_or_default()
+    });
+    let exit_code = match guard.0.take().map(|mut child| child.wait()) {
+        Some(Ok(status)) => status.code(),
+        Some(Err(error)) => {
+            tracing::warn!("cannot wait for a run: {error}");
+            None
+        }
+        None => None,
+    };
+    (exit_code, tail)
+}
+
+/// The run writes its own report; one that died before it did still gets a page saying so.
+fn write_missing_report(dir: &RunDir) {
+    if !dir.report().exists()
+        && let Err(error) = report::write_report(&dir.root)
+    {
+        tracing::warn!(
+            "cannot write the report of {}: {error:#}",
+            dir.root.display()
+        );
+    }
+}
+
 /// Status from the exit code (0/1/2, as `gauntlet run` defines them) and the verdict; an exit
 /// code that contradicts the verdict, a missing verdict or a crash count as errors.
-fn judge_record(
-    record: &mut RunRecord,
-    exit_code: Option<i32>,
-    verdict: Option<Result<VerdictFile, String>>,
-) {
+fn judge_record(record: &mut RunRecord, exit_code: Option<i32>, verdict: Result<Verdict, String>) {
     let verdict = match verdict {
-        Some(Ok(verdict)) => verdict,
-        Some(Err(problem)) => {
+        Ok(verdict) => verdict,
+        Err(problem) => {
             record.status = RunStatus::Error;
             record.summary = format!("no readable verdict ({problem}); exit code {exit_code:?}");
             return;
         }
-        None => {
-            record.status = RunStatus::Error;
-            if record.summary.is_empty() {
-                record.summary = format!("the run printed no run folder; exit code {exit_code:?}");
-            }
-            return;
-        }
     };
-    if !verdict.scenario.is_empty() {
-        record.scenario_name = verdict.scenario.clone();
-    }
-    record.outcome = verdict.outcome.clone();
-    record.expected = verdict.expected.clone();
-    if !verdict.reproduce.is_empty() {
-        record.reproduce = verdict.reproduce.clone();
-    }
+    record.scenario_name = verdict.scenario.clone();
+    record.outcome = verdict.outcome.word().to_string();
+    record.expected = verdict.expected_word().to_string();
+    record.reproduce = verdict.reproduce.clone();
     record.summary = verdict_summary(&verdict);
-    record.status = match exit_code {
-        Some(0) if verdict.matches_expectation() => RunStatus::AsExpected,
-        Some(1) if !verdict.matches_expectation() && verdict.outcome != "error" => {
-            RunStatus::Unexpected
-        }
-        _ => {
-            record.summary = format!(
-                "exit code {exit_code:?} does not fit the verdict ({}): {}",
-                verdict.outcome, record.summary
-            );
-            RunStatus::Error
-        }
-    };
-    if verdict.outcome == "error" {
+    if exit_code != Some(verdict.exit_code()) {
         record.status = RunStatus::Error;
+        record.summary = format!(
+            "exit code {exit_code:?} does not fit the verdict ({}): {}",
+            verdict.outcome.word(),
+            record.summary
+        );
+        return;
     }
+    record.status = match verdict.exit_code() {
+        0 => RunStatus::AsExpected,
+        1 => RunStatus::Unexpected,
+        _ => RunStatus::Error,
+    };
 }
 
 /// The failing checks, one per line; or the run's error; or the passing summary.
-pub fn verdict_summary(verdict: &VerdictFile) -> String {
+pub fn verdict_summary(verdict: &Verdict) -> String {
     if let Some(error) = &verdict.error {
         return format!("error: {error}");
     }
@@ -408,32 +427,30 @@ pub fn verdict_summary(verdict: &VerdictFile) -> String {
         .filter(|c| {
             matches!(
                 c.outcome,
-                crate::check::CheckOutcome::Violation | crate::check::CheckOutcome::Inconclusive
+                CheckOutcome::Violation | CheckOutcome::Inconclusive
             )
         })
         .map(|c| format!("{}: {}", c.name, c.summary))
         .collect();
     if lines.is_empty() {
-        format!("{} (expected {})", verdict.outcome, verdict.expected)
+        format!(
+            "{} (expected {})",
+            verdict.outcome.word(),
+            verdict.expected_word()
+        )
     } else {
         lines.join("\n")
     }
 }
 
-/// Reads the run's stdout to its end, showing each line on the spinner; returns the last
-/// `run folder:` the run announced.
-fn follow_stdout(stdout: impl Read, spinner: Option<&ProgressBar>) -> Option<PathBuf> {
-    let mut run_dir = None;
+/// Shows each line the run prints on the spinner, to the end of its output.
+fn show_progress(stdout: impl Read, spinner: Option<&ProgressBar>) {
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
-        if let Some(path) = line.strip_prefix("run folder:") {
-            run_dir = Some(PathBuf::from(path.trim()));
-        }
         if let Some(spinner) = spinner {
             spinner.set_message(line);
         }
     }
-    run_dir
 }
 
 fn read_tail(stderr: impl Read) -> String {
@@ -458,6 +475,8 @@ pub fn relative_to(path: &Path, base: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Expectation;
+    use crate::verdict::Outcome;
 
     fn blank() -> RunRecord {
         RunRecord {
@@ -478,47 +497,66 @@ mod tests {
         }
     }
 
-    fn verdict(outcome: &str, expected: &str) -> VerdictFile {
-        VerdictFile {
-            outcome: outcome.into(),
-            expected: expected.into(),
-            reproduce: "gauntlet run s --seed 1".into(),
-            ..VerdictFile::default()
-        }
+    fn verdict(outcome: Outcome, expected: Expectation) -> Verdict {
+        Verdict::bare(outcome, expected)
     }
 
     #[test]
     fn exit_code_and_verdict_together_decide_the_status() {
+        use Expectation as E;
+        use Outcome as O;
         let cases = [
-            (Some(0), verdict("pass", "pass"), RunStatus::AsExpected),
-            (Some(1), verdict("violation", "pass"), RunStatus::Unexpected),
+            (Some(0), verdict(O::Pass, E::Pass), RunStatus::AsExpected),
+            (
+                Some(1),
+                verdict(O::Violation, E::Pass),
+                RunStatus::Unexpected,
+            ),
             (
                 Some(0),
-                verdict("violation", "violation"),
+                verdict(O::Violation, E::Violation),
                 RunStatus::AsExpected,
             ),
             (
                 Some(1),
-                verdict("inconclusive", "pass"),
+                verdict(O::Inconclusive, E::Pass),
                 RunStatus::Unexpected,
             ),
-            (Some(2), verdict("error", "pass"), RunStatus::Error),
-            (Some(0), verdict("violation", "pass"), RunStatus::Error),
-            (None, verdict("pass", "pass"), RunStatus::Error),
+            (Some(2), verdict(O::Error, E::Pass), RunStatus::Error),
+            (Some(0), verdict(O::Violation, E::Pass), RunStatus::Error),
+            (None, verdict(O::Pass, E::Pass), RunStatus::Error),
         ];
         for (code, v, want) in cases {
             let mut record = blank();
-            judge_record(&mut record, code, Some(Ok(v.clone())));
+            judge_record(&mut record, code, Ok(v.clone()));
             assert_eq!(record.status, want, "{code:?} {v:?}");
             assert_eq!(record.reproduce, "gauntlet run s --seed 1");
         }
         let mut record = blank();
-        judge_record(&mut record, Some(0), None);
+        judge_record(&mut record, Some(0), Err("no verdict.json".into()));
         assert_eq!(
             record.status,
             RunStatus::Error,
             "no verdict is never a pass"
         );
+    }
+
+    #[test]
+    fn the_record_takes_the_verdicts_words_and_its_error() {
+        let mut record = blank();
+        judge_record(
+            &mut record,
+            Some(2),
+            Ok(Verdict {
+                error: Some("the proxy did not start".into()),
+                ..verdict(Outcome::Error, Expectation::Violation)
+            }),
+        );
+        assert_eq!(
+            (record.outcome.as_str(), record.expected.as_str()),
+            ("error", "violation")
+        );
+        assert_eq!(record.summary, "error: the proxy did not start");
     }
 
     #[test]
@@ -566,16 +604,6 @@ mod tests {
             reproduce_hint(&cell, &args, Backend::Sim),
             "gauntlet run smoke --seed 4 --duration 3 --backend sim"
         );
-    }
-
-    #[test]
-    fn stdout_follower_takes_the_last_announced_run_folder() {
-        let out = "seed: 4\nrun folder: /r/a\nsmoke: Pass\nrun folder: /r/b\n";
-        assert_eq!(
-            follow_stdout(out.as_bytes(), None),
-            Some(PathBuf::from("/r/b"))
-        );
-        assert_eq!(follow_stdout("nothing\n".as_bytes(), None), None);
     }
 
     #[test]

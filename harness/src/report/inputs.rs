@@ -1,77 +1,15 @@
 //! Reading a run folder for the report. Every file is optional: a run that died early still
 //! gets a page, and what could not be read is listed on it instead of failing the report.
 
-use crate::backend::Backend;
-use crate::check::{CheckResult, read_events, read_history};
+use crate::check::{read_events, read_history};
+use crate::layout::RunDir;
 use crate::nemesis::{NemesisRecord, PlannedAction, PlannedFault, PlannedTarget};
-use crate::verdict::Timeline;
+use crate::verdict::{Timeline, Verdict, read_json};
 use replica::ReplicaId;
 use replica::events::EventLine;
 use replica::node::StatsSnapshot;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use workloads::history::HistoryEvent;
-
-/// `verdict.json` as the report, the campaign and `reproduce` read it: every field optional,
-/// unknown fields ignored, so a verdict from an older or newer build still renders.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct VerdictFile {
-    #[serde(default)]
-    pub scenario: String,
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// Absent in verdicts from before the simulator (real); a backend this build does not
-    /// know also reads as real rather than costing the whole verdict.
-    #[serde(default, deserialize_with = "lenient_backend")]
-    pub backend: Backend,
-    /// `pass`, `violation`, `inconclusive` or `error`.
-    #[serde(default)]
-    pub outcome: String,
-    /// `pass` or `violation`.
-    #[serde(default, alias = "expect")]
-    pub expected: String,
-    /// Set by the orchestrator when it judged the outcome against the expectation itself.
-    #[serde(default)]
-    pub as_expected: Option<bool>,
-    #[serde(default)]
-    pub checks: Vec<CheckResult>,
-    #[serde(default)]
-    pub counts: serde_json::Value,
-    #[serde(default, alias = "reproduce_command")]
-    pub reproduce: String,
-    #[serde(default)]
-    pub build_id: Option<String>,
-    #[serde(default)]
-    pub duration_ms: Option<u64>,
-    /// Wall-clock time (ns since the Unix epoch) of the history's time zero.
-    #[serde(default, alias = "started_unix_ns", alias = "start_unix_ns")]
-    pub started_at_ns: Option<u64>,
-    /// Why the run could not be carried out, for outcome `error`.
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-impl VerdictFile {
-    pub fn read(path: &Path) -> Result<VerdictFile, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    /// Whether the outcome is what the scenario expected; an `error` never is.
-    pub fn matches_expectation(&self) -> bool {
-        if self.outcome == "error" {
-            return false;
-        }
-        self.as_expected
-            .unwrap_or_else(|| !self.outcome.is_empty() && self.outcome == self.expected)
-    }
-}
-
-fn lenient_backend<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Backend, D::Error> {
-    let value = serde_json::Value::deserialize(input)?;
-    Ok(serde_json::from_value(value).unwrap_or_default())
-}
 
 /// One replica's files.
 #[derive(Clone, Debug, Default)]
@@ -95,7 +33,7 @@ pub struct FaultWindow {
 #[derive(Clone, Debug, Default)]
 pub struct RunData {
     pub dir: PathBuf,
-    pub verdict: Option<VerdictFile>,
+    pub verdict: Option<Verdict>,
     pub scenario_yaml: Option<String>,
     pub history: Vec<HistoryEvent>,
     pub replicas: Vec<ReplicaFiles>,
@@ -110,31 +48,22 @@ pub struct RunData {
 
 impl RunData {
     pub fn load(dir: &Path) -> RunData {
+        let run = RunDir::new(dir.to_path_buf());
         let mut data = RunData {
             dir: dir.to_path_buf(),
             ..RunData::default()
         };
-        match VerdictFile::read(&dir.join("verdict.json")) {
+        match Verdict::read(&run) {
             Ok(verdict) => data.verdict = Some(verdict),
-            Err(problem) => data.problems.push(problem),
+            Err(problem) => data.problems.push(format!("{problem:#}")),
         }
-        data.scenario_yaml = std::fs::read_to_string(dir.join("scenario.yaml")).ok();
-        let history_path = dir.join("history.jsonl");
-        if history_path.exists() {
-            match read_history(&history_path) {
-                Ok(history) => data.history = history,
-                Err(e) => data.problems.push(e.to_string()),
-            }
-        } else {
-            data.problems.push("history.jsonl is missing".into());
-        }
-        data.replicas = load_replicas(dir, &mut data.problems);
-        data.timeline = std::fs::read_to_string(dir.join("timeline.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let logged = read_nemesis_log(&dir.join("nemesis.jsonl"));
+        data.scenario_yaml = std::fs::read_to_string(run.scenario()).ok();
+        data.history = load_history(&run, &mut data.problems);
+        data.replicas = load_replicas(&run, &mut data.problems);
+        data.timeline = Timeline::read(&run).ok();
+        let logged = read_nemesis_log(&run.nemesis());
         if logged.is_empty() {
-            data.faults = read_planned_faults(&dir.join("plan.json"));
+            data.faults = read_planned_faults(&run.plan());
         } else {
             data.faults = logged;
             data.faults_from_log = true;
@@ -143,88 +72,54 @@ impl RunData {
     }
 }
 
-/// Finds each replica's events and stats: `replica-N.events.jsonl` / `replica-N.stats.json`
-/// (the orchestrator's layout), or `replica-N/{events.jsonl,stats.json}` (a data dir).
-fn load_replicas(dir: &Path, problems: &mut Vec<String>) -> Vec<ReplicaFiles> {
-    let mut found: BTreeMap<u32, (Option<PathBuf>, Option<PathBuf>)> = BTreeMap::new();
-    // Data dirs first, so the copies collected into the run folder win.
-    for folder in [dir.join("data"), dir.to_path_buf()] {
-        find_replica_files(&folder, &mut found);
+fn load_history(run: &RunDir, problems: &mut Vec<String>) -> Vec<HistoryEvent> {
+    let path = run.history();
+    if !path.exists() {
+        problems.push(format!("{} is missing", file_name(&path)));
+        return Vec::new();
     }
-    found
+    read_history(&path).unwrap_or_else(|e| {
+        problems.push(e.to_string());
+        Vec::new()
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+/// Each replica's events and statistics: the copies collected into the run folder, else the
+/// originals in its data dir (a run stopped before collecting, or kept with `--keep-data`).
+fn load_replicas(run: &RunDir, problems: &mut Vec<String>) -> Vec<ReplicaFiles> {
+    run.replicas_with_files()
         .into_iter()
-        .map(|(id, (events, stats))| load_replica(id, events, stats, problems))
+        .map(|id| load_replica(run, id, problems))
         .collect()
 }
 
-type FoundFiles = BTreeMap<u32, (Option<PathBuf>, Option<PathBuf>)>;
-
-fn find_replica_files(folder: &Path, found: &mut FoundFiles) {
-    let Ok(entries) = std::fs::read_dir(folder) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        if let Some(id) = name
-            .strip_prefix("replica-")
-            .and_then(|s| s.parse::<u32>().ok())
-            && path.is_dir()
-        {
-            let slot = found.entry(id).or_default();
-            let events = path.join("events.jsonl");
-            let stats = path.join("stats.json");
-            if events.exists() {
-                slot.0 = Some(events);
-            }
-            if stats.exists() {
-                slot.1 = Some(stats);
-            }
-        } else if let Some(id) = numbered(&name, "replica-", ".events.jsonl")
-            .or_else(|| numbered(&name, "events-", ".jsonl"))
-        {
-            found.entry(id).or_default().0 = Some(path);
-        } else if let Some(id) = numbered(&name, "replica-", ".stats.json")
-            .or_else(|| numbered(&name, "stats-", ".json"))
-        {
-            found.entry(id).or_default().1 = Some(path);
-        }
-    }
-}
-
-fn load_replica(
-    id: u32,
-    events: Option<PathBuf>,
-    stats: Option<PathBuf>,
-    problems: &mut Vec<String>,
-) -> ReplicaFiles {
+fn load_replica(run: &RunDir, id: ReplicaId, problems: &mut Vec<String>) -> ReplicaFiles {
     let mut files = ReplicaFiles {
-        id: ReplicaId(id),
+        id,
         ..ReplicaFiles::default()
     };
-    if let Some(path) = events {
+    if let Some(path) = first_present([run.replica_events(id), run.data_events(id)]) {
         match read_events(&path) {
             Ok(events) => files.events = events,
             Err(e) => problems.push(e.to_string()),
         }
     }
-    if let Some(path) = stats {
-        match std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-        {
+    if let Some(path) = first_present([run.replica_stats(id), run.data_stats(id)]) {
+        match read_json::<StatsSnapshot>(&path) {
             Ok(stats) => files.stats = Some(stats),
-            Err(e) => problems.push(format!("{}: {e}", path.display())),
+            Err(e) => problems.push(format!("{e:#}")),
         }
     }
     files
 }
 
-fn numbered(name: &str, prefix: &str, suffix: &str) -> Option<u32> {
-    name.strip_prefix(prefix)?
-        .strip_suffix(suffix)?
-        .parse()
-        .ok()
+fn first_present<const N: usize>(paths: [PathBuf; N]) -> Option<PathBuf> {
+    paths.into_iter().find(|path| path.exists())
 }
 
 /// The faults the plan scheduled (`plan.json`'s `nemesis`), for runs without a nemesis log.
@@ -313,8 +208,9 @@ mod tests {
             { "id": "g01-partition", "start_ms": 3000, "end_ms": null, "action": "partition",
               "shape": "halves", "cuts": [], "one_way": false },
         ]});
-        std::fs::write(dir.path().join("plan.json"), plan.to_string()).expect("write");
-        let windows = read_planned_faults(&dir.path().join("plan.json"));
+        let run = RunDir::new(dir.path().to_path_buf());
+        std::fs::write(run.plan(), plan.to_string()).expect("write");
+        let windows = read_planned_faults(&run.plan());
         assert_eq!(windows.len(), 2);
         assert_eq!(windows[0].kind, "kill");
         assert_eq!(windows[0].label, "kill → replica 2 [g00-kill]");
@@ -348,12 +244,9 @@ mod tests {
             .iter()
             .map(|r| serde_json::to_string(r).expect("encode"))
             .collect();
-        std::fs::write(
-            dir.path().join("nemesis.jsonl"),
-            text.join("\n") + "\nnot json\n",
-        )
-        .expect("write");
-        let windows = read_nemesis_log(&dir.path().join("nemesis.jsonl"));
+        let run = RunDir::new(dir.path().to_path_buf());
+        std::fs::write(run.nemesis(), text.join("\n") + "\nnot json\n").expect("write");
+        let windows = read_nemesis_log(&run.nemesis());
         assert_eq!(windows.len(), 2);
         assert_eq!(
             (windows[0].start_ms, windows[0].end_ms),
@@ -367,29 +260,40 @@ mod tests {
         );
     }
 
-    #[test]
-    fn verdict_file_backend_defaults_to_real_when_absent_or_unknown() {
-        let read = |json: &str| -> VerdictFile { serde_json::from_str(json).expect("lenient") };
-        assert_eq!(read(r#"{"outcome": "pass"}"#).backend, Backend::Real);
-        assert_eq!(read(r#"{"backend": "sim"}"#).backend, Backend::Sim);
-        assert_eq!(read(r#"{"backend": "quantum"}"#).backend, Backend::Real);
+    /// One event line of replica `id`, at `time_ns`.
+    fn event_line(id: u32, time_ns: u64) -> String {
+        serde_json::to_string(&EventLine {
+            time_ns,
+            replica: ReplicaId(id),
+            event: replica::events::ReplicaEvent::ViewChangeStarted {
+                from: replica::View(0),
+                view: replica::View(1),
+            },
+        })
+        .expect("encode")
+            + "\n"
     }
 
     #[test]
-    fn verdict_without_explicit_judgement_compares_outcome_and_expectation() {
-        let mut verdict = VerdictFile {
-            outcome: "violation".into(),
-            expected: "violation".into(),
-            ..VerdictFile::default()
-        };
-        assert!(verdict.matches_expectation());
-        verdict.expected = "pass".into();
-        assert!(!verdict.matches_expectation());
-        verdict.outcome = "error".into();
-        verdict.as_expected = Some(true);
-        assert!(
-            !verdict.matches_expectation(),
-            "an error is never as expected"
-        );
+    fn collected_replica_files_win_over_data_dirs_and_twins_are_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path().to_path_buf());
+        for id in [ReplicaId(0), ReplicaId(1)] {
+            std::fs::create_dir_all(run.data_dir(id)).expect("mkdir");
+        }
+        std::fs::create_dir_all(run.twin_data_dir(ReplicaId(0))).expect("mkdir");
+        std::fs::write(run.data_events(ReplicaId(0)), event_line(0, 1)).expect("write");
+        std::fs::write(run.replica_events(ReplicaId(0)), event_line(0, 2)).expect("write");
+        std::fs::write(run.data_events(ReplicaId(1)), event_line(1, 3)).expect("write");
+        std::fs::write(run.twin_events(ReplicaId(0)), event_line(0, 4)).expect("write");
+        std::fs::write(run.replica_events(ReplicaId(2)), event_line(2, 5)).expect("write");
+        let mut problems = Vec::new();
+        let replicas = load_replicas(&run, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let seen: Vec<(u32, Vec<u64>)> = replicas
+            .iter()
+            .map(|r| (r.id.0, r.events.iter().map(|e| e.time_ns).collect()))
+            .collect();
+        assert_eq!(seen, vec![(0, vec![2]), (1, vec![3]), (2, vec![5])]);
     }
 }

@@ -16,14 +16,13 @@ mod tables;
 mod timeline;
 
 pub use history_page::render_history_page;
-pub use inputs::{FaultWindow, ReplicaFiles, RunData, VerdictFile};
+pub use inputs::{FaultWindow, ReplicaFiles, RunData};
 pub use timeline::MAX_BARS;
 
 use crate::backend::Backend;
+use crate::layout::RunDir;
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
-
-pub const REPORT_FILE: &str = "report.html";
 
 /// How pages and summaries name a backend: whether the times shown are virtual matters to
 /// whoever reads them.
@@ -39,7 +38,7 @@ pub fn backend_label(backend: Backend) -> &'static str {
 pub fn write_report(run_dir: &Path) -> anyhow::Result<PathBuf> {
     let data = RunData::load(run_dir);
     let html = page::render(&data);
-    let path = run_dir.join(REPORT_FILE);
+    let path = RunDir::new(run_dir.to_path_buf()).report();
     std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }

@@ -9,6 +9,10 @@ use super::ops::{OpOutcome, TimedOp, estimate_time_zero_ns, pair_operations, vie
 use super::shading::{Mark, bands, legend_html};
 use super::tables::{agreement_conflicts, checks_table, replica_table};
 use super::timeline::timeline_svg;
+use crate::defence::{Defence, FaultyReplica};
+use crate::scenario::Build;
+use crate::verdict::Outcome;
+use replica::ReplicaId;
 use replica::events::EventLine;
 use std::fmt::Write as _;
 
@@ -75,25 +79,17 @@ fn verdict_banner(data: &RunData) -> String {
     let Some(verdict) = &data.verdict else {
         return "<div class=\"verdict error\" id=\"verdict\"><span class=\"big\">NO VERDICT</span><span class=\"detail\">verdict.json is missing or unreadable: the run did not finish.</span></div>".into();
     };
-    let (class, headline) = if verdict.outcome == "error" || verdict.outcome.is_empty() {
+    let (class, headline) = if verdict.outcome == Outcome::Error {
         ("error", "COULD NOT RUN")
-    } else if verdict.matches_expectation() {
+    } else if verdict.met_expectation() {
         ("expected", "AS EXPECTED")
     } else {
         ("unexpected", "UNEXPECTED")
     };
     let mut html = format!(
         "<div class=\"verdict {class}\" id=\"verdict\"><span class=\"big\">{headline}</span><span class=\"detail\">outcome <b>{}</b> · expected <b>{}</b></span>",
-        escape(if verdict.outcome.is_empty() {
-            "unknown"
-        } else {
-            &verdict.outcome
-        }),
-        escape(if verdict.expected.is_empty() {
-            "unknown"
-        } else {
-            &verdict.expected
-        }),
+        verdict.outcome.word(),
+        verdict.expected_word(),
     );
     if let Some(error) = &verdict.error {
         let _ = write!(html, "<span class=\"detail\">{}</span>", escape(error));
@@ -181,15 +177,11 @@ pub fn render(data: &RunData) -> String {
         .iter()
         .map(|e| e.time_ns as f64 / 1e6)
         .fold(0.0, f64::max);
-    let verdict_ms = data
-        .verdict
-        .as_ref()
-        .and_then(|v| v.duration_ms)
-        .map_or(0.0, |d| d as f64);
+    // A run without a history still gets a one-second axis to draw its faults on.
     let run_end_ms = if history_end_ms > 0.0 {
         history_end_ms
     } else {
-        verdict_ms.max(1000.0)
+        1000.0
     };
     let shaded = bands(&data.faults, run_end_ms);
     let all_events: Vec<&EventLine> = data.replicas.iter().flat_map(|r| r.events.iter()).collect();
@@ -218,8 +210,7 @@ pub fn render(data: &RunData) -> String {
     let seed = data
         .verdict
         .as_ref()
-        .and_then(|v| v.seed)
-        .map_or_else(|| "?".to_string(), |s| s.to_string());
+        .map_or_else(|| "?".to_string(), |v| v.seed.to_string());
 
     let mut html = String::with_capacity(256 * 1024);
     let _ = write!(
@@ -327,95 +318,138 @@ fn attack_html(data: &RunData) -> String {
     let Some(counts) = data.verdict.as_ref().map(|v| &v.counts) else {
         return String::new();
     };
-    let faulty = counts
-        .get("faulty")
-        .and_then(|f| f.as_array())
-        .cloned()
-        .unwrap_or_default();
-    if faulty.is_empty() {
+    if counts.faulty.is_empty() {
         return String::new();
     }
-    let text = |v: Option<&serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    };
     let mut html = String::from(
         "<section id=\"attack\"><h2>Attack</h2><div class=\"scroll\"><table><tr><th>faulty replica</th><th>build</th><th>behaviour</th><th>params / split</th></tr>",
     );
-    for replica in &faulty {
-        let detail = [text(replica.get("params")), text(replica.get("split"))]
-            .into_iter()
-            .filter(|s| !s.is_empty() && s != "{}")
-            .collect::<Vec<_>>()
-            .join(" ");
-        let _ = write!(
-            html,
-            "<tr><td>r{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&text(replica.get("replica"))),
-            escape(&text(replica.get("build"))),
-            escape(&text(replica.get("behaviour"))),
-            escape(&detail)
-        );
+    for replica in &counts.faulty {
+        html.push_str(&faulty_row(replica));
     }
     html.push_str("</table></div><h3>How the honest replicas held</h3><div class=\"scroll\"><table><tr><th>honest replica</th><th>rejected inputs by reason</th><th>view changes started / completed</th><th>state transfers</th></tr>");
-    if let Some(defence) = counts.get("defence").and_then(|d| d.as_object()) {
-        for (replica, d) in defence {
-            let rejected = d
-                .get("rejected")
-                .and_then(|r| r.as_object())
-                .map(|r| {
-                    r.iter()
-                        .map(|(reason, n)| format!("{reason} {n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            let _ = write!(
-                html,
-                "<tr><td>r{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
-                escape(replica),
-                escape(if rejected.is_empty() {
-                    "none"
-                } else {
-                    &rejected
-                }),
-                escape(&text(d.get("view_changes_started"))),
-                escape(&text(d.get("view_changes_completed"))),
-                escape(&text(d.get("state_transfers")))
-            );
-        }
+    for (replica, defence) in &counts.defence {
+        html.push_str(&defence_row(*replica, defence));
     }
     html.push_str("</table></div></section>");
     html
+}
+
+fn faulty_row(replica: &FaultyReplica) -> String {
+    // Parameters as the verdict stores them (a JSON object), so none is lost or reworded.
+    let params = if replica.params.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&replica.params).unwrap_or_default()
+    };
+    let detail = [params, replica.split.clone().unwrap_or_default()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "<tr><td>r{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        replica.replica,
+        escape(&build_word(replica.build)),
+        escape(replica.behaviour.as_deref().unwrap_or_default()),
+        escape(&detail)
+    )
+}
+
+/// The build as scenarios spell it.
+fn build_word(build: Build) -> String {
+    serde_json::to_value(build)
+        .ok()
+        .and_then(|word| word.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn defence_row(replica: ReplicaId, defence: &Defence) -> String {
+    let rejected = defence
+        .rejected
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "<tr><td>r{replica}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+        escape(if rejected.is_empty() {
+            "none"
+        } else {
+            &rejected
+        }),
+        defence.view_changes_started,
+        defence.view_changes_completed,
+        defence.state_transfers
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::Backend;
-    use crate::report::VerdictFile;
+    use crate::scenario::Expectation;
+    use crate::verdict::Verdict;
+    use std::collections::BTreeMap;
 
-    fn page_with(backend: Backend) -> String {
+    fn page_with(verdict: Verdict) -> String {
         render(&RunData {
-            verdict: Some(VerdictFile {
-                backend,
-                outcome: "pass".into(),
-                expected: "pass".into(),
-                ..VerdictFile::default()
-            }),
+            verdict: Some(verdict),
             ..RunData::default()
         })
     }
 
+    fn passed_on(backend: Backend) -> Verdict {
+        Verdict {
+            backend,
+            ..Verdict::bare(Outcome::Pass, Expectation::Pass)
+        }
+    }
+
     #[test]
     fn the_header_says_which_backend_ran() {
-        assert!(page_with(Backend::Sim).contains("backend: sim (virtual time)</p>"));
-        assert!(page_with(Backend::Real).contains("backend: real processes</p>"));
+        assert!(page_with(passed_on(Backend::Sim)).contains("backend: sim (virtual time)</p>"));
+        assert!(page_with(passed_on(Backend::Real)).contains("backend: real processes</p>"));
         let no_verdict = render(&RunData::default());
         assert!(
             !no_verdict.contains("id=\"backend\""),
             "no verdict, no timeline: nothing to say"
+        );
+    }
+
+    #[test]
+    fn the_attack_lists_each_faulty_replica_and_each_honest_defence() {
+        let mut verdict = passed_on(Backend::Real);
+        verdict.counts.faulty = vec![FaultyReplica {
+            replica: ReplicaId(1),
+            build: Build::Byzantine,
+            behaviour: Some("wrong-reply".into()),
+            params: BTreeMap::from([("value".into(), "x<y".into())]),
+            split: None,
+        }];
+        verdict.counts.defence = BTreeMap::from([(
+            ReplicaId(0),
+            Defence {
+                rejected: BTreeMap::from([("bad-signature".into(), 3), ("stale-view".into(), 1)]),
+                view_changes_started: 2,
+                view_changes_completed: 1,
+                ..Defence::default()
+            },
+        )]);
+        let html = page_with(verdict);
+        assert!(
+            html.contains("<tr><td>r1</td><td>byzantine</td><td>wrong-reply</td><td>{&quot;value&quot;:&quot;x&lt;y&quot;}</td></tr>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<tr><td>r0</td><td>bad-signature 3, stale-view 1</td><td>2 / 1</td><td>0</td></tr>"
+            ),
+            "{html}"
+        );
+        assert!(
+            !page_with(passed_on(Backend::Real)).contains("id=\"attack\""),
+            "no faulty replica, no attack section"
         );
     }
 }

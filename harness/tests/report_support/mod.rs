@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use harness::check::{self, LinearizabilityOptions};
+use harness::layout::RunDir;
 use harness::nemesis::NemesisRecord;
 use harness::scenario::Expectation;
 use harness::verdict::{Counts, Outcome, Timeline, Verdict};
@@ -65,11 +66,12 @@ fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) {
 impl FakeRun {
     /// Writes the run folder into `dir`.
     pub fn write(&self, dir: &Path) {
+        let run = RunDir::new(dir.to_path_buf());
         let history = self.history();
         let events = self.events(&history);
-        write_lines(&dir.join("history.jsonl"), &history);
+        write_lines(&run.history(), &history);
         for (id, lines) in &events {
-            write_lines(&dir.join(format!("replica-{id}.events.jsonl")), lines);
+            write_lines(&run.replica_events(*id), lines);
             let stats = NodeStats::new(*id);
             for _ in 0..(10 + id.0) {
                 stats.message_in(MessageKind::Prepare);
@@ -77,7 +79,7 @@ impl FakeRun {
             }
             stats.rejected(RejectReason::MalformedFrame);
             std::fs::write(
-                dir.join(format!("replica-{id}.stats.json")),
+                run.replica_stats(*id),
                 serde_json::to_string(&stats.snapshot()).expect("encode"),
             )
             .expect("write stats");
@@ -101,7 +103,7 @@ impl FakeRun {
                 rules: vec![],
             },
         ];
-        write_lines(&dir.join("nemesis.jsonl"), &faults);
+        write_lines(&run.nemesis(), &faults);
         let timeline = Timeline {
             workload_start_ns: 0,
             workload_end_ns: end_ns * 9 / 10,
@@ -111,24 +113,24 @@ impl FakeRun {
             ..Timeline::default()
         };
         std::fs::write(
-            dir.join("timeline.json"),
+            run.timeline(),
             serde_json::to_string(&timeline).expect("encode"),
         )
         .expect("write timeline");
         std::fs::write(
-            dir.join("scenario.yaml"),
+            run.scenario(),
             format!(
                 "name: '{}'\nworkload:\n  kind: kv\n  duration_s: 5\n",
                 self.scenario_name
             ),
         )
         .expect("write scenario");
-        self.write_verdict(dir, &history, &events);
+        self.write_verdict(&run, &history, &events);
     }
 
     fn write_verdict(
         &self,
-        dir: &Path,
+        run: &RunDir,
         history: &[HistoryEvent],
         events: &BTreeMap<ReplicaId, Vec<EventLine>>,
     ) {
@@ -155,15 +157,11 @@ impl FakeRun {
             counts: Counts::default(),
             error: None,
             reproduce: format!("gauntlet run '{}' --seed 42", self.scenario_name),
-            run_dir: dir.display().to_string(),
+            run_dir: run.root.display().to_string(),
             build_id: None,
             started_at_ns: None,
         };
-        std::fs::write(
-            dir.join("verdict.json"),
-            serde_json::to_string_pretty(&verdict).expect("encode"),
-        )
-        .expect("write verdict");
+        verdict.write(run).expect("write verdict");
     }
 
     /// Clients put and append on a few keys; every 17th operation times out (info), every
