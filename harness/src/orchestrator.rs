@@ -2,7 +2,7 @@
 //! liveness probe, stop, collect, judge.
 
 use crate::backend::Backend;
-use crate::layout::{RunDir, RunFolder, cluster_config_for, write_cluster_files};
+use crate::layout::{ReplicaProcess, RunDir, RunFolder, cluster_config_for, write_cluster_files};
 use crate::nemesis::Nemesis;
 use crate::plan::{self, Plan};
 use crate::primary::PrimaryTracker;
@@ -12,6 +12,7 @@ use crate::scenario::{Build, LoadedScenario};
 use crate::verdict::{Timeline, Verdict, judge};
 use crate::workload::{HistoryWriter, WorkloadClient};
 use anyhow::Context;
+use replica::node::{EVENTS_FILE, STATS_FILE};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -89,7 +90,7 @@ pub async fn execute(plan: Plan, dir: RunDir, options: &RunOptions) -> RunOutcom
     }
     if !options.keep_data {
         // Only the replicas' logs and snapshots live there; events and stats were copied out.
-        let _ = std::fs::remove_dir_all(dir.root.join("data"));
+        let _ = std::fs::remove_dir_all(dir.data_root());
     }
     RunOutcome {
         verdict,
@@ -255,7 +256,7 @@ async fn drive_cluster(
     let honest_events = plan
         .honest()
         .into_iter()
-        .map(|id| dir.data_dir(id).join("events.jsonl"))
+        .map(|id| dir.data_events(id))
         .collect();
     let tracker = Arc::new(Mutex::new(PrimaryTracker::new(plan.n(), honest_events)));
     let nemesis = Arc::new(Nemesis::new(
@@ -337,22 +338,18 @@ async fn drive_cluster(
 fn collect_replica_files(plan: &Plan, dir: &RunDir) {
     let mut processes = Vec::new();
     for r in &plan.replicas {
-        processes.push((
-            dir.data_dir(r.id),
-            dir.replica_events(r.id),
-            dir.replica_stats(r.id),
-        ));
+        processes.push(ReplicaProcess::replica(r.id));
         if r.twin_address.is_some() {
-            processes.push((
-                dir.twin_data_dir(r.id),
-                dir.twin_events(r.id),
-                dir.twin_stats(r.id),
-            ));
+            processes.push(ReplicaProcess::twin(r.id));
         }
     }
-    for (data, events, stats) in processes {
-        for (name, to) in [("events.jsonl", events), ("stats.json", stats)] {
-            let from = data.join(name);
+    for process in processes {
+        let data = dir.data_dir_of(process);
+        let copies = [
+            (data.join(EVENTS_FILE), dir.events_of(process)),
+            (data.join(STATS_FILE), dir.stats_of(process)),
+        ];
+        for (from, to) in copies {
             if from.exists()
                 && let Err(error) = std::fs::copy(&from, &to)
             {

@@ -3,7 +3,9 @@
 
 use harness::backend::Backend;
 use harness::campaign::reproduce::reproduce;
-use harness::campaign::{CampaignOptions, RunStatus, Seeds, run_campaign};
+use harness::campaign::{
+    CampaignOptions, CampaignSummary, JUNIT_FILE, RunStatus, SUMMARY_FILE, Seeds, run_campaign,
+};
 use std::path::PathBuf;
 
 #[test]
@@ -33,6 +35,16 @@ fn the_smoke_suite_meets_every_expectation_in_simulation_and_a_run_replays_exact
         );
     }
     assert_eq!(summary.exit_code(), 0);
+    let stored: CampaignSummary = serde_json::from_str(
+        &std::fs::read_to_string(summary.dir.join(SUMMARY_FILE)).expect("campaign.json"),
+    )
+    .expect("campaign.json parses");
+    assert_eq!(stored.backend, Backend::Sim);
+    let junit = std::fs::read_to_string(summary.dir.join(JUNIT_FILE)).expect("junit.xml");
+    assert!(
+        junit.contains("<testsuite name=\"gauntlet-sim\""),
+        "{junit}"
+    );
     let negative = summary
         .records
         .iter()

@@ -65,9 +65,6 @@ enum Command {
         seed: u64,
         #[arg(long)]
         duration: Option<f64>,
-        /// Also refuse what this backend cannot run.
-        #[arg(long, value_enum, default_value_t = Backend::Real)]
-        backend: Backend,
     },
     /// Re-run the checkers on a stored run and rewrite its verdict.json.
     Check { run_dir: PathBuf },
@@ -122,8 +119,7 @@ fn main() -> ExitCode {
             scenario,
             seed,
             duration,
-            backend,
-        } => validate(&scenario, seed, duration, backend),
+        } => validate(&scenario, seed, duration),
         Command::Check { run_dir } => match verdict::recheck(&run_dir) {
             Ok(verdict) => {
                 write_report(&run_dir);
@@ -358,23 +354,16 @@ fn campaign(args: CampaignArgs) -> i32 {
     }
 }
 
-/// Loads the scenario and refuses it, before anything is planned, if `backend` cannot run it.
-fn load(
-    name: &str,
-    duration: Option<f64>,
-    backend: Backend,
-) -> anyhow::Result<scenario::LoadedScenario> {
+fn load(name: &str, duration: Option<f64>) -> anyhow::Result<scenario::LoadedScenario> {
     let loaded = scenario::load(name)?;
-    let loaded = match duration {
+    Ok(match duration {
         Some(d) => loaded.with_duration(d)?,
         None => loaded,
-    };
-    scenario::check_backend(&loaded, backend)?;
-    Ok(loaded)
+    })
 }
 
-fn validate(name: &str, seed: u64, duration: Option<f64>, backend: Backend) -> i32 {
-    let plan = load(name, duration, backend).and_then(|l| Ok(harness::plan::resolve(&l, seed)?));
+fn validate(name: &str, seed: u64, duration: Option<f64>) -> i32 {
+    let plan = load(name, duration).and_then(|l| Ok(harness::plan::resolve(&l, seed)?));
     match plan {
         Ok(plan) => {
             println!("{}", plan.to_json());
@@ -390,7 +379,7 @@ fn validate(name: &str, seed: u64, duration: Option<f64>, backend: Backend) -> i
 fn run(name: &str, seed: Option<u64>, options: RunOptions) -> i32 {
     let seed = seed.unwrap_or_else(rand::random);
     println!("seed: {seed}");
-    let loaded = match load(name, options.duration_override, options.backend) {
+    let loaded = match load(name, options.duration_override) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("error: {error:#}");

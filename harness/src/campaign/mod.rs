@@ -16,7 +16,6 @@ pub use matrix::{Cell, MatrixError, Seeds, Shard, matrix, parse_budget, shard_ce
 use crate::backend::Backend;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -210,14 +209,7 @@ pub fn scenarios_for(options: &CampaignOptions) -> Result<Vec<String>, MatrixErr
 /// Runs the campaign and writes its folder. The caller exits with `summary.exit_code()`.
 pub fn run_campaign(options: &CampaignOptions) -> anyhow::Result<CampaignSummary> {
     let scenarios = scenarios_for(options)?;
-    let refusals = refused_by_backend(&scenarios, options.backend);
-    for (scenario, reason) in &refusals {
-        eprintln!("skipping {scenario}: {reason}");
-    }
-    let (cells, refused): (Vec<Cell>, Vec<Cell>) =
-        shard_cells(matrix(&scenarios, options.seeds), options.shard)
-            .into_iter()
-            .partition(|cell| !refusals.contains_key(&cell.scenario));
+    let cells = shard_cells(matrix(&scenarios, options.seeds), options.shard);
     let executable = match &options.executable {
         Some(path) => path.clone(),
         None => std::env::current_exe().context("cannot find this executable to run cells with")?,
@@ -236,10 +228,6 @@ pub fn run_campaign(options: &CampaignOptions) -> anyhow::Result<CampaignSummary
             .unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr())),
         cells,
     });
-    records.extend(refused.into_iter().map(|cell| {
-        let reason = refusals.get(&cell.scenario).cloned().unwrap_or_default();
-        runner::skipped_record(cell, &options.run_args, options.backend, reason)
-    }));
     records.sort_by_key(|r| r.cell.index);
     let summary = CampaignSummary {
         dir: dir.clone(),
@@ -257,19 +245,6 @@ pub fn run_campaign(options: &CampaignOptions) -> anyhow::Result<CampaignSummary
         tracing::warn!("cannot update the `latest` link: {error:#}");
     }
     Ok(summary)
-}
-
-/// The scenarios `backend` cannot run, each with the scenario error that says why. A scenario
-/// that does not load is left to its run, which reports it as an error like on any backend.
-pub fn refused_by_backend(scenarios: &[String], backend: Backend) -> BTreeMap<String, String> {
-    scenarios
-        .iter()
-        .filter_map(|name| {
-            let loaded = crate::scenario::load(name).ok()?;
-            let refusal = crate::scenario::check_backend(&loaded, backend).err()?;
-            Some((name.clone(), refusal.to_string()))
-        })
-        .collect()
 }
 
 /// Writes `index.html`, `junit.xml` and `campaign.json` into the campaign folder.
@@ -394,31 +369,6 @@ mod tests {
                 RunStatus::AsExpected
             ]
         );
-    }
-
-    #[test]
-    fn the_sim_backend_refuses_twins_and_nothing_else_of_the_nightly_suite() {
-        let nightly = scenarios_for(&CampaignOptions {
-            suite: Some("nightly".into()),
-            ..CampaignOptions::default()
-        })
-        .expect("suite");
-        let refused = refused_by_backend(&nightly, Backend::Sim);
-        let twins: Vec<&str> = crate::scenario::BUILTINS
-            .iter()
-            .filter(|b| nightly.iter().any(|n| n == b.name))
-            .filter(|b| {
-                crate::scenario::load(b.name).is_ok_and(|l| !l.scenario.twinned().is_empty())
-            })
-            .map(|b| b.name)
-            .collect();
-        assert!(!twins.is_empty(), "the nightly suite has a twin scenario");
-        assert_eq!(
-            refused.keys().map(String::as_str).collect::<Vec<_>>(),
-            twins
-        );
-        assert!(refused.values().all(|r| r.contains("--backend real")));
-        assert!(refused_by_backend(&nightly, Backend::Real).is_empty());
     }
 
     #[test]

@@ -2,12 +2,10 @@
 //! what the run is expected to show. Parsed from YAML with every unknown field refused; every
 //! error names the file, the line and the field.
 
-mod backends;
 mod builtin;
 mod locate;
 mod twins;
 
-pub use backends::check_backend;
 pub use builtin::{BUILTINS, Builtin, builtin};
 pub use twins::{Member, TwinsSpec};
 
