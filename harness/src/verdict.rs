@@ -386,6 +386,7 @@ fn judge_files(
                 },
             ),
             Oracle::Agreement => check::agreement(&events, &honest),
+            Oracle::StateAgreement => check::state_agreement(&events, &honest),
             Oracle::Validity => check::validity(&events, &honest, &history),
             Oracle::Integrity => check::integrity(&events, &honest),
             Oracle::Liveness => check::liveness(

@@ -45,6 +45,17 @@ fn a_simulated_smoke_run_passes_and_replays_byte_for_byte_from_its_seed() {
     assert!(first.as_expected, "{}", first.summary());
     assert_eq!(first.backend, Backend::Sim);
     assert!(first.counts.operations.ok > 100, "{:?}", first.counts);
+    let states = first
+        .checks
+        .iter()
+        .find(|c| c.name == "state-agreement")
+        .expect("state agreement judged");
+    assert_eq!(states.outcome, harness::check::CheckOutcome::Pass);
+    assert!(
+        states.details["counts"]["checkpoints"].as_u64() > Some(10),
+        "{}",
+        states.summary
+    );
     let (second, second_dir) = run_sim("smoke", 11, out.path());
     assert_ne!(first_dir, second_dir);
     assert_eq!(second.outcome, first.outcome);

@@ -28,6 +28,9 @@ pub enum ReplicaEvent {
     ViewChangeStarted { from: View, view: View },
     /// This replica entered `view` after a valid NEW-VIEW.
     ViewChangeCompleted { view: View, primary: ReplicaId },
+    /// This replica executed up to `seq` and digested its own state there (the digest its
+    /// CHECKPOINT carries): what it computed, not what a quorum certified.
+    CheckpointTaken { seq: Seq, state_digest: String },
     /// 2f+1 matching CHECKPOINTs made `seq` stable; everything below is garbage collected.
     CheckpointStable { seq: Seq, state_digest: String },
     /// State installed from a peer: jumped from `from_seq` to `to_seq`.

@@ -37,4 +37,6 @@ pub use linearizability::{
     histories_by_key, judge_keys, key_name, linearizability, summarize_keys,
 };
 pub use liveness::liveness;
-pub use oracles::{AgreementOracle, agreement, integrity, validity};
+pub use oracles::{
+    AgreementOracle, StateAgreementOracle, agreement, integrity, state_agreement, validity,
+};

@@ -120,6 +120,92 @@ pub fn agreement(
     oracle.finish(honest)
 }
 
+/// Per checkpoint sequence number: state digest -> the honest replicas that reached it there,
+/// each with how it knew (`taken`: its own state; `stable`: a quorum's certificate).
+type StatesAtSeq = BTreeMap<String, BTreeSet<(ReplicaId, &'static str)>>;
+
+/// State agreement, one event at a time: honest replicas that reach a checkpoint agree on
+/// the state there. A replica whose own state diverged silently (its CHECKPOINT digest differs
+/// from the others', or from the stable certificate) is caught at its next checkpoint, also
+/// after it installed a state by transfer, whatever its clients were told.
+#[derive(Default)]
+pub struct StateAgreementOracle {
+    states: BTreeMap<Seq, StatesAtSeq>,
+    conflicting: BTreeSet<Seq>,
+}
+
+impl StateAgreementOracle {
+    /// Takes one event of honest `replica`; true when it makes a new conflict.
+    pub fn observe(&mut self, replica: ReplicaId, event: &ReplicaEvent) -> bool {
+        let (seq, digest, how) = match event {
+            ReplicaEvent::CheckpointTaken { seq, state_digest } => (seq, state_digest, "taken"),
+            ReplicaEvent::CheckpointStable { seq, state_digest } => (seq, state_digest, "stable"),
+            _ => return false,
+        };
+        let digests = self.states.entry(*seq).or_default();
+        digests
+            .entry(digest.clone())
+            .or_default()
+            .insert((replica, how));
+        digests.len() > 1 && self.conflicting.insert(*seq)
+    }
+
+    pub fn finish(&self) -> CheckResult {
+        let counts = json!({ "checkpoints": self.states.len() });
+        let Some(first_seq) = self.conflicting.first() else {
+            return result(
+                "state-agreement",
+                CheckOutcome::Pass,
+                format!(
+                    "honest replicas agree on the state at all {} checkpoints",
+                    self.states.len()
+                ),
+                json!({ "counts": counts }),
+            );
+        };
+        let listed: Vec<serde_json::Value> = self
+            .conflicting
+            .iter()
+            .take(MAX_LISTED)
+            .map(|seq| {
+                let claims: Vec<serde_json::Value> = self.states[seq]
+                    .iter()
+                    .flat_map(|(digest, by)| {
+                        by.iter().map(move |(replica, how)| {
+                            json!({ "replica": replica, "digest": digest, "how": how })
+                        })
+                    })
+                    .collect();
+                json!({ "seq": seq, "states": claims })
+            })
+            .collect();
+        let conflicts = self.conflicting.len();
+        result(
+            "state-agreement",
+            CheckOutcome::Violation,
+            format!(
+                "honest replicas hold different states at {conflicts} checkpoints (first: seq {first_seq}, {} digests)",
+                self.states[first_seq].len()
+            ),
+            json!({ "counts": counts, "conflicts": listed, "conflict_count": conflicts }),
+        )
+    }
+}
+
+/// State agreement over a run's event files (see `StateAgreementOracle`).
+pub fn state_agreement(
+    events: &BTreeMap<ReplicaId, Vec<EventLine>>,
+    honest: &[ReplicaId],
+) -> CheckResult {
+    let mut oracle = StateAgreementOracle::default();
+    for (replica, lines) in honest_logs(events, honest) {
+        for line in lines {
+            oracle.observe(replica, &line.event);
+        }
+    }
+    oracle.finish()
+}
+
 /// Every request an honest replica executed was invoked by its client in the history.
 pub fn validity(
     events: &BTreeMap<ReplicaId, Vec<EventLine>>,
@@ -263,6 +349,42 @@ pub fn integrity(
         ),
         json!({ "counts": counts, "problems": problems }),
     )
+}
+
+#[cfg(test)]
+mod state_agreement_tests {
+    use super::*;
+
+    fn taken(seq: u64, digest: &str) -> ReplicaEvent {
+        ReplicaEvent::CheckpointTaken {
+            seq: Seq(seq),
+            state_digest: digest.into(),
+        }
+    }
+
+    #[test]
+    fn a_replica_whose_own_state_differs_from_the_certified_one_is_a_conflict() {
+        let mut oracle = StateAgreementOracle::default();
+        assert!(!oracle.observe(ReplicaId(0), &taken(16, "aa")));
+        assert!(!oracle.observe(ReplicaId(1), &taken(16, "aa")));
+        let stable = ReplicaEvent::CheckpointStable {
+            seq: Seq(16),
+            state_digest: "aa".into(),
+        };
+        assert!(!oracle.observe(ReplicaId(2), &stable));
+        assert_eq!(oracle.finish().outcome, CheckOutcome::Pass);
+        // Replica 2 certified "aa" from its peers but computed something else itself.
+        assert!(oracle.observe(ReplicaId(2), &taken(16, "bb")));
+        let verdict = oracle.finish();
+        assert_eq!(verdict.outcome, CheckOutcome::Violation);
+        assert!(
+            verdict.summary.contains("first: seq 16, 2 digests"),
+            "{}",
+            verdict.summary
+        );
+        let claims = &verdict.details["conflicts"][0]["states"];
+        assert!(claims.to_string().contains("\"how\":\"taken\""), "{claims}");
+    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,8 @@ pub fn event_counts(files: &ReplicaFiles) -> EventCounts {
             ReplicaEvent::ViewChangeStarted { .. } => counts.view_changes_started += 1,
             ReplicaEvent::ViewChangeCompleted { .. } => counts.view_changes_completed += 1,
             ReplicaEvent::CheckpointStable { .. } => counts.checkpoints += 1,
+            // Counted once, when it becomes stable.
+            ReplicaEvent::CheckpointTaken { .. } => {}
             ReplicaEvent::StateTransfer { .. } => counts.state_transfers += 1,
             ReplicaEvent::Recovered { .. } => counts.recoveries += 1,
             ReplicaEvent::Rejected { reason, .. } => {

@@ -303,15 +303,17 @@ fn default_quiet_start() -> u64 {
 pub enum Oracle {
     Linearizability,
     Agreement,
+    StateAgreement,
     Validity,
     Integrity,
     Liveness,
 }
 
 impl Oracle {
-    pub const ALL: [Oracle; 5] = [
+    pub const ALL: [Oracle; 6] = [
         Oracle::Linearizability,
         Oracle::Agreement,
+        Oracle::StateAgreement,
         Oracle::Validity,
         Oracle::Integrity,
         Oracle::Liveness,
@@ -321,6 +323,7 @@ impl Oracle {
         match self {
             Oracle::Linearizability => "linearizability",
             Oracle::Agreement => "agreement",
+            Oracle::StateAgreement => "state-agreement",
             Oracle::Validity => "validity",
             Oracle::Integrity => "integrity",
             Oracle::Liveness => "liveness",

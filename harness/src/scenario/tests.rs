@@ -28,7 +28,7 @@ fn minimal_scenario_gets_defaults() {
     assert_eq!(s.cluster.f, 1);
     assert_eq!(s.workload.clients, 4);
     assert_eq!(s.expect, Expectation::Pass);
-    assert_eq!(s.checks.oracles.len(), 5);
+    assert_eq!(s.checks.oracles, Oracle::ALL.to_vec());
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! the simulator records them: the same code the offline check runs over the files, so a
 //! run stopped at its first violation gets the verdict the files give.
 
-use crate::check::AgreementOracle;
+use crate::check::{AgreementOracle, CheckResult, StateAgreementOracle};
 use crate::verdict::EarlyStop;
 use replica::ReplicaId;
 use replica::sim::SimNetwork;
@@ -12,6 +12,7 @@ pub struct OnlineOracles {
     /// Per honest replica, how many of its events were already observed.
     seen: Vec<usize>,
     agreement: AgreementOracle,
+    state_agreement: StateAgreementOracle,
 }
 
 impl OnlineOracles {
@@ -21,6 +22,7 @@ impl OnlineOracles {
             honest,
             seen,
             agreement: AgreementOracle::default(),
+            state_agreement: StateAgreementOracle::default(),
         }
     }
 
@@ -29,8 +31,15 @@ impl OnlineOracles {
         for (index, replica) in self.honest.iter().enumerate() {
             let events = net.events(*replica);
             for event in &events[self.seen[index].min(events.len())..] {
-                if self.agreement.observe(*replica, &event.event) {
-                    let verdict = self.agreement.finish(&self.honest);
+                let violated: Option<CheckResult> =
+                    if self.agreement.observe(*replica, &event.event) {
+                        Some(self.agreement.finish(&self.honest))
+                    } else if self.state_agreement.observe(*replica, &event.event) {
+                        Some(self.state_agreement.finish())
+                    } else {
+                        None
+                    };
+                if let Some(verdict) = violated {
                     return Err(EarlyStop::Violation {
                         oracle: verdict.name,
                         at_ns: event.at_ns,

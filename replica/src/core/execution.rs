@@ -99,6 +99,10 @@ impl Core {
     fn take_checkpoint(&mut self) {
         let seq = self.last_executed;
         let state_digest = self.service.digest();
+        self.event(ReplicaEvent::CheckpointTaken {
+            seq,
+            state_digest: state_digest.to_hex(),
+        });
         self.checkpoint_states.insert(seq, self.service.clone());
         let checkpoint = self.sign(Checkpoint { seq, state_digest });
         self.broadcast(WireMessage::Checkpoint(checkpoint.clone()));

@@ -42,6 +42,7 @@ fn event_name(event: &ReplicaEvent) -> &'static str {
         ReplicaEvent::Execute { .. } => "execute",
         ReplicaEvent::ViewChangeStarted { .. } => "view-change-started",
         ReplicaEvent::ViewChangeCompleted { .. } => "view-change-completed",
+        ReplicaEvent::CheckpointTaken { .. } => "checkpoint-taken",
         ReplicaEvent::CheckpointStable { .. } => "checkpoint-stable",
         ReplicaEvent::StateTransfer { .. } => "state-transfer",
         ReplicaEvent::Rejected { .. } => "rejected",
