@@ -17,7 +17,7 @@ use replica::{ClientId, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -382,12 +382,18 @@ const FIRST_LOOK: Duration = Duration::from_millis(200);
 ///
 /// When there are more keys than threads, every key first gets a short look ([`FIRST_LOOK`]);
 /// only the keys still undecided are then searched again with the whole budget, so a failing
-/// key is found early even when harder keys come before it. Unless `all_keys` is set, the first key proven not linearizable stops every
-/// other search, running or waiting, as porcupine itself stops at the first illegal partition:
-/// the overall answer is then known. Which failing key is found first can depend on thread
-/// timing when several fail; the answer cannot.
+/// key is found early even when harder keys come before it. Unless `all_keys` is set, a key
+/// proven not linearizable stops the search of every key after it (in key order), running or
+/// waiting, as porcupine itself stops at the first illegal partition, and cuts every key
+/// before it to the first look. The verdict names the first illegal key in key order, reports
+/// the keys after it as not searched and a key before it that a cut stopped as out of budget,
+/// so it does not depend on which thread finished first (only on whether a search fits its
+/// wall-clock budget).
 pub fn check_keys(keys: &[KeyHistory], opts: &LinearizabilityOptions) -> Vec<KeyOutcome> {
-    let found_illegal = Arc::new(AtomicBool::new(false));
+    // The first illegal key in key order, once one is known: the keys after it stop, the
+    // keys before it are still searched, so the verdict names the same key whichever thread
+    // finished first.
+    let first_illegal = Arc::new(AtomicUsize::new(usize::MAX));
     let everything: Vec<usize> = (0..keys.len()).collect();
     // With a thread for every key, all are searched at once: nothing waits behind a hard key.
     let first_look = if keys.len() <= opts.max_threads.max(1) {
@@ -395,20 +401,37 @@ pub fn check_keys(keys: &[KeyHistory], opts: &LinearizabilityOptions) -> Vec<Key
     } else {
         opts.timeout_per_key.min(FIRST_LOOK)
     };
-    let mut outcomes = search_pass(keys, &everything, first_look, &found_illegal, opts);
+    let mut outcomes = search_pass(keys, &everything, first_look, &first_illegal, opts);
     let undecided: Vec<usize> = everything
         .into_iter()
         .filter(|&i| outcomes[i].verdict == KeyVerdict::OutOfBudget)
         .collect();
-    if first_look < opts.timeout_per_key && !undecided.is_empty() {
-        let again = search_pass(keys, &undecided, opts.timeout_per_key, &found_illegal, opts);
+    let violation_known = first_illegal.load(Ordering::Relaxed) != usize::MAX;
+    if first_look < opts.timeout_per_key && !undecided.is_empty() && !violation_known {
+        let again = search_pass(keys, &undecided, opts.timeout_per_key, &first_illegal, opts);
         for index in undecided {
             let first_ms = outcomes[index].search_ms;
             outcomes[index] = again[index].clone();
             outcomes[index].search_ms += first_ms;
         }
     }
+    if !opts.all_keys {
+        settle_around_first_illegal(&mut outcomes, first_illegal.load(Ordering::Relaxed));
+    }
     outcomes
+}
+
+/// Whether a key after the first illegal one was decided before the stop reached it depends
+/// on thread timing, so none of them is reported; a key before it that the cut stopped is
+/// reported as a search that did not fit its budget (the first look), as it would have been.
+fn settle_around_first_illegal(outcomes: &mut [KeyOutcome], first: usize) {
+    for (index, outcome) in outcomes.iter_mut().enumerate() {
+        if index > first {
+            outcome.verdict = KeyVerdict::NotSearched;
+        } else if index < first && outcome.verdict == KeyVerdict::NotSearched {
+            outcome.verdict = KeyVerdict::OutOfBudget;
+        }
+    }
 }
 
 /// Searches `keys[i]` for each `i` in `which` within `budget`, from a pool of threads; the
@@ -417,7 +440,7 @@ fn search_pass(
     keys: &[KeyHistory],
     which: &[usize],
     budget: Duration,
-    found_illegal: &Arc<AtomicBool>,
+    first_illegal: &Arc<AtomicUsize>,
     opts: &LinearizabilityOptions,
 ) -> Vec<KeyOutcome> {
     let slots: Vec<Mutex<Option<KeyOutcome>>> = keys.iter().map(|_| Mutex::new(None)).collect();
@@ -427,9 +450,9 @@ fn search_pass(
         for _ in 0..workers {
             scope.spawn(|| {
                 while let Some(&index) = which.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let outcome = search_key(&keys[index], budget, found_illegal);
+                    let outcome = search_key(&keys[index], index, budget, first_illegal);
                     if outcome.verdict == KeyVerdict::NotLinearizable && !opts.all_keys {
-                        found_illegal.store(true, Ordering::Relaxed);
+                        first_illegal.fetch_min(index, Ordering::Relaxed);
                     }
                     if let Ok(mut slot) = slots[index].lock() {
                         *slot = Some(outcome);
@@ -455,19 +478,27 @@ fn search_pass(
         .collect()
 }
 
-/// One key's search, on this thread, within `budget` and until `found_illegal` is raised.
-fn search_key(key: &KeyHistory, budget: Duration, found_illegal: &Arc<AtomicBool>) -> KeyOutcome {
+/// The search of key number `index`, on this thread, within `budget` and until a key before
+/// it is known to be illegal.
+fn search_key(
+    key: &KeyHistory,
+    index: usize,
+    budget: Duration,
+    first_illegal: &Arc<AtomicUsize>,
+) -> KeyOutcome {
     let started = Instant::now();
-    let verdict = if found_illegal.load(Ordering::Relaxed) {
+    let verdict = if first_illegal.load(Ordering::Relaxed) < index {
         KeyVerdict::NotSearched
     } else {
-        let stop = Arc::clone(found_illegal);
+        let stop = Arc::clone(first_illegal);
+        let cut = move || match stop.load(Ordering::Relaxed) {
+            usize::MAX => false,
+            first => first < index || started.elapsed() >= FIRST_LOOK,
+        };
         // porcupine's untimed check of one partition runs inline, under the model's budget.
-        let result = search_budget::run(
-            started + budget,
-            move || stop.load(Ordering::Relaxed),
-            || porcupine_rs::check_operations(&key.operations),
-        );
+        let result = search_budget::run(started + budget, cut, || {
+            porcupine_rs::check_operations(&key.operations)
+        });
         match result {
             Ok(true) => KeyVerdict::Linearizable,
             Ok(false) => KeyVerdict::NotLinearizable,
