@@ -26,6 +26,7 @@ pub struct CheckResult {
     pub details: serde_json::Value,
 }
 
+mod claims;
 mod files;
 mod linearizability;
 mod liveness;

@@ -1,5 +1,6 @@
 //! Protocol oracles over the honest replicas' event logs: agreement, validity, integrity.
 
+use super::claims::DigestClaims;
 use super::{CheckOutcome, CheckResult};
 use replica::events::{EventLine, ReplicaEvent};
 use replica::message::RequestId;
@@ -34,17 +35,14 @@ fn result(
     }
 }
 
-/// Per committed digest at one sequence number: the (replica, view) pairs that committed it.
-type CommitsAtSeq = BTreeMap<String, BTreeSet<(ReplicaId, View)>>;
-
 /// Agreement, one event at a time: no two honest replicas (nor one replica twice) commit
 /// different batches at one sequence number. The same digest committed again, as after a
 /// restart, is fine. The offline check feeds it a run's files; the simulator feeds it every
 /// event as it happens and stops at the first conflict.
 #[derive(Default)]
 pub struct AgreementOracle {
-    commits: BTreeMap<Seq, CommitsAtSeq>,
-    conflicting: BTreeSet<Seq>,
+    /// Committed digests, each with the (replica, view) pairs that committed it.
+    commits: DigestClaims<(ReplicaId, View)>,
 }
 
 impl AgreementOracle {
@@ -56,50 +54,31 @@ impl AgreementOracle {
         else {
             return false;
         };
-        let digests = self.commits.entry(*seq).or_default();
-        digests
-            .entry(digest.clone())
-            .or_default()
-            .insert((replica, *view));
-        digests.len() > 1 && self.conflicting.insert(*seq)
+        self.commits.claim(*seq, digest, (replica, *view))
     }
 
     pub fn finish(&self, honest: &[ReplicaId]) -> CheckResult {
-        let counts = json!({ "honest_replicas": honest, "sequence_numbers": self.commits.len() });
-        let Some(first_seq) = self.conflicting.first() else {
+        let seqs = self.commits.sequence_numbers();
+        let counts = json!({ "honest_replicas": honest, "sequence_numbers": seqs });
+        let Some((first_seq, digests)) = self.commits.first_conflict() else {
             return result(
                 "agreement",
                 CheckOutcome::Pass,
-                format!(
-                    "honest replicas agree on all {} committed sequence numbers",
-                    self.commits.len()
-                ),
+                format!("honest replicas agree on all {seqs} committed sequence numbers"),
                 json!({ "counts": counts }),
             );
         };
-        let listed: Vec<serde_json::Value> = self
-            .conflicting
-            .iter()
-            .take(MAX_LISTED)
-            .map(|seq| {
-                let side_by_side: Vec<serde_json::Value> = self.commits[seq]
-                    .iter()
-                    .flat_map(|(digest, by)| {
-                        by.iter().map(move |(replica, view)| {
-                            json!({ "replica": replica, "view": view, "digest": digest })
-                        })
-                    })
-                    .collect();
-                json!({ "seq": seq, "commits": side_by_side })
-            })
-            .collect();
-        let conflicts = self.conflicting.len();
+        let listed = self.commits.listed(
+            MAX_LISTED,
+            "commits",
+            |digest, (replica, view)| json!({ "replica": replica, "view": view, "digest": digest }),
+        );
+        let conflicts = self.commits.conflict_count();
         result(
             "agreement",
             CheckOutcome::Violation,
             format!(
-                "honest replicas committed different batches at {conflicts} sequence numbers (first: seq {first_seq}, {} digests)",
-                self.commits[first_seq].len()
+                "honest replicas committed different batches at {conflicts} sequence numbers (first: seq {first_seq}, {digests} digests)"
             ),
             json!({ "counts": counts, "conflicts": listed, "conflict_count": conflicts }),
         )
@@ -120,18 +99,15 @@ pub fn agreement(
     oracle.finish(honest)
 }
 
-/// Per checkpoint sequence number: state digest -> the honest replicas that reached it there,
-/// each with how it knew (`taken`: its own state; `stable`: a quorum's certificate).
-type StatesAtSeq = BTreeMap<String, BTreeSet<(ReplicaId, &'static str)>>;
-
 /// State agreement, one event at a time: honest replicas that reach a checkpoint agree on
 /// the state there. A replica whose own state diverged silently (its CHECKPOINT digest differs
 /// from the others', or from the stable certificate) is caught at its next checkpoint, also
 /// after it installed a state by transfer, whatever its clients were told.
 #[derive(Default)]
 pub struct StateAgreementOracle {
-    states: BTreeMap<Seq, StatesAtSeq>,
-    conflicting: BTreeSet<Seq>,
+    /// State digests, each with the replicas that reached it and how they knew (`taken`: its
+    /// own state; `stable`: a quorum's certificate).
+    states: DigestClaims<(ReplicaId, &'static str)>,
 }
 
 impl StateAgreementOracle {
@@ -142,50 +118,31 @@ impl StateAgreementOracle {
             ReplicaEvent::CheckpointStable { seq, state_digest } => (seq, state_digest, "stable"),
             _ => return false,
         };
-        let digests = self.states.entry(*seq).or_default();
-        digests
-            .entry(digest.clone())
-            .or_default()
-            .insert((replica, how));
-        digests.len() > 1 && self.conflicting.insert(*seq)
+        self.states.claim(*seq, digest, (replica, how))
     }
 
     pub fn finish(&self) -> CheckResult {
-        let counts = json!({ "checkpoints": self.states.len() });
-        let Some(first_seq) = self.conflicting.first() else {
+        let checkpoints = self.states.sequence_numbers();
+        let counts = json!({ "checkpoints": checkpoints });
+        let Some((first_seq, digests)) = self.states.first_conflict() else {
             return result(
                 "state-agreement",
                 CheckOutcome::Pass,
-                format!(
-                    "honest replicas agree on the state at all {} checkpoints",
-                    self.states.len()
-                ),
+                format!("honest replicas agree on the state at all {checkpoints} checkpoints"),
                 json!({ "counts": counts }),
             );
         };
-        let listed: Vec<serde_json::Value> = self
-            .conflicting
-            .iter()
-            .take(MAX_LISTED)
-            .map(|seq| {
-                let claims: Vec<serde_json::Value> = self.states[seq]
-                    .iter()
-                    .flat_map(|(digest, by)| {
-                        by.iter().map(move |(replica, how)| {
-                            json!({ "replica": replica, "digest": digest, "how": how })
-                        })
-                    })
-                    .collect();
-                json!({ "seq": seq, "states": claims })
-            })
-            .collect();
-        let conflicts = self.conflicting.len();
+        let listed = self.states.listed(
+            MAX_LISTED,
+            "states",
+            |digest, (replica, how)| json!({ "replica": replica, "digest": digest, "how": how }),
+        );
+        let conflicts = self.states.conflict_count();
         result(
             "state-agreement",
             CheckOutcome::Violation,
             format!(
-                "honest replicas hold different states at {conflicts} checkpoints (first: seq {first_seq}, {} digests)",
-                self.states[first_seq].len()
+                "honest replicas hold different states at {conflicts} checkpoints (first: seq {first_seq}, {digests} digests)"
             ),
             json!({ "counts": counts, "conflicts": listed, "conflict_count": conflicts }),
         )
