@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Nightly campaign: build the release binaries, run the `nightly` suite within a time budget,
-# keep every result under results/ (results/latest points at this campaign), and exit with
-# the campaign's code: 0 all as expected, 1 an unexpected outcome, 2 a run could not be
-# carried out.
+# Nightly campaign: build the release binaries, run the `nightly` suite first in simulation
+# over many seeds (fast, and every finding replays byte for byte from its seed), then on real
+# processes within a time budget; keep every result under results/ (results/latest points at
+# the last campaign), and exit with the worse of the two codes: 0 all as expected, 1 an
+# unexpected outcome, 2 a run could not be carried out.
 #
 # Usage: scripts/nightly.sh [BUDGET]            e.g. scripts/nightly.sh 20m
 # Environment (all optional):
@@ -13,6 +14,9 @@
 #                       and every shard of one night agrees)
 #   GAUNTLET_JOBS       runs at a time (default 1: runs are timing-sensitive)
 #   GAUNTLET_RESULTS    results root (default results)
+#   GAUNTLET_SIM_SEEDS  seeds per scenario of the simulated campaign (default 50; 0 skips it)
+#   GAUNTLET_SIM_BUDGET its budget (default 20m)
+#   GAUNTLET_SIM_JOBS   its runs at a time (default: every core; a simulated run uses one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,12 +26,23 @@ seeds="${GAUNTLET_SEEDS:-1}"
 seed_from="${GAUNTLET_SEED_FROM:-$(date -u +%Y%m%d)}"
 jobs="${GAUNTLET_JOBS:-1}"
 results="${GAUNTLET_RESULTS:-results}"
+sim_seeds="${GAUNTLET_SIM_SEEDS:-50}"
+sim_budget="${GAUNTLET_SIM_BUDGET:-20m}"
+sim_jobs="${GAUNTLET_SIM_JOBS:-$(nproc)}"
 
 echo "nightly: budget $budget, shard $shard, $seeds seed(s) from $seed_from, $jobs job(s), results in $results"
 # gauntlet, replica and byzantine-replica must sit side by side: build every binary at once.
 cargo build --release --workspace --bins
 
 set +e
+sim_code=0
+if [ "$sim_seeds" -gt 0 ]; then
+  target/release/gauntlet campaign --backend sim --suite nightly \
+    --budget "$sim_budget" --seeds "$sim_seeds" --seed-from "$seed_from" \
+    --jobs "$sim_jobs" --shard "$shard" --out "$results"
+  sim_code=$?
+  echo "nightly: simulated campaign exited $sim_code; index: $results/latest/index.html"
+fi
 target/release/gauntlet campaign --suite nightly \
   --budget "$budget" --seeds "$seeds" --seed-from "$seed_from" \
   --jobs "$jobs" --shard "$shard" --out "$results"
@@ -35,4 +50,4 @@ code=$?
 set -e
 
 echo "nightly: campaign exited $code; index: $results/latest/index.html, JUnit: $results/latest/junit.xml"
-exit "$code"
+exit $((sim_code > code ? sim_code : code))
