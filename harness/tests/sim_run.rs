@@ -146,3 +146,21 @@ fn twins_over_f_break_agreement_in_simulation_and_the_run_stops_at_the_first_con
         "the twins' second processes wrote their events"
     );
 }
+
+#[test]
+fn an_oracle_the_scenario_leaves_out_does_not_stop_a_simulated_run() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let builtin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/neg-twins-f1.yaml"),
+    )
+    .expect("built-in scenario file");
+    let text = builtin.replace("checks:\n", "checks:\n  oracles: [linearizability]\n");
+    assert_ne!(text, builtin, "neg-twins-f1.yaml changed shape");
+    let path = out.path().join("twins-without-agreement.yaml");
+    std::fs::write(&path, text).expect("write scenario");
+    let (_, dir) = run_sim(&path.display().to_string(), 1, out.path());
+    let timeline: harness::verdict::Timeline =
+        serde_json::from_str(&read(&dir, "timeline.json")).expect("timeline.json parses");
+    assert_eq!(timeline.stopped, None);
+    assert!(timeline.probe_end_ns > 0, "the run went on to its probe");
+}

@@ -74,7 +74,7 @@ pub fn drive_within(plan: &Plan, dir: &RunDir, max_actions: u64) -> anyhow::Resu
         down_for_good: BTreeSet::new(),
         actions: 0,
         max_actions,
-        oracles: OnlineOracles::new(plan.honest()),
+        oracles: OnlineOracles::new(plan.honest(), &plan.scenario.checks.oracles),
     };
     let timeline = run.phases();
     log_writer.close(&log);

@@ -3,12 +3,16 @@
 //! run stopped at its first violation gets the verdict the files give.
 
 use crate::check::{AgreementOracle, CheckResult, StateAgreementOracle};
+use crate::scenario::Oracle;
 use crate::verdict::EarlyStop;
 use replica::ReplicaId;
 use replica::sim::SimNetwork;
 
 pub struct OnlineOracles {
     honest: Vec<ReplicaId>,
+    /// The scenario's `checks.oracles` among those that can run online.
+    agreement_asked: bool,
+    state_agreement_asked: bool,
     /// Per honest replica, how many of its events were already observed.
     seen: Vec<usize>,
     agreement: AgreementOracle,
@@ -16,10 +20,12 @@ pub struct OnlineOracles {
 }
 
 impl OnlineOracles {
-    pub fn new(honest: Vec<ReplicaId>) -> OnlineOracles {
+    pub fn new(honest: Vec<ReplicaId>, asked: &[Oracle]) -> OnlineOracles {
         let seen = vec![0; honest.len()];
         OnlineOracles {
             honest,
+            agreement_asked: asked.contains(&Oracle::Agreement),
+            state_agreement_asked: asked.contains(&Oracle::StateAgreement),
             seen,
             agreement: AgreementOracle::default(),
             state_agreement: StateAgreementOracle::default(),
@@ -32,9 +38,11 @@ impl OnlineOracles {
             let events = net.events(*replica);
             for event in &events[self.seen[index].min(events.len())..] {
                 let violated: Option<CheckResult> =
-                    if self.agreement.observe(*replica, &event.event) {
+                    if self.agreement_asked && self.agreement.observe(*replica, &event.event) {
                         Some(self.agreement.finish(&self.honest))
-                    } else if self.state_agreement.observe(*replica, &event.event) {
+                    } else if self.state_agreement_asked
+                        && self.state_agreement.observe(*replica, &event.event)
+                    {
                         Some(self.state_agreement.finish())
                     } else {
                         None
