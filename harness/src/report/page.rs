@@ -7,7 +7,9 @@ use super::inputs::RunData;
 use super::linview::failing_keys_html;
 use super::ops::{OpOutcome, TimedOp, estimate_time_zero_ns, pair_operations, view_changes};
 use super::shading::{Mark, bands, legend_html};
-use super::tables::{agreement_conflicts, checks_table, replica_table};
+use super::tables::{
+    STATES, agreement_conflicts, checks_table, conflicts_side_by_side, replica_table,
+};
 use super::timeline::timeline_svg;
 use crate::defence::{Defence, FaultyReplica};
 use crate::scenario::Build;
@@ -163,6 +165,14 @@ fn failure_views(data: &RunData) -> String {
             let _ = write!(
                 html,
                 "<section id=\"agreement\"><h2>Agreement failure: commits side by side</h2>{view}</section>"
+            );
+        }
+        if check.name == "state-agreement"
+            && let Some(view) = conflicts_side_by_side(&check.details, &STATES)
+        {
+            let _ = write!(
+                html,
+                "<section id=\"state-agreement\"><h2>State agreement failure: checkpoint states side by side</h2>{view}</section>"
             );
         }
     }

@@ -228,11 +228,45 @@ fn digest_html(digest: &str, shown_chars: usize) -> String {
     )
 }
 
+/// How one oracle's conflicts are laid out: which list holds the claims, the row under the
+/// replicas, and what the digest is of.
+pub struct ConflictLayout {
+    pub claims: &'static str,
+    pub detail_key: &'static str,
+    pub detail_label: &'static str,
+    pub digest_label: &'static str,
+}
+
+/// Agreement: who committed which batch at a sequence number, in which view.
+pub const COMMITS: ConflictLayout = ConflictLayout {
+    claims: "commits",
+    detail_key: "view",
+    detail_label: "view",
+    digest_label: "batch digest",
+};
+
+/// State agreement: who held which state at a checkpoint, computed or certified.
+pub const STATES: ConflictLayout = ConflictLayout {
+    claims: "states",
+    detail_key: "how",
+    detail_label: "own state or certified",
+    digest_label: "state digest",
+};
+
 /// An agreement failure: for each conflicting sequence number, every replica's view and digest
 /// in one row, with digests that differ from the first one marked. Digests show as prefixes
 /// long enough to tell them apart (the whole digest in the tooltip), and the tables scroll
 /// inside their own box when there are more replicas than fit the page.
 pub fn agreement_conflicts(details: &serde_json::Value) -> Option<String> {
+    conflicts_side_by_side(details, &COMMITS)
+}
+
+/// An agreement or state-agreement failure laid out as `layout` says: each conflicting
+/// sequence number as one table, a column per claim.
+pub fn conflicts_side_by_side(
+    details: &serde_json::Value,
+    layout: &ConflictLayout,
+) -> Option<String> {
     let conflicts = details.get("conflicts")?.as_array()?;
     if conflicts.is_empty() {
         return None;
@@ -252,7 +286,7 @@ pub fn agreement_conflicts(details: &serde_json::Value) -> Option<String> {
             .get("seq")
             .map_or_else(String::new, |s| s.to_string());
         let commits = conflict
-            .get("commits")
+            .get(layout.claims)
             .and_then(|c| c.as_array())
             .cloned()
             .unwrap_or_default();
@@ -273,14 +307,20 @@ pub fn agreement_conflicts(details: &serde_json::Value) -> Option<String> {
                 .map_or_else(String::new, |r| r.to_string());
             let _ = write!(html, "<th>replica {}</th>", escape(&replica));
         }
-        html.push_str("</tr></thead><tbody><tr><th>view</th>");
+        let _ = write!(
+            html,
+            "</tr></thead><tbody><tr><th>{}</th>",
+            layout.detail_label
+        );
         for commit in &commits {
-            let view = commit
-                .get("view")
-                .map_or_else(String::new, |v| v.to_string());
-            let _ = write!(html, "<td>{}</td>", escape(&view));
+            let detail = match commit.get(layout.detail_key) {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(value) => value.to_string(),
+                None => String::new(),
+            };
+            let _ = write!(html, "<td>{}</td>", escape(&detail));
         }
-        html.push_str("</tr><tr><th>batch digest</th>");
+        let _ = write!(html, "</tr><tr><th>{}</th>", layout.digest_label);
         for digest in &digests {
             let class = if *digest == first_digest {
                 "digest"
@@ -305,6 +345,25 @@ mod tests {
     use replica::events::EventLine;
     use replica::verify::RejectReason;
     use replica::{ReplicaId, Seq, View};
+
+    #[test]
+    fn a_state_conflict_shows_each_replicas_own_or_certified_digest() {
+        let details = serde_json::json!({
+            "conflicts": [{ "seq": 16, "states": [
+                { "replica": 0, "digest": "aa11", "how": "taken" },
+                { "replica": 2, "digest": "bb22", "how": "taken" },
+                { "replica": 2, "digest": "aa11", "how": "stable" },
+            ]}],
+            "conflict_count": 1,
+        });
+        let html = conflicts_side_by_side(&details, &STATES).expect("rendered");
+        assert!(
+            html.contains("<th>own state or certified</th><td>taken</td>"),
+            "{html}"
+        );
+        assert!(html.contains("<th>state digest</th>"), "{html}");
+        assert_eq!(html.matches("digest differs").count(), 1, "{html}");
+    }
 
     #[test]
     fn conflicting_digests_are_side_by_side_and_the_odd_one_marked() {
