@@ -238,21 +238,12 @@ async fn drive_cluster(
 
     let scenario = &plan.scenario;
     let w = &scenario.workload;
-    let attempt = Duration::from_millis(w.op_timeout_ms);
     let mut clients = Vec::new();
     for client in &plan.clients {
         let config = cluster_config_for(plan, Endpoint::Client(client.id))?;
-        clients.push(WorkloadClient::connect(
-            &config,
-            client,
-            plan.key_seed,
-            w.kind,
-            w.keys as usize,
-            w.mix(),
-            attempt,
-        )?);
+        clients.push(WorkloadClient::connect(&config, plan, client, run_start)?);
     }
-    let history = HistoryWriter::create(&dir.history(), run_start)?;
+    let history = HistoryWriter::create(&dir.history())?;
     let honest_events = plan
         .honest()
         .into_iter()

@@ -5,7 +5,7 @@
 //! the phase's deadline, so few operations end up `info`: a replica answers a request it
 //! already executed from its reply cache.
 
-use crate::plan::ClientPlan;
+use crate::plan::{ClientPlan, Plan};
 use anyhow::Context;
 use replica::config::ClusterConfig;
 use replica::kv::Operation;
@@ -15,31 +15,26 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use workloads::client::{Client, ClientError, ClientOptions, PreparedRequest};
-use workloads::generator::{Generator, Mix, WorkloadKind};
+use workloads::generator::Generator;
 use workloads::history::{EventType, HistoryEvent};
 
-/// Appends history lines from many tasks; times are ns since the run started.
+/// Appends `history.jsonl` lines, from many tasks in a real run or from the simulator; each
+/// event carries its own time (ns since the run started, on that run's clock).
 #[derive(Clone)]
 pub struct HistoryWriter {
     out: Arc<Mutex<std::io::BufWriter<std::fs::File>>>,
-    run_start: Instant,
 }
 
 impl HistoryWriter {
-    pub fn create(path: &Path, run_start: Instant) -> anyhow::Result<HistoryWriter> {
+    pub fn create(path: &Path) -> anyhow::Result<HistoryWriter> {
         let file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         Ok(HistoryWriter {
             out: Arc::new(Mutex::new(std::io::BufWriter::new(file))),
-            run_start,
         })
     }
 
-    pub fn now_ns(&self) -> u64 {
-        u64::try_from(self.run_start.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    fn record(&self, event: &HistoryEvent) {
+    pub fn record(&self, event: &HistoryEvent) {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(error) = writeln!(out, "{}", event.to_json_line()) {
             tracing::error!(%error, "cannot write history.jsonl");
@@ -54,6 +49,17 @@ impl HistoryWriter {
     }
 }
 
+/// The seeded operation generator of `client`: the same in a real and a simulated run.
+pub fn generator_of(plan: &Plan, client: &ClientPlan) -> anyhow::Result<Generator> {
+    let w = &plan.scenario.workload;
+    Generator::new(w.kind, client.op_seed, client.id, w.keys as usize, w.mix()).with_context(|| {
+        format!(
+            "cannot build the operation generator of client {}",
+            client.id
+        )
+    })
+}
+
 /// One client of the run, connected through its own proxy links.
 pub struct WorkloadClient {
     pub id: ClientId,
@@ -61,47 +67,45 @@ pub struct WorkloadClient {
     generator: Generator,
     /// One attempt of a request waits this long before it is re-submitted.
     attempt: Duration,
+    /// The run's clock zero: history times count from it.
+    run_start: Instant,
 }
 
 impl WorkloadClient {
+    /// Client `client` of `plan`, dialing the addresses in `config` (its proxy ports).
     pub fn connect(
         config: &ClusterConfig,
-        plan: &ClientPlan,
-        key_seed: u64,
-        kind: WorkloadKind,
-        keys: usize,
-        mix: Mix,
-        attempt: Duration,
+        plan: &Plan,
+        client: &ClientPlan,
+        run_start: Instant,
     ) -> anyhow::Result<WorkloadClient> {
-        let key = replica::crypto::key_from_seed(key_seed, Principal::Client(plan.id));
+        let attempt = Duration::from_millis(plan.scenario.workload.op_timeout_ms);
+        let key = replica::crypto::key_from_seed(plan.key_seed, Principal::Client(client.id));
         let options = ClientOptions {
             deadline: attempt,
             ..ClientOptions::from_config(config)
         };
-        let client = Client::with_options(config, plan.id, key, options)
-            .with_context(|| format!("cannot create client {}", plan.id))?;
-        let generator =
-            Generator::new(kind, plan.op_seed, plan.id, keys, mix).with_context(|| {
-                format!("cannot build the operation generator of client {}", plan.id)
-            })?;
+        let protocol = Client::with_options(config, client.id, key, options)
+            .with_context(|| format!("cannot create client {}", client.id))?;
         Ok(WorkloadClient {
-            id: plan.id,
-            client,
-            generator,
+            id: client.id,
+            client: protocol,
+            generator: generator_of(plan, client)?,
             attempt,
+            run_start,
         })
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.run_start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Invokes one operation, re-submitting it until its outcome is known or `deadline`.
     /// Returns whether it completed `ok`.
     async fn run_one(&self, op: Operation, history: &HistoryWriter, deadline: Instant) -> bool {
         let prepared: PreparedRequest = self.client.prepare(op);
-        let invoke = HistoryEvent::invoke(
-            self.id,
-            prepared.timestamp(),
-            prepared.op(),
-            history.now_ns(),
-        );
+        let invoke =
+            HistoryEvent::invoke(self.id, prepared.timestamp(), prepared.op(), self.now_ns());
         history.record(&invoke);
         loop {
             // The client has its own per-attempt deadline; this one stops an attempt at the
@@ -116,14 +120,14 @@ impl WorkloadClient {
             .await;
             match outcome {
                 Ok(Ok(done)) => {
-                    history.record(&invoke.ok(&done.result, history.now_ns()));
+                    history.record(&invoke.ok(&done.result, self.now_ns()));
                     return true;
                 }
                 Ok(Err(error)) if !error.outcome_unknown() => {
                     history.record(&invoke.incomplete(
                         EventType::Fail,
                         error.to_string(),
-                        history.now_ns(),
+                        self.now_ns(),
                     ));
                     return false;
                 }
@@ -131,7 +135,7 @@ impl WorkloadClient {
                     history.record(&invoke.incomplete(
                         EventType::Info,
                         "client connections closed",
-                        history.now_ns(),
+                        self.now_ns(),
                     ));
                     return false;
                 }
@@ -141,7 +145,7 @@ impl WorkloadClient {
                             Ok(Err(error)) => error.to_string(),
                             _ => "no answer before the phase ended".to_string(),
                         };
-                        history.record(&invoke.incomplete(EventType::Info, why, history.now_ns()));
+                        history.record(&invoke.incomplete(EventType::Info, why, self.now_ns()));
                         return false;
                     }
                 }

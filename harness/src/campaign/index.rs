@@ -151,21 +151,10 @@ pub fn render_index(summary: &CampaignSummary) -> String {
 mod tests {
     use super::*;
     use crate::backend::Backend;
-    use crate::campaign::{Seeds, Shard};
 
     #[test]
     fn the_header_names_the_backend() {
-        let summary = CampaignSummary {
-            dir: "/tmp/c".into(),
-            name: "c".into(),
-            backend: Backend::Sim,
-            shard: Shard::default(),
-            seeds: Seeds::default(),
-            budget_s: None,
-            jobs: 2,
-            elapsed_ms: 0,
-            records: Vec::new(),
-        };
+        let summary = CampaignSummary::sample(Backend::Sim, Vec::new());
         let html = render_index(&summary);
         assert!(
             html.contains("<p class=\"muted\" id=\"backend\">backend: sim (virtual time)</p>"),

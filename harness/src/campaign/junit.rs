@@ -66,20 +66,13 @@ fn suite_name(backend: Backend) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::campaign::{Cell, RunRecord, Seeds, Shard};
+    use crate::campaign::{Cell, RunRecord};
 
     #[test]
     fn a_sim_campaign_is_its_own_suite_with_a_backend_property() {
-        let summary = CampaignSummary {
-            dir: "/tmp/c".into(),
-            name: "c".into(),
-            backend: Backend::Sim,
-            shard: Shard::default(),
-            seeds: Seeds::default(),
-            budget_s: None,
-            jobs: 2,
-            elapsed_ms: 0,
-            records: vec![RunRecord {
+        let summary = CampaignSummary::sample(
+            Backend::Sim,
+            vec![RunRecord {
                 cell: Cell {
                     index: 0,
                     scenario: "byz-twin".into(),
@@ -91,11 +84,11 @@ mod tests {
                 expected: String::new(),
                 duration_ms: 0,
                 run_dir: None,
-                summary: "the sim backend does not model twins yet".into(),
+                summary: "not started: the budget was spent".into(),
                 reproduce: String::new(),
                 log_tail: String::new(),
             }],
-        };
+        );
         let xml = junit_xml(&summary).expect("xml");
         assert!(xml.contains("<testsuite name=\"gauntlet-sim\""), "{xml}");
         assert!(
@@ -103,6 +96,6 @@ mod tests {
             "{xml}"
         );
         assert!(xml.contains("classname=\"gauntlet-sim.byz-twin\""), "{xml}");
-        assert!(xml.contains("does not model twins"), "{xml}");
+        assert!(xml.contains("the budget was spent"), "{xml}");
     }
 }

@@ -124,6 +124,22 @@ pub struct CampaignSummary {
 }
 
 impl CampaignSummary {
+    /// A campaign folder's summary with `records`, for the page and file writers' tests.
+    #[cfg(test)]
+    pub(crate) fn sample(backend: Backend, records: Vec<RunRecord>) -> CampaignSummary {
+        CampaignSummary {
+            dir: PathBuf::from("/tmp/c"),
+            name: "c".into(),
+            backend,
+            shard: Shard::default(),
+            seeds: Seeds::default(),
+            budget_s: None,
+            jobs: 1,
+            elapsed_ms: 0,
+            records,
+        }
+    }
+
     pub fn count(&self, status: RunStatus) -> usize {
         self.records.iter().filter(|r| r.status == status).count()
     }
@@ -327,17 +343,7 @@ mod tests {
     }
 
     fn summary(records: Vec<RunRecord>) -> CampaignSummary {
-        CampaignSummary {
-            dir: PathBuf::from("/tmp/c"),
-            name: "c".into(),
-            backend: Backend::Real,
-            shard: Shard::default(),
-            seeds: Seeds::default(),
-            budget_s: None,
-            jobs: 1,
-            elapsed_ms: 0,
-            records,
-        }
+        CampaignSummary::sample(Backend::Real, records)
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! started.
 
 use crate::plan::Plan;
-use anyhow::Context;
+use crate::workload::{HistoryWriter, generator_of};
 use replica::ClientId;
 use replica::sim::SimNetwork;
 use workloads::generator::Generator;
@@ -42,23 +42,19 @@ pub struct SimClients {
     phase: Phase,
     /// How many of the network's completed operations were already recorded.
     seen: usize,
-    pub history: Vec<HistoryEvent>,
+    history: HistoryWriter,
 }
 
 impl SimClients {
-    pub fn new(plan: &Plan) -> anyhow::Result<SimClients> {
+    pub fn new(plan: &Plan, history: HistoryWriter) -> anyhow::Result<SimClients> {
         let w = &plan.scenario.workload;
         let clients = plan
             .clients
             .iter()
             .map(|c| {
-                let generator = Generator::new(w.kind, c.op_seed, c.id, w.keys as usize, w.mix())
-                    .with_context(|| {
-                    format!("cannot build the operation generator of client {}", c.id)
-                })?;
                 Ok(SimClient {
                     id: c.id,
-                    generator,
+                    generator: generator_of(plan, c)?,
                     open: None,
                     next_start_ns: 0,
                     probes_left: 0,
@@ -75,7 +71,7 @@ impl SimClients {
             interval_ns,
             phase: Phase::Idle,
             seen: 0,
-            history: Vec::new(),
+            history,
         })
     }
 
@@ -110,7 +106,7 @@ impl SimClients {
             };
             client.ok += 1;
             self.history
-                .push(invoke.ok(&done.result, done.completed_at_ns));
+                .record(&invoke.ok(&done.result, done.completed_at_ns));
         }
         self.seen = completed.len();
     }
@@ -141,7 +137,7 @@ impl SimClients {
                 client.next_start_ns += interval;
             }
             let invoke = HistoryEvent::invoke(client.id, request.timestamp, &op, now);
-            self.history.push(invoke.clone());
+            self.history.record(&invoke);
             client.open = Some(invoke);
         }
     }
@@ -166,11 +162,16 @@ impl SimClients {
             if let Some(invoke) = client.open.take() {
                 let why = "no answer before the phase ended";
                 self.history
-                    .push(invoke.incomplete(EventType::Info, why, now_ns));
+                    .record(&invoke.incomplete(EventType::Info, why, now_ns));
                 net.abandon(client.id);
             }
         }
         self.phase = Phase::Idle;
+    }
+
+    /// Writes out what is still buffered of `history.jsonl`.
+    pub fn flush_history(&self) -> std::io::Result<()> {
+        self.history.flush()
     }
 
     /// (invoked, ok) per client, for the log.

@@ -20,6 +20,7 @@ use crate::nemesis::{FaultBook, Step, timeline};
 use crate::plan::Plan;
 use crate::proxy::open_log;
 use crate::verdict::{EarlyStop, Timeline};
+use crate::workload::HistoryWriter;
 use anyhow::Context;
 use clients::SimClients;
 use links::SimProxy;
@@ -70,7 +71,7 @@ pub fn drive_within(plan: &Plan, dir: &RunDir, max_actions: u64) -> anyhow::Resu
         net,
         proxy,
         book: FaultBook::new(plan.n(), plan.links.clone(), plan.twins.clone()),
-        clients: SimClients::new(plan)?,
+        clients: SimClients::new(plan, HistoryWriter::create(&dir.history())?)?,
         down_for_good: BTreeSet::new(),
         actions: 0,
         max_actions,
@@ -276,10 +277,9 @@ impl SimRun<'_> {
     }
 
     fn write_files(&self, dir: &RunDir) -> anyhow::Result<()> {
-        write_lines(
-            &dir.history(),
-            self.clients.history.iter().map(|e| e.to_json_line()),
-        )?;
+        self.clients
+            .flush_history()
+            .with_context(|| format!("cannot write {}", dir.history().display()))?;
         for replica in (0..self.plan.n() as u32).map(ReplicaId) {
             let lines = world::event_lines(self.net.events(replica), replica);
             write_lines(&dir.replica_events(replica), lines.into_iter())?;
