@@ -9,7 +9,7 @@ use crate::primary::PrimaryTracker;
 use crate::processes::{ReplicaLaunch, Supervisor, find_binary};
 use crate::proxy::{Endpoint, Proxy, ProxyConfig};
 use crate::scenario::{Build, LoadedScenario};
-use crate::verdict::{Timeline, Verdict, judge};
+use crate::verdict::{Timeline, Verdict, judge, write_json};
 use crate::workload::{HistoryWriter, WorkloadClient};
 use anyhow::Context;
 use replica::node::{EVENTS_FILE, STATS_FILE};
@@ -203,8 +203,8 @@ async fn drive(
     supervisor.stop_all(STOP_GRACE).await;
     let stats = proxy.stats();
     proxy.shutdown().await;
-    if let Ok(text) = serde_json::to_string_pretty(&stats) {
-        let _ = std::fs::write(dir.proxy_stats(), text + "\n");
+    if let Err(error) = write_json(&dir.proxy_stats(), &stats) {
+        tracing::warn!("{error:#}");
     }
     collect_replica_files(plan, dir);
     Ok(Timeline {
@@ -214,9 +214,7 @@ async fn drive(
 }
 
 fn write_timeline(dir: &RunDir, timeline: Timeline) -> anyhow::Result<Timeline> {
-    let text = serde_json::to_string_pretty(&timeline).context("cannot encode the timeline")?;
-    std::fs::write(dir.timeline(), text + "\n")
-        .with_context(|| format!("cannot write {}", dir.timeline().display()))?;
+    write_json(&dir.timeline(), &timeline)?;
     Ok(timeline)
 }
 

@@ -218,9 +218,7 @@ impl Verdict {
     }
 
     pub fn write(&self, dir: &RunDir) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(self).context("cannot encode the verdict")?;
-        std::fs::write(dir.verdict(), text + "\n")
-            .with_context(|| format!("cannot write {}", dir.verdict().display()))
+        write_json(&dir.verdict(), self)
     }
 
     /// A few lines for the terminal.
@@ -473,6 +471,13 @@ pub fn recheck(root: &std::path::Path) -> anyhow::Result<Verdict> {
     let verdict = judge(&dir, &plan, &timeline, reproduce, Some(build_id));
     verdict.write(&dir)?;
     Ok(verdict)
+}
+
+/// Writes `value` as pretty JSON and a newline, the form of every JSON file in a run folder.
+pub fn write_json<T: Serialize>(path: &std::path::Path, value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .with_context(|| format!("cannot encode {}", path.display()))?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {

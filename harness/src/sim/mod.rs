@@ -19,7 +19,7 @@ use crate::layout::RunDir;
 use crate::nemesis::{FaultBook, Step, timeline};
 use crate::plan::Plan;
 use crate::proxy::open_log;
-use crate::verdict::{EarlyStop, Timeline};
+use crate::verdict::{EarlyStop, Timeline, write_json};
 use crate::workload::HistoryWriter;
 use anyhow::Context;
 use clients::SimClients;
@@ -198,8 +198,7 @@ impl SimRun<'_> {
     }
 
     fn start_fault(&mut self, fault: &crate::nemesis::PlannedFault) {
-        let primary = self.primary();
-        let start = self.book.plan_start(fault, || primary);
+        let start = self.book.plan_start(fault, || self.primary());
         tracing::info!(fault = %fault.id, targets = ?start.targets, "nemesis: start");
         self.carry_out(&start.steps);
         self.book.record_start(fault, start, self.net.now_ns());
@@ -300,20 +299,14 @@ impl SimRun<'_> {
             ];
             for (process, path) in processes {
                 if let Some(stats) = world::stats_of(&self.net, process) {
-                    let text = serde_json::to_string_pretty(&stats)
-                        .context("cannot encode a replica's statistics")?;
-                    std::fs::write(&path, text + "\n")
-                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    write_json(&path, &stats)?;
                 }
             }
         }
         self.book
             .write(&dir.nemesis())
             .with_context(|| format!("cannot write {}", dir.nemesis().display()))?;
-        let stats = serde_json::to_string_pretty(&self.proxy.stats())
-            .context("cannot encode the proxy statistics")?;
-        std::fs::write(dir.proxy_stats(), stats + "\n")
-            .with_context(|| format!("cannot write {}", dir.proxy_stats().display()))?;
+        write_json(&dir.proxy_stats(), &self.proxy.stats())?;
         let sim = world::summary(&self.net, self.actions);
         tracing::info!(%sim, "simulation done");
         Ok(())
