@@ -147,6 +147,10 @@ impl RunDir {
     pub fn report(&self) -> PathBuf {
         self.root.join("report.html")
     }
+    /// What each Byzantine client sent, and the honest clients' throughput meanwhile.
+    pub fn byzantine_clients(&self) -> PathBuf {
+        self.root.join("byzantine-clients.json")
+    }
     pub fn cluster_dir(&self) -> PathBuf {
         self.root.join("cluster")
     }
@@ -330,6 +334,7 @@ pub fn cluster_config_for(plan: &Plan, principal: Endpoint) -> anyhow::Result<Cl
         max_frame_bytes: replica::wire::DEFAULT_MAX_FRAME,
         fsync: c.fsync,
         timeouts: c.timeouts.clone(),
+        auth: c.auth,
         replicas,
         clients,
     })

@@ -130,11 +130,16 @@ impl Plan {
     }
 
     /// `gauntlet run <source> --seed S`, plus the overrides that changed the run. Real is the
-    /// default backend, so commands of real runs read as they always have.
+    /// default backend and signatures the default authentication, so commands of such runs
+    /// read as they always have; any other mode is named, whether the file or `--auth` chose it.
     pub fn reproduce_command(&self, duration_override: Option<f64>, backend: Backend) -> String {
         let mut command = format!("gauntlet run {} --seed {}", self.source, self.seed);
         if let Some(d) = duration_override {
             command.push_str(&format!(" --duration {d}"));
+        }
+        let auth = self.scenario.cluster.auth;
+        if auth != replica::auth::AuthMode::default() {
+            command.push_str(&format!(" --auth {auth}"));
         }
         if backend != Backend::Real {
             command.push_str(&format!(" --backend {backend}"));

@@ -2,8 +2,9 @@
 //!
 //! Every error names the file and, where serde knows it, the field and line.
 
+use crate::auth::AuthMode;
 use crate::crypto::{self, KeyError, KeyStore};
-use crate::ids::{ClientId, Quorums, ReplicaId};
+use crate::ids::{ClientId, Principal, Quorums, ReplicaId};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -115,6 +116,9 @@ pub struct ClusterConfig {
     pub fsync: bool,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Signatures on every message, or MACs where no third party must be convinced.
+    #[serde(default)]
+    pub auth: AuthMode,
     pub replicas: Vec<ReplicaEntry>,
     #[serde(default)]
     pub clients: Vec<ClientEntry>,
@@ -132,6 +136,7 @@ impl ClusterConfig {
             max_frame_bytes: default_max_frame(),
             fsync: true,
             timeouts: Timeouts::default(),
+            auth: AuthMode::default(),
             replicas,
             clients,
         }
@@ -273,6 +278,20 @@ impl ClusterConfig {
             );
         }
         Ok(KeyStore::new(replicas, clients))
+    }
+
+    /// `me`'s key store: every public key and, under `auth: macs`, `me`'s session keys.
+    pub fn key_store_for(
+        &self,
+        path: &Path,
+        me: Principal,
+        secret: &SigningKey,
+    ) -> Result<KeyStore, ConfigError> {
+        let keys = self.keys(path)?;
+        Ok(match self.auth {
+            AuthMode::Signatures => keys,
+            AuthMode::Macs => keys.with_sessions(me, secret),
+        })
     }
 
     pub fn to_yaml(&self) -> String {

@@ -6,10 +6,12 @@
 //! batch. Weak public keys are refused when keys are loaded: a small-order key would let one
 //! signature verify for every message under the cofactored equation.
 
+use crate::auth::SessionKeys;
 use crate::cofactored;
 use crate::ids::{ClientId, Principal, ReplicaId};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use std::collections::HashMap;
+use std::sync::Arc;
 use thiserror::Error;
 
 pub const SIGNATURE_LENGTH: usize = 64;
@@ -73,15 +75,43 @@ pub fn sign(key: &SigningKey, bytes: &[u8]) -> [u8; SIGNATURE_LENGTH] {
 }
 
 /// Public keys of every principal in the cluster.
+///
+/// In `auth: macs` a holder's store also carries its session keys (`with_sessions`): then it
+/// seals COMMITs, replies and requests with MACs and can check the MACs made for it.
 #[derive(Clone, Debug, Default)]
 pub struct KeyStore {
     replicas: Vec<VerifyingKey>,
     clients: HashMap<ClientId, VerifyingKey>,
+    sessions: Option<Arc<SessionKeys>>,
 }
 
 impl KeyStore {
     pub fn new(replicas: Vec<VerifyingKey>, clients: HashMap<ClientId, VerifyingKey>) -> Self {
-        KeyStore { replicas, clients }
+        KeyStore {
+            replicas,
+            clients,
+            sessions: None,
+        }
+    }
+
+    /// This store for `me`, with the session keys `me` shares with every other principal.
+    pub fn with_sessions(mut self, me: Principal, secret: &SigningKey) -> KeyStore {
+        self.sessions = Some(Arc::new(SessionKeys::derive(me, secret, &self)));
+        self
+    }
+
+    /// The holder's session keys: present exactly when the cluster authenticates with MACs.
+    pub fn sessions(&self) -> Option<&SessionKeys> {
+        self.sessions.as_deref()
+    }
+
+    /// Every principal with a key, replicas first, clients in id order.
+    pub fn principals(&self) -> impl Iterator<Item = Principal> + '_ {
+        let mut clients: Vec<ClientId> = self.clients.keys().copied().collect();
+        clients.sort_unstable();
+        (0..self.replicas.len() as u32)
+            .map(|i| Principal::Replica(ReplicaId(i)))
+            .chain(clients.into_iter().map(Principal::Client))
     }
 
     pub fn key_of(&self, principal: Principal) -> Option<&VerifyingKey> {

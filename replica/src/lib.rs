@@ -7,6 +7,7 @@
 //! * [`node`] runs one core in a real process: TCP, write-ahead log, timers, events.
 //! * [`logging`] sets up the log output every binary of the workspace shares.
 
+pub mod auth;
 pub mod client;
 pub mod cofactored;
 pub mod config;

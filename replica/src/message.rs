@@ -1,6 +1,7 @@
 //! Protocol messages, their signed envelopes and the domain-separated signing encoding.
 
-use crate::crypto::{self, KeyStore, SIGNATURE_LENGTH, SignatureCheck, SignatureFailure};
+use crate::auth::{Mac, SessionKeys};
+use crate::crypto::{self, SIGNATURE_LENGTH, SignatureCheck};
 use crate::digest::Digest;
 use crate::ids::{ClientId, Principal, ReplicaId, Seq, Timestamp, View};
 use crate::kv::{OpResult, Operation};
@@ -29,12 +30,55 @@ fn encode_for_signing(kind: MessageKind, signer: Principal, content: &impl Seria
         .expect("postcard encoding into a Vec cannot fail")
 }
 
+/// What vouches for a message's sender.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Seal {
+    /// An ed25519 signature: convinces anyone.
+    Signature(#[serde(with = "serde_bytes")] [u8; SIGNATURE_LENGTH]),
+    /// One MAC per replica, by replica id (PBFT's authenticator): each replica can check only
+    /// its own entry, so it is used only where no third party must be convinced (COMMIT).
+    Authenticator(Vec<Mac>),
+    /// A MAC for one principal (a reply, for its client).
+    Mac(Mac),
+    /// A request under `auth: macs`: the backups check their entry of the authenticator; the
+    /// primary, and a backup whose entry fails, check the signature. So a client that spoils
+    /// some entries (the "MAC attack") cannot stop honest backups from accepting a request
+    /// an honest primary proposed.
+    SignedAuthenticator {
+        #[serde(with = "serde_bytes")]
+        signature: [u8; SIGNATURE_LENGTH],
+        macs: Vec<Mac>,
+    },
+}
+
+impl Seal {
+    /// The signature, where the seal carries one.
+    pub fn signature(&self) -> Option<&[u8; SIGNATURE_LENGTH]> {
+        match self {
+            Seal::Signature(signature) | Seal::SignedAuthenticator { signature, .. } => {
+                Some(signature)
+            }
+            Seal::Authenticator(_) | Seal::Mac(_) => None,
+        }
+    }
+
+    /// The signature, mutably (attacks and tests that spoil one).
+    pub fn signature_mut(&mut self) -> Option<&mut [u8; SIGNATURE_LENGTH]> {
+        match self {
+            Seal::Signature(signature) | Seal::SignedAuthenticator { signature, .. } => {
+                Some(signature)
+            }
+            Seal::Authenticator(_) | Seal::Mac(_) => None,
+        }
+    }
+}
+
+/// A message body with its sender and what vouches for it (a signature, or MACs: see `Seal`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signed<T> {
     pub signer: Principal,
     pub body: T,
-    #[serde(with = "serde_bytes")]
-    pub signature: [u8; SIGNATURE_LENGTH],
+    pub seal: Seal,
 }
 
 impl<T: Signable> Signed<T> {
@@ -44,25 +88,64 @@ impl<T: Signable> Signed<T> {
         Signed {
             signer,
             body,
-            signature,
+            seal: Seal::Signature(signature),
         }
     }
 
-    /// The exact bytes the signature covers.
+    /// Sealed for every replica with the holder's session keys (an authenticator).
+    pub fn authenticate(body: T, sessions: &SessionKeys) -> Self {
+        let signer = sessions.me();
+        let bytes = body.signing_bytes(signer);
+        Signed {
+            signer,
+            body,
+            seal: Seal::Authenticator(sessions.authenticator(&bytes)),
+        }
+    }
+
+    /// Sealed for `recipient` alone; `None` if the holder shares no key with it.
+    pub fn mac_for(body: T, sessions: &SessionKeys, recipient: Principal) -> Option<Self> {
+        let signer = sessions.me();
+        let mac = sessions.mac(recipient, &body.signing_bytes(signer))?;
+        Some(Signed {
+            signer,
+            body,
+            seal: Seal::Mac(mac),
+        })
+    }
+
+    /// Signed, and sealed for every replica too (a request under `auth: macs`).
+    pub fn sign_and_authenticate(body: T, key: &SigningKey, sessions: &SessionKeys) -> Self {
+        let signer = sessions.me();
+        let bytes = body.signing_bytes(signer);
+        Signed {
+            signer,
+            seal: Seal::SignedAuthenticator {
+                signature: crypto::sign(key, &bytes),
+                macs: sessions.authenticator(&bytes),
+            },
+            body,
+        }
+    }
+
+    /// Replaces the seal with a fresh signature by `key` over the current body and signer
+    /// (attacks and fuzzing that rewrite a message as its sender).
+    pub fn resign(&mut self, key: &SigningKey) {
+        self.seal = Seal::Signature(crypto::sign(key, &self.signing_bytes()));
+    }
+
+    /// The exact bytes the signature or MACs cover.
     pub fn signing_bytes(&self) -> Vec<u8> {
         self.body.signing_bytes(self.signer)
     }
 
-    pub fn signature_check(&self) -> SignatureCheck {
-        SignatureCheck {
+    /// The signature to check, if the seal carries one.
+    pub fn signature_check(&self) -> Option<SignatureCheck> {
+        self.seal.signature().map(|signature| SignatureCheck {
             bytes: self.signing_bytes(),
-            signature: self.signature,
+            signature: *signature,
             signer: self.signer,
-        }
-    }
-
-    pub fn verify(&self, keys: &KeyStore) -> Result<(), SignatureFailure> {
-        crypto::verify_all(keys, &[self.signature_check()])
+        })
     }
 
     /// The replica that signed this, if a replica did.
@@ -256,6 +339,10 @@ macro_rules! message_kinds {
 
             pub fn signer(&self) -> Principal {
                 match self { $(WireMessage::$variant(m) => m.signer),* }
+            }
+
+            pub fn seal(&self) -> &Seal {
+                match self { $(WireMessage::$variant(m) => &m.seal),* }
             }
         }
     };

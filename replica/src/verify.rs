@@ -1,12 +1,12 @@
 //! Turning a decoded message into a `Verified` one: every signature it carries (nested ones
-//! included) checked in one batch, every signer of the right kind, every digest recomputed.
+//! included) checked in one batch, every MAC meant for this holder checked, every signer of the right kind, every digest recomputed.
 //! The core accepts only `Verified` messages; what it then checks is protocol logic.
 
 use crate::crypto::{KeyStore, SignatureCheck, SignatureFailure, verify_all};
 use crate::ids::Principal;
 use crate::message::{
-    CommittedProof, PrePrepare, PreparedProof, Signable, Signed, ViewChange, WireMessage,
-    batch_digest,
+    CommittedProof, PrePrepare, PreparedProof, Request, Seal, Signable, Signed, ViewChange,
+    WireMessage, batch_digest,
 };
 use crate::reply_tree;
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,10 @@ pub enum RejectReason {
     Misdirected,
     #[error("batch exceeds the configured maximum")]
     OversizedBatch,
+    #[error("MAC does not verify for this replica")]
+    BadMac,
+    #[error("message carries MACs where a third party must be able to check a signature")]
+    Unsigned,
 }
 
 impl RejectReason {
@@ -86,7 +90,7 @@ impl Verified {
 
 pub fn verify(message: WireMessage, keys: &KeyStore) -> Result<Verified, RejectReason> {
     let mut checks = Vec::new();
-    collect(&message, &mut checks)?;
+    collect(&message, keys, &mut checks)?;
     verify_all(keys, &checks).map_err(reason)?;
     Ok(Verified(message))
 }
@@ -102,7 +106,7 @@ pub fn verify_many(
         .into_iter()
         .map(|message| {
             let mut checks = Vec::new();
-            collect(&message, &mut checks)?;
+            collect(&message, keys, &mut checks)?;
             // Unknown signers are named now, so the batch below fails only on bad signatures.
             if let Some(unknown) = checks.iter().find(|c| !keys.knows(c.signer)) {
                 return Err(reason(SignatureFailure::UnknownSigner(unknown.signer)));
@@ -135,97 +139,196 @@ fn reason(failure: SignatureFailure) -> RejectReason {
     }
 }
 
+/// What a message's seal must be where it appears.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// A signature: what a third party (or a later view) must be able to trust.
+    Signature,
+    /// A signature, or MACs of which this holder's own checks.
+    AnySeal,
+}
+
+/// Checks `m`'s seal: a MAC for this holder at once (cheap), a signature into `checks` for
+/// one batch later.
+fn seal<T: Signable>(
+    m: &Signed<T>,
+    needs: Needs,
+    keys: &KeyStore,
+    checks: &mut Vec<SignatureCheck>,
+) -> Result<(), RejectReason> {
+    let mac_checks = |check: &dyn Fn(&crate::auth::SessionKeys, &[u8]) -> bool| {
+        keys.sessions()
+            .is_some_and(|sessions| check(sessions, &m.signing_bytes()))
+    };
+    match (&m.seal, needs) {
+        (Seal::Signature(_), _) | (Seal::SignedAuthenticator { .. }, Needs::Signature) => {}
+        (Seal::Authenticator(_) | Seal::Mac(_), Needs::Signature) => {
+            return Err(RejectReason::Unsigned);
+        }
+        (Seal::SignedAuthenticator { macs, .. }, Needs::AnySeal) => {
+            // The signature is the fallback when this replica's own entry was spoiled.
+            if mac_checks(&|s, bytes| s.check_entry(m.signer, bytes, macs)) {
+                return Ok(());
+            }
+        }
+        (Seal::Authenticator(macs), Needs::AnySeal) => {
+            return mac_checks(&|s, bytes| s.check_entry(m.signer, bytes, macs))
+                .then_some(())
+                .ok_or(RejectReason::BadMac);
+        }
+        (Seal::Mac(mac), Needs::AnySeal) => {
+            return mac_checks(&|s, bytes| s.check(m.signer, bytes, mac))
+                .then_some(())
+                .ok_or(RejectReason::BadMac);
+        }
+    }
+    checks.extend(m.signature_check());
+    Ok(())
+}
+
 fn by_replica<T: Signable>(
     m: &Signed<T>,
+    needs: Needs,
+    keys: &KeyStore,
     checks: &mut Vec<SignatureCheck>,
 ) -> Result<(), RejectReason> {
     if !matches!(m.signer, Principal::Replica(_)) {
         return Err(RejectReason::WrongSenderKind);
     }
-    checks.push(m.signature_check());
-    Ok(())
+    seal(m, needs, keys, checks)
+}
+
+fn by_client(
+    m: &Signed<Request>,
+    needs: Needs,
+    keys: &KeyStore,
+    checks: &mut Vec<SignatureCheck>,
+) -> Result<(), RejectReason> {
+    if m.signer != Principal::Client(m.body.client) {
+        return Err(RejectReason::WrongSenderKind);
+    }
+    seal(m, needs, keys, checks)
+}
+
+/// Which of a PRE-PREPARE's requests get their seals checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    /// A primary's proposal: each request must prove its client sent it.
+    Proposed,
+    /// Inside a prepared or committed certificate, or re-issued from one: 2f+1 replicas
+    /// accepted the batch, so at least one honest replica checked each request when it was
+    /// proposed, and the digest binds the content. Checking again would not make it truer, and
+    /// under `auth: macs` would let a client that spoiled some MACs make replicas disagree
+    /// about whether a VIEW-CHANGE is valid.
+    Certified,
 }
 
 fn pre_prepare(
     m: &Signed<PrePrepare>,
+    batch: Batch,
+    keys: &KeyStore,
     checks: &mut Vec<SignatureCheck>,
 ) -> Result<(), RejectReason> {
-    by_replica(m, checks)?;
+    by_replica(m, Needs::Signature, keys, checks)?;
     if batch_digest(&m.body.batch) != m.body.digest {
         return Err(RejectReason::DigestMismatch);
     }
     for request in &m.body.batch {
-        if request.signer != Principal::Client(request.body.client) {
-            return Err(RejectReason::WrongSenderKind);
+        match batch {
+            Batch::Proposed => by_client(request, Needs::AnySeal, keys, checks)?,
+            Batch::Certified if request.signer != Principal::Client(request.body.client) => {
+                return Err(RejectReason::WrongSenderKind);
+            }
+            Batch::Certified => {}
         }
-        checks.push(request.signature_check());
     }
     Ok(())
 }
 
-fn prepared(p: &PreparedProof, checks: &mut Vec<SignatureCheck>) -> Result<(), RejectReason> {
-    pre_prepare(&p.pre_prepare, checks)?;
-    p.prepares.iter().try_for_each(|m| by_replica(m, checks))
+fn prepared(
+    p: &PreparedProof,
+    keys: &KeyStore,
+    checks: &mut Vec<SignatureCheck>,
+) -> Result<(), RejectReason> {
+    pre_prepare(&p.pre_prepare, Batch::Certified, keys, checks)?;
+    p.prepares
+        .iter()
+        .try_for_each(|m| by_replica(m, Needs::Signature, keys, checks))
 }
 
-fn committed(p: &CommittedProof, checks: &mut Vec<SignatureCheck>) -> Result<(), RejectReason> {
-    pre_prepare(&p.pre_prepare, checks)?;
-    p.commits.iter().try_for_each(|m| by_replica(m, checks))
+/// A committed certificate convinces only the replica it is sent to, which alone decides to
+/// apply it: so its COMMITs may be authenticators, of which that replica checks its own entry.
+fn committed(
+    p: &CommittedProof,
+    keys: &KeyStore,
+    checks: &mut Vec<SignatureCheck>,
+) -> Result<(), RejectReason> {
+    pre_prepare(&p.pre_prepare, Batch::Certified, keys, checks)?;
+    p.commits
+        .iter()
+        .try_for_each(|m| by_replica(m, Needs::AnySeal, keys, checks))
 }
 
 fn view_change(
     m: &Signed<ViewChange>,
+    keys: &KeyStore,
     checks: &mut Vec<SignatureCheck>,
 ) -> Result<(), RejectReason> {
-    by_replica(m, checks)?;
+    by_replica(m, Needs::Signature, keys, checks)?;
     m.body
         .checkpoint_proof
         .iter()
-        .try_for_each(|c| by_replica(c, checks))?;
-    m.body.prepared.iter().try_for_each(|p| prepared(p, checks))
+        .try_for_each(|c| by_replica(c, Needs::Signature, keys, checks))?;
+    m.body
+        .prepared
+        .iter()
+        .try_for_each(|p| prepared(p, keys, checks))
 }
 
-fn collect(message: &WireMessage, checks: &mut Vec<SignatureCheck>) -> Result<(), RejectReason> {
+fn collect(
+    message: &WireMessage,
+    keys: &KeyStore,
+    checks: &mut Vec<SignatureCheck>,
+) -> Result<(), RejectReason> {
+    use Needs::{AnySeal, Signature};
     match message {
-        WireMessage::Request(m) => {
-            if m.signer != Principal::Client(m.body.client) {
-                return Err(RejectReason::WrongSenderKind);
-            }
-            checks.push(m.signature_check());
-        }
+        // The primary proposes only requests whose signature it checked, so a backup whose
+        // MAC entry a client spoiled can fall back on the signature.
+        WireMessage::Request(m) => by_client(m, Signature, keys, checks)?,
         WireMessage::Reply(m) => {
             if m.body.path.len() > reply_tree::MAX_PATH_LENGTH {
                 return Err(RejectReason::MalformedFrame);
             }
-            by_replica(m, checks)?
+            by_replica(m, AnySeal, keys, checks)?
         }
-        WireMessage::PrePrepare(m) => pre_prepare(m, checks)?,
-        WireMessage::Prepare(m) => by_replica(m, checks)?,
-        WireMessage::Commit(m) => by_replica(m, checks)?,
-        WireMessage::Checkpoint(m) => by_replica(m, checks)?,
-        WireMessage::FetchState(m) => by_replica(m, checks)?,
-        WireMessage::ViewChange(m) => view_change(m, checks)?,
+        WireMessage::PrePrepare(m) => pre_prepare(m, Batch::Proposed, keys, checks)?,
+        WireMessage::Prepare(m) => by_replica(m, Signature, keys, checks)?,
+        WireMessage::Commit(m) => by_replica(m, AnySeal, keys, checks)?,
+        WireMessage::Checkpoint(m) => by_replica(m, Signature, keys, checks)?,
+        WireMessage::FetchState(m) => by_replica(m, Signature, keys, checks)?,
+        WireMessage::ViewChange(m) => view_change(m, keys, checks)?,
         WireMessage::NewView(m) => {
-            by_replica(m, checks)?;
+            by_replica(m, Signature, keys, checks)?;
             m.body
                 .view_changes
                 .iter()
-                .try_for_each(|vc| view_change(vc, checks))?;
+                .try_for_each(|vc| view_change(vc, keys, checks))?;
+            // Each must match the batch certified in the VIEW-CHANGEs (the core checks that).
             m.body
                 .pre_prepares
                 .iter()
-                .try_for_each(|p| pre_prepare(p, checks))?;
+                .try_for_each(|p| pre_prepare(p, Batch::Certified, keys, checks))?;
         }
         WireMessage::StateTransfer(m) => {
-            by_replica(m, checks)?;
+            by_replica(m, Signature, keys, checks)?;
             m.body
                 .checkpoint_proof
                 .iter()
-                .try_for_each(|c| by_replica(c, checks))?;
+                .try_for_each(|c| by_replica(c, Signature, keys, checks))?;
             m.body
                 .committed
                 .iter()
-                .try_for_each(|p| committed(p, checks))?;
+                .try_for_each(|p| committed(p, keys, checks))?;
         }
     }
     Ok(())

@@ -69,7 +69,9 @@ fn forgeries(view: View, next: Seq) -> Vec<(&'static str, Vec<u8>, RejectReason)
 
     let mut bad_signature =
         Signed::sign(prepare, Principal::Replica(ReplicaId(2)), &replica_key(2));
-    bad_signature.signature[0] ^= 1;
+    if let Some(signature) = bad_signature.seal.signature_mut() {
+        signature[0] ^= 1;
+    }
     // Signed with replica 3's key, claiming to be replica 2.
     let impersonation = Signed::sign(commit, Principal::Replica(ReplicaId(2)), &replica_key(3));
     let mut rewritten_commit =

@@ -13,7 +13,9 @@ fn sigterm_exits_zero_and_leaves_events_and_stats_behind() {
     let mut replica = testnet.start(0);
     // Something worth an event line: a request with a broken signature.
     let mut request = signed_request(&testnet.client_key(0), 0, 1, put("k", "v"));
-    request.signature[0] ^= 1;
+    if let Some(signature) = request.seal.signature_mut() {
+        signature[0] ^= 1;
+    }
     let mut stream = connect(testnet.address(0));
     send(&mut stream, &frame(&WireMessage::Request(request)));
     testnet.wait_for_stats(0, "the bad signature", |s| {

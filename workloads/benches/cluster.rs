@@ -1,11 +1,13 @@
 //! Throughput and latency of a 4-replica local cluster (f = 1) through the real client.
 //!
-//! `cargo bench -p workloads --bench cluster` runs 1 client, then 32 concurrent clients, each
-//! phase for `BENCH_SECONDS` (default 5) after a short warm-up, and prints ops/s and
-//! p50/p99/max latency. The replicas are release builds (the bench profile is release), run
+//! `cargo bench -p workloads --bench cluster` runs, for each authentication mode (signatures,
+//! then MACs), 1 client, then 32 concurrent clients, each phase for `BENCH_SECONDS` (default 5)
+//! after a short warm-up, and prints ops/s, p50/p99/max latency and CPU per operation, the
+//! MACs/signatures ratios, and writes the figures to `results/bench/cluster.json`. The replicas are release builds (the bench profile is release), run
 //! with fsync off like every LocalCluster unless `BENCH_FSYNC=1`.
 
 use anyhow::Context as _;
+use replica::auth::AuthMode;
 use replica::ids::ClientId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,13 +60,17 @@ impl PhaseResult {
         self.latencies[index]
     }
 
+    fn ops_per_s(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
     fn row(&self) -> String {
         let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
         format!(
             "{:>7} {:>9} {:>10.0} {:>8} {:>8} {:>8} {:>7} {:>13} {:>14}",
             self.clients,
             self.ops,
-            self.ops as f64 / self.elapsed.as_secs_f64(),
+            self.ops_per_s(),
             ms(self.percentile(0.50)),
             ms(self.percentile(0.99)),
             ms(self.latencies.last().copied().unwrap_or_default()),
@@ -163,40 +169,103 @@ fn main() -> anyhow::Result<()> {
         })
         .transpose()?;
     let phases = [1u32, 32];
-    let cluster = LocalCluster::start(LocalClusterOptions {
-        clients: *phases.iter().max().unwrap_or(&1),
-        fsync,
-        pipeline_depth,
-        log_filter: Some("warn".into()),
-        ..LocalClusterOptions::default()
-    })
-    .context("starting the local cluster")?;
     // All clients on one thread, like the replicas' sockets: at these rates a second worker
     // thread costs more in cross-thread wake-ups than it adds.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    println!(
-        "4 replicas (f=1), fsync {}, pipeline depth {}, max batch {}, {seconds} s per phase, kv mix over {KEYS} keys",
-        if fsync { "on" } else { "off" },
-        cluster.config().pipeline_depth,
-        cluster.config().max_batch,
-    );
-    println!(
-        "{:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>7} {:>13} {:>14}",
-        "clients",
-        "ops",
-        "ops/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "errors",
-        "client us/op",
-        "replica us/op"
-    );
-    for clients in phases {
-        let result = runtime.block_on(phase(&cluster, clients, Duration::from_secs(seconds)))?;
-        println!("{}", result.row());
+    let mut results: Vec<(AuthMode, PhaseResult)> = Vec::new();
+    for auth in AuthMode::ALL {
+        let cluster = LocalCluster::start(LocalClusterOptions {
+            clients: *phases.iter().max().unwrap_or(&1),
+            fsync,
+            pipeline_depth,
+            auth,
+            log_filter: Some("warn".into()),
+            ..LocalClusterOptions::default()
+        })
+        .context("starting the local cluster")?;
+        println!(
+            "\nauth {auth}: 4 replicas (f=1), fsync {}, pipeline depth {}, max batch {}, {seconds} s per phase, kv mix over {KEYS} keys",
+            if fsync { "on" } else { "off" },
+            cluster.config().pipeline_depth,
+            cluster.config().max_batch,
+        );
+        println!(
+            "{:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>7} {:>13} {:>14}",
+            "clients",
+            "ops",
+            "ops/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "client us/op",
+            "replica us/op"
+        );
+        for clients in phases {
+            let result =
+                runtime.block_on(phase(&cluster, clients, Duration::from_secs(seconds)))?;
+            println!("{}", result.row());
+            results.push((auth, result));
+        }
     }
+    print_ratios(&results);
+    write_json(&results)
+}
+
+fn find(results: &[(AuthMode, PhaseResult)], auth: AuthMode, clients: u32) -> Option<&PhaseResult> {
+    results
+        .iter()
+        .find(|(a, r)| *a == auth && r.clients == clients)
+        .map(|(_, r)| r)
+}
+
+/// MACs against signatures, measured in this run.
+fn print_ratios(results: &[(AuthMode, PhaseResult)]) {
+    let pair = |clients| {
+        find(results, AuthMode::Macs, clients).zip(find(results, AuthMode::Signatures, clients))
+    };
+    if let Some((macs, signatures)) = pair(32) {
+        println!(
+            "\nmacs / signatures at 32 clients: {:.2}x ops/s",
+            macs.ops_per_s() / signatures.ops_per_s()
+        );
+    }
+    if let Some((macs, signatures)) = pair(1) {
+        println!(
+            "1-client p50: macs {:.3} ms, signatures {:.3} ms",
+            macs.percentile(0.50).as_secs_f64() * 1000.0,
+            signatures.percentile(0.50).as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// `results/bench/cluster.json`: one record per configuration, for CI to track over time.
+fn write_json(results: &[(AuthMode, PhaseResult)]) -> anyhow::Result<()> {
+    let records: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(auth, r)| {
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            serde_json::json!({
+                "mode": auth.name(),
+                "clients": r.clients,
+                "ops_per_s": r.ops_per_s(),
+                "p50_ms": ms(r.percentile(0.50)),
+                "p99_ms": ms(r.percentile(0.99)),
+                "cpu_us_per_op": (r.client_cpu_per_op + r.replica_cpu_per_op).as_micros() as u64,
+                "replica_cpu_us_per_op": r.replica_cpu_per_op.as_micros() as u64,
+                "client_cpu_us_per_op": r.client_cpu_per_op.as_micros() as u64,
+            })
+        })
+        .collect();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/bench/cluster.json");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&records)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("figures written to {}", path.display());
     Ok(())
 }

@@ -5,9 +5,10 @@
 mod common;
 
 use common::*;
-use replica::ids::ClientId;
+use replica::ids::{ClientId, ReplicaId};
 use replica::kv::{OpResult, Operation};
 use std::time::Duration;
+use workloads::testnet::{LocalCluster, LocalClusterOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_append_and_cas_return_the_services_results() {
@@ -91,4 +92,40 @@ async fn concurrent_clients_lose_no_acknowledged_append() {
             );
         }
     }
+}
+
+/// Under `auth: macs` (COMMITs and replies MAC'd, requests signed and MAC'd) four real replicas
+/// serve concurrent clients, every appended value is read back in order, and the client checks
+/// every reply's MAC (none fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_macs_real_replicas_serve_concurrent_clients_and_every_reply_checks() {
+    let cluster = blocking(|| {
+        LocalCluster::start(LocalClusterOptions {
+            checkpoint_interval: Some(16),
+            watermark_window: Some(64),
+            auth: replica::auth::AuthMode::Macs,
+            ..LocalClusterOptions::default()
+        })
+        .expect("the local cluster starts")
+    });
+    let load = Load::start(&cluster, 3);
+    wait_until_async(Duration::from_secs(30), "100 appends under MACs", || {
+        load.completed() >= 100
+    })
+    .await;
+    let acknowledged = load.finish().await;
+    let reader = cluster.client(ClientId(3)).unwrap();
+    for (c, values) in acknowledged.iter().enumerate() {
+        let read = reader.execute(get(&format!("load-{c}"))).await.unwrap();
+        let OpResult::Value(Some(text)) = read else {
+            panic!("client {c}'s key is empty: {read:?}");
+        };
+        assert!(
+            text.starts_with(&values.concat()),
+            "client {c}: {text} lacks its acknowledged appends"
+        );
+    }
+    assert_eq!(reader.stats().replies_bad_signature, 0);
+    let stable = stable_checkpoints(&cluster.events(ReplicaId(0)));
+    assert!(!stable.is_empty(), "no checkpoint became stable under MACs");
 }

@@ -16,6 +16,7 @@ use harness::orchestrator::{self, RunOptions};
 use harness::processes::kill_all_registered;
 use harness::scenario::{self, BUILTINS};
 use harness::verdict;
+use replica::auth::AuthMode;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,6 +56,9 @@ enum Command {
         /// Where the run happens: real processes, or the deterministic simulator.
         #[arg(long, value_enum, default_value_t = Backend::Real)]
         backend: Backend,
+        /// Override the scenario's authentication: `signatures` or `macs`.
+        #[arg(long)]
+        auth: Option<AuthMode>,
     },
     /// List the built-in scenarios.
     List,
@@ -152,9 +156,11 @@ fn main() -> ExitCode {
             duration,
             keep_data,
             backend,
+            auth,
         } => run(
             &scenario,
             seed,
+            auth,
             RunOptions {
                 folder: run_dir.map_or(RunFolder::Under(out), RunFolder::Exactly),
                 duration_override: duration,
@@ -307,6 +313,9 @@ struct CampaignArgs {
     /// Where every run happens; scenarios the simulator cannot run are skipped, with why.
     #[arg(long, value_enum, default_value_t = Backend::Real)]
     backend: Backend,
+    /// Override every scenario's authentication: `signatures` or `macs`.
+    #[arg(long)]
+    auth: Option<AuthMode>,
 }
 
 fn campaign(args: CampaignArgs) -> i32 {
@@ -330,7 +339,10 @@ fn campaign(args: CampaignArgs) -> i32 {
             run_args: args
                 .duration
                 .map(|d| vec!["--duration".to_string(), d.to_string()])
-                .unwrap_or_default(),
+                .into_iter()
+                .chain(args.auth.map(|a| vec!["--auth".to_string(), a.to_string()]))
+                .flatten()
+                .collect(),
             backend: args.backend,
             ..CampaignOptions::default()
         })
@@ -354,8 +366,15 @@ fn campaign(args: CampaignArgs) -> i32 {
     }
 }
 
-fn load(name: &str, duration: Option<f64>) -> anyhow::Result<scenario::LoadedScenario> {
-    let loaded = scenario::load(name)?;
+fn load(
+    name: &str,
+    duration: Option<f64>,
+    auth: Option<AuthMode>,
+) -> anyhow::Result<scenario::LoadedScenario> {
+    let mut loaded = scenario::load(name)?;
+    if let Some(auth) = auth {
+        loaded = loaded.with_auth(auth);
+    }
     Ok(match duration {
         Some(d) => loaded.with_duration(d)?,
         None => loaded,
@@ -363,7 +382,7 @@ fn load(name: &str, duration: Option<f64>) -> anyhow::Result<scenario::LoadedSce
 }
 
 fn validate(name: &str, seed: u64, duration: Option<f64>) -> i32 {
-    let plan = load(name, duration).and_then(|l| Ok(harness::plan::resolve(&l, seed)?));
+    let plan = load(name, duration, None).and_then(|l| Ok(harness::plan::resolve(&l, seed)?));
     match plan {
         Ok(plan) => {
             println!("{}", plan.to_json());
@@ -376,10 +395,10 @@ fn validate(name: &str, seed: u64, duration: Option<f64>) -> i32 {
     }
 }
 
-fn run(name: &str, seed: Option<u64>, options: RunOptions) -> i32 {
+fn run(name: &str, seed: Option<u64>, auth: Option<AuthMode>, options: RunOptions) -> i32 {
     let seed = seed.unwrap_or_else(rand::random);
     println!("seed: {seed}");
-    let loaded = match load(name, options.duration_override) {
+    let loaded = match load(name, options.duration_override, auth) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("error: {error:#}");

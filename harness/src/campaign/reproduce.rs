@@ -123,12 +123,21 @@ fn outcome_words(verdict: &Verdict) -> String {
 /// The `--duration` the original run was started with, read back from its reproduce command
 /// (the stored scenario has the duration of the file, not of the override).
 pub fn duration_override(reproduce: &str) -> Option<String> {
-    let mut words = reproduce.split_whitespace();
+    flag_value(reproduce, "--duration")
+}
+
+/// The `--auth` mode the original run's reproduce command names, if any.
+pub fn auth_override(reproduce: &str) -> Option<String> {
+    flag_value(reproduce, "--auth")
+}
+
+fn flag_value(command: &str, flag: &str) -> Option<String> {
+    let mut words = command.split_whitespace();
     while let Some(word) = words.next() {
-        if word == "--duration" {
+        if word == flag {
             return words.next().map(str::to_string);
         }
-        if let Some(value) = word.strip_prefix("--duration=") {
+        if let Some(value) = word.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
             return Some(value.to_string());
         }
     }
@@ -220,6 +229,9 @@ fn run_again(
     if let Some(duration) = duration_override(&original.reproduce) {
         command.arg("--duration").arg(duration);
     }
+    if let Some(auth) = auth_override(&original.reproduce) {
+        command.arg("--auth").arg(auth);
+    }
     command.arg("--backend").arg(backend.name());
     let mut child = command
         .stdin(Stdio::null())
@@ -254,6 +266,11 @@ mod tests {
             Some("4".into())
         );
         assert_eq!(duration_override("gauntlet run smoke --seed 3"), None);
+        assert_eq!(
+            auth_override("gauntlet run smoke --seed 3 --auth macs --backend sim"),
+            Some("macs".into())
+        );
+        assert_eq!(auth_override("gauntlet run smoke --seed 3"), None);
     }
 
     fn verdict(backend: Backend, outcome: Outcome, violated: &[&str]) -> Verdict {

@@ -10,6 +10,7 @@ pub use builtin::{BUILTINS, Builtin, builtin};
 pub use twins::{Member, TwinsSpec};
 
 use crate::proxy::Rule;
+use replica::auth::AuthMode;
 use replica::config::Timeouts;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -92,6 +93,9 @@ pub struct ClusterSpec {
     /// Off by default: runs are about protocol faults, and fsync on a shared CI disk dominates.
     pub fsync: bool,
     pub timeouts: Timeouts,
+    /// How replicas and clients authenticate: `signatures` everywhere, or `macs` where no
+    /// third party must be convinced (see `replica::auth`).
+    pub auth: AuthMode,
 }
 
 impl Default for ClusterSpec {
@@ -110,6 +114,7 @@ impl Default for ClusterSpec {
                 state_transfer_retry_ms: 300,
                 ..Timeouts::default()
             },
+            auth: AuthMode::default(),
         }
     }
 }
@@ -385,6 +390,12 @@ impl LoadedScenario {
             file: file.to_path_buf(),
             text: text.to_string(),
         })
+    }
+
+    /// Replaces the cluster's authentication mode (`--auth`), so every scenario runs in both.
+    pub fn with_auth(mut self, auth: AuthMode) -> LoadedScenario {
+        self.scenario.cluster.auth = auth;
+        self
     }
 
     /// Replaces the workload's duration (short CI variants) and checks the result again.

@@ -1,4 +1,5 @@
-//! The PBFT client as a sans-IO state machine: it signs requests, sends each to the primary
+//! The PBFT client as a sans-IO state machine: it signs requests (under `auth: macs` also
+//! with an authenticator for the backups), sends each to the primary
 //! it believes in, accepts a result once f+1 distinct replicas sent matching signed replies
 //! (at least one of them is honest), and, when no decision comes within `retry`, sends the
 //! same signed request to every replica until the outcome is known or `deadline` passes.
@@ -141,7 +142,10 @@ impl ClientCore {
             timestamp: Timestamp(self.last_timestamp),
             op,
         };
-        Signed::sign(body, Principal::Client(self.id), &self.key)
+        match self.keys.sessions() {
+            Some(sessions) => Signed::sign_and_authenticate(body, &self.key, sessions),
+            None => Signed::sign(body, Principal::Client(self.id), &self.key),
+        }
     }
 
     /// Makes `request` the outstanding one (replacing any other) and sends it to the primary.

@@ -5,7 +5,7 @@ use crate::crypto;
 use crate::events::ReplicaEvent;
 use crate::ids::{ClientId, Principal, Timestamp};
 use crate::kv::OpResult;
-use crate::message::{Checkpoint, Reply, Signed, WireMessage, reply_root_signing_bytes};
+use crate::message::{Checkpoint, Reply, Seal, Signed, WireMessage, reply_root_signing_bytes};
 use crate::reply_tree;
 use crate::service::Execution;
 
@@ -76,12 +76,23 @@ impl Core {
             .push(Reply::new(self.view, client, timestamp, result));
     }
 
-    /// One signature over the tree of this step's replies, then one effect per reply.
+    /// One signature over the tree of this step's replies, then one effect per reply; under
+    /// `auth: macs`, one MAC per reply for its client instead.
     pub(super) fn sign_replies(&mut self) {
         if self.unsigned_replies.is_empty() {
             return;
         }
         let mut replies = std::mem::take(&mut self.unsigned_replies);
+        if let Some(sessions) = self.keys.sessions() {
+            for body in replies {
+                let client = body.client;
+                // A client outside the cluster file gets no reply (it could not check one).
+                if let Some(reply) = Signed::mac_for(body, sessions, Principal::Client(client)) {
+                    self.out.push(super::Effect::Reply { client, reply });
+                }
+            }
+            return;
+        }
         let root = reply_tree::build(&mut replies);
         let signer = Principal::Replica(self.params.id);
         let signature = crypto::sign(&self.key, &reply_root_signing_bytes(&root, signer));
@@ -90,7 +101,7 @@ impl Core {
             let reply = Signed {
                 signer,
                 body,
-                signature,
+                seal: Seal::Signature(signature),
             };
             self.out.push(super::Effect::Reply { client, reply });
         }

@@ -260,6 +260,15 @@ impl Core {
         Signed::sign(body, Principal::Replica(self.params.id), &self.key)
     }
 
+    /// For what convinces only its recipients (a COMMIT): under `auth: macs` an authenticator,
+    /// otherwise a signature.
+    fn authenticate<T: Signable>(&self, body: T) -> Signed<T> {
+        match self.keys.sessions() {
+            Some(sessions) => Signed::authenticate(body, sessions),
+            None => self.sign(body),
+        }
+    }
+
     fn persist(&mut self, message: WireMessage) {
         if self.replaying {
             return;

@@ -310,7 +310,7 @@ impl Core {
         slot.prepared = true;
         let (view, digest) = (proof.pre_prepare.body.view, proof.pre_prepare.body.digest);
         self.prepared_certs.insert(seq, proof);
-        let commit = self.sign(Commit { view, seq, digest });
+        let commit = self.authenticate(Commit { view, seq, digest });
         self.persist(WireMessage::Commit(commit.clone()));
         self.broadcast(WireMessage::Commit(commit.clone()));
         self.log

@@ -213,7 +213,7 @@ fn the_replies_of_one_batch_share_one_signature_and_each_verifies_alone() {
         .map(|(_, reply)| reply)
         .collect();
     let batched = &from_replica_1[2..];
-    assert_eq!(batched[0].signature, batched[1].signature);
+    assert_eq!(batched[0].seal, batched[1].seal);
     assert!(!batched[0].body.path.is_empty());
     for (_, reply) in &net.replies {
         verify(WireMessage::Reply(reply.clone()), &net.keys).expect("every reply verifies");

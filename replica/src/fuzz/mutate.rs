@@ -3,13 +3,12 @@
 //! again, either keeping the stale signature or signing anew with a key the fuzzer holds.
 
 use super::corpus::{Corpus, Sample};
-use crate::crypto;
 use crate::digest::Digest;
 use crate::ids::{ClientId, Principal, ReplicaId, Seq, Timestamp, View};
 use crate::kv::{OpResult, Operation};
 use crate::message::{
     Checkpoint, Commit, CommittedProof, MessageKind, NewView, PrePrepare, Prepare, PreparedProof,
-    Reply, Request, Signable, Signed, StateTransfer, ViewChange, WireMessage, batch_digest,
+    Reply, Request, Seal, Signable, Signed, StateTransfer, ViewChange, WireMessage, batch_digest,
 };
 use crate::reply_tree::{MAX_PATH_LENGTH, PathStep};
 use crate::service::CachedReply;
@@ -764,13 +763,13 @@ impl Generator {
                 WireMessage::Prepare(Signed {
                     signer: replica(from),
                     body: Prepare { view, seq, digest },
-                    signature: [0; 64],
+                    seal: Seal::Signature([0; 64]),
                 })
             }
             _ => WireMessage::Commit(Signed {
                 signer: replica(self.rng.random_range(0..self.n)),
                 body: Commit { view, seq, digest },
-                signature: [0; 64],
+                seal: Seal::Signature([0; 64]),
             }),
         };
         Some((message, ("vote", "for the re-proposed batch")))
@@ -811,19 +810,19 @@ impl Generator {
             1 => {
                 let how = match self.rng.random_range(0..3u32) {
                     0 => {
-                        with_signed!(message, s => s.signature = [0; 64]);
+                        with_signed!(message, s => s.seal = Seal::Signature([0; 64]));
                         "zeroed"
                     }
                     1 => {
                         let mut random = [0u8; 64];
                         self.rng.fill(&mut random[..]);
-                        with_signed!(message, s => s.signature = random);
+                        with_signed!(message, s => s.seal = Seal::Signature(random));
                         "random"
                     }
                     _ => {
                         let i = self.rng.random_range(0..64);
                         let bit = 1u8 << self.rng.random_range(0..8u32);
-                        with_signed!(message, s => s.signature[i] ^= bit);
+                        with_signed!(message, s => flip_seal_bit(&mut s.seal, i, bit));
                         "bit-flip"
                     }
                 };
@@ -839,7 +838,7 @@ impl Generator {
                             seq: s.body.seq,
                             digest: s.body.digest,
                         },
-                        signature: s.signature,
+                        seal: s.seal.clone(),
                     })),
                     WireMessage::Commit(s) => Some(WireMessage::Prepare(Signed {
                         signer: s.signer,
@@ -848,7 +847,7 @@ impl Generator {
                             seq: s.body.seq,
                             digest: s.body.digest,
                         },
-                        signature: s.signature,
+                        seal: s.seal.clone(),
                     })),
                     _ => None,
                 };
@@ -1171,7 +1170,7 @@ impl Generator {
     /// Signs `signed` anew as its signer, if the fuzzer holds that key.
     fn resign<T: Signable>(&self, signed: &mut Signed<T>) {
         if let Some(key) = self.key_of(signed.signer) {
-            signed.signature = crypto::sign(key, &signed.signing_bytes());
+            signed.resign(key);
         }
     }
 
@@ -1253,4 +1252,19 @@ struct Votes<V> {
     kind: MessageKind,
     pick: fn(&WireMessage) -> Option<Signed<V>>,
     fields: fn(&mut V) -> (&mut View, &mut Seq, &mut Digest),
+}
+
+/// Flips one bit of the signature, or of the first MAC where the seal has no signature.
+fn flip_seal_bit(seal: &mut Seal, i: usize, bit: u8) {
+    match seal {
+        Seal::Signature(signature) | Seal::SignedAuthenticator { signature, .. } => {
+            signature[i % signature.len()] ^= bit;
+        }
+        Seal::Mac(mac) => mac[i % mac.len()] ^= bit,
+        Seal::Authenticator(macs) => {
+            if let Some(mac) = macs.iter_mut().next() {
+                mac[i % mac.len()] ^= bit;
+            }
+        }
+    }
 }

@@ -98,7 +98,7 @@ pub async fn run(
         return Err(field("replicas".into(), message).into());
     };
     let address = entry.address;
-    let keys = Arc::new(config.keys(&config_path)?);
+    let keys = Arc::new(config.key_store_for(&config_path, Principal::Replica(id), &key)?);
     if keys.key_of(Principal::Replica(id)) != Some(&key.verifying_key()) {
         let message = "does not match the secret key this replica was started with".to_string();
         return Err(field(format!("replicas[{id}].public_key"), message).into());

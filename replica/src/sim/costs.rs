@@ -11,9 +11,10 @@ use std::time::Duration;
 pub struct CostModel {
     /// Fixed cost of a turn (decoding, the core's bookkeeping, the log write).
     pub turn: Duration,
-    /// Checking one received message's signature.
+    /// Checking one received message's signature (a MAC costs nothing beside a turn).
     pub verify: Duration,
-    /// Making one signature: one per message sent, one per turn for all its replies.
+    /// Making one signature: one per signed message sent, one per turn for all its signed
+    /// replies (under `auth: macs`, COMMITs and replies carry MACs instead).
     pub sign: Duration,
 }
 
@@ -29,20 +30,23 @@ impl CostModel {
         *self == CostModel::FREE
     }
 
-    /// Nanoseconds a turn takes that checked `verified` messages and sent `transmits`.
+    /// Nanoseconds a turn takes that checked `verified` signed messages and sent `transmits`.
     pub(super) fn of_turn(&self, verified: u64, transmits: &[Transmit]) -> u64 {
         if self.is_free() {
             return 0;
         }
         let signed_messages = transmits
             .iter()
-            .filter(|t| !matches!(t, Transmit::Reply { .. }))
+            .filter(|t| match t {
+                Transmit::To { message, .. } | Transmit::Broadcast(message) => {
+                    message.seal().signature().is_some()
+                }
+                Transmit::Reply { .. } => false,
+            })
             .count() as u64;
-        let reply_signature = u64::from(
-            transmits
-                .iter()
-                .any(|t| matches!(t, Transmit::Reply { .. })),
-        );
+        let reply_signature = u64::from(transmits.iter().any(
+            |t| matches!(t, Transmit::Reply { reply, .. } if reply.seal.signature().is_some()),
+        ));
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         ns(self.turn)
             .saturating_add(ns(self.verify).saturating_mul(verified))

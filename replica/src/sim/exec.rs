@@ -184,7 +184,10 @@ impl SimNetwork {
             return;
         }
         let inputs = std::mem::take(&mut r.inbox);
-        let count = inputs.len() as u64;
+        let count = inputs
+            .iter()
+            .filter(|v| v.message().seal().signature().is_some())
+            .count() as u64;
         self.turn_with(process, count, |host, now| {
             for verified in inputs {
                 host.handle_input(now, Input::Message(verified));
@@ -360,7 +363,7 @@ impl SimNetwork {
         }
         r.stats.bytes_in(frame.len());
         self.stats.delivered += 1;
-        match self.verdict(frame) {
+        match self.verdict(process, frame) {
             Ok(verified) => {
                 self.replicas[process]
                     .stats
@@ -377,7 +380,8 @@ impl SimNetwork {
         let now = self.now_ns;
         let r = &mut self.replicas[process];
         if r.busy_until_ns <= now && r.inbox.is_empty() {
-            self.turn_with(process, 1, |host, now| {
+            let signed = u64::from(verified.message().seal().signature().is_some());
+            self.turn_with(process, signed, |host, now| {
                 host.handle_input(now, Input::Message(verified));
             });
             return;
@@ -409,18 +413,23 @@ impl SimNetwork {
 
     /// Decodes and verifies a frame as the node's receive path does (memoized by frame digest;
     /// see `SimNetwork::verdicts`).
-    fn verdict(&mut self, frame: &[u8]) -> Result<Verified, (RejectReason, Option<Signer>)> {
+    fn verdict(
+        &mut self,
+        process: Proc,
+        frame: &[u8],
+    ) -> Result<Verified, (RejectReason, Option<Signer>)> {
         let message = self.decode(frame).map_err(|reason| (reason, None))?;
         let what = Some((message.kind(), message.signer()));
-        let digest = Digest::of(frame);
-        let verdict = match self.verdicts.get(&digest) {
+        let keys = self.replicas[process].keys.clone();
+        let memo_key = (keys.sessions().map(|s| s.me()), Digest::of(frame));
+        let verdict = match self.verdicts.get(&memo_key) {
             Some(verdict) => verdict.clone(),
             None => {
-                let verdict = verify::verify(message, &self.keys);
+                let verdict = verify::verify(message, &keys);
                 if self.verdicts.len() >= super::MAX_MEMOIZED_VERDICTS {
                     self.verdicts.clear();
                 }
-                self.verdicts.insert(digest, verdict.clone());
+                self.verdicts.insert(memo_key, verdict.clone());
                 verdict
             }
         };

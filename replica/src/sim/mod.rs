@@ -20,6 +20,7 @@ pub use links::{BuiltinLinks, Delivery, Endpoint, Latency, LinkPolicy, NetworkSt
 pub use replica::{SimDisk, SimEvent};
 pub use workload::WorkloadStop;
 
+use crate::auth::AuthMode;
 use crate::client::{ClientCore, ClientTiming};
 use crate::config::{ClientEntry, ClusterConfig, ConfigError, ReplicaEntry, Timeouts};
 use crate::core::{Core, CoreParams};
@@ -66,6 +67,7 @@ pub struct SimConfig {
     pub reorder: bool,
     /// What handling messages costs in virtual time (free by default).
     pub costs: CostModel,
+    pub auth: AuthMode,
 }
 
 impl Default for SimConfig {
@@ -88,6 +90,7 @@ impl Default for SimConfig {
             drop_probability: 0.0,
             reorder: false,
             costs: CostModel::FREE,
+            auth: AuthMode::Signatures,
         }
     }
 }
@@ -187,13 +190,27 @@ pub struct SimNetwork {
     twins: BTreeMap<ReplicaId, Proc>,
     stats: NetworkStats,
     /// Verdicts on frames already verified, by frame digest. A broadcast reaches n-1 replicas
-    /// as identical bytes, and the verdict is a pure function of those bytes and the key store
-    /// (see `crypto`), so each receiver would compute the same one: computing it once keeps
-    /// long simulations fast without changing any outcome.
+    /// as identical bytes, and under signatures the verdict is a pure function of those bytes
+    /// and the public keys (see `crypto`), so each receiver would compute the same one:
+    /// computing it once keeps long simulations fast without changing any outcome. Under
+    /// `auth: macs` each replica checks its own MAC entry, so the receiver is part of the key.
     verdicts: std::collections::HashMap<
-        crate::digest::Digest,
+        (Option<Principal>, crate::digest::Digest),
         Result<crate::verify::Verified, RejectReason>,
     >,
+}
+
+/// `me`'s key store: the cluster's public keys and, under `auth: macs`, `me`'s session keys.
+fn holder_keys(
+    public: &Arc<KeyStore>,
+    auth: AuthMode,
+    me: Principal,
+    secret: &SigningKey,
+) -> Arc<KeyStore> {
+    match auth {
+        AuthMode::Signatures => public.clone(),
+        AuthMode::Macs => Arc::new(public.as_ref().clone().with_sessions(me, secret)),
+    }
 }
 
 /// Verdicts kept before the memo is cleared (memory stays bounded).
@@ -221,6 +238,7 @@ impl SimNetwork {
             max_frame_bytes: sim.max_frame_bytes,
             fsync: false,
             timeouts: sim.timeouts.clone(),
+            auth: sim.auth,
             replicas: replica_keys
                 .iter()
                 .enumerate()
@@ -291,17 +309,19 @@ impl SimNetwork {
             .into_iter()
             .enumerate()
             .map(|(i, key)| {
-                let params = CoreParams::from_config(&config, ReplicaId(i as u32));
-                let core = Core::new(params.clone(), key.clone(), keys.clone());
+                let id = ReplicaId(i as u32);
+                let params = CoreParams::from_config(&config, id);
+                let own_keys = holder_keys(&keys, config.auth, Principal::Replica(id), &key);
+                let core = Core::new(params.clone(), key.clone(), own_keys.clone());
                 let host = Host::new(
                     core,
                     None,
                     key.clone(),
-                    keys.clone(),
+                    own_keys.clone(),
                     shared.clone(),
                     Duration::ZERO,
                 );
-                SimReplica::new(params, key, host)
+                SimReplica::new(params, key, own_keys, host)
             })
             .collect();
         let clients = client_keys
@@ -312,11 +332,12 @@ impl SimNetwork {
                     retry: Duration::from_millis(config.timeouts.client_retry_ms),
                     deadline: None,
                 };
+                let id = ClientId(i as u32);
                 SimClient {
                     core: ClientCore::new(
-                        ClientId(i as u32),
+                        id,
                         key.clone(),
-                        keys.clone(),
+                        holder_keys(&keys, config.auth, Principal::Client(id), &key),
                         config.quorums(),
                         timing,
                     ),
@@ -563,12 +584,12 @@ impl SimNetwork {
     /// Rebuilds a crashed replica from its disk (`Core::recover`) and starts it.
     pub fn restart(&mut self, replica: ReplicaId) -> Result<(), SimError> {
         let now = Duration::from_nanos(self.now_ns);
-        let keys = self.keys.clone();
         let config = Arc::new(self.config.clone());
         let r = self.replica_mut(replica)?;
         if r.is_running() {
             return Err(SimError::AlreadyRunning(replica));
         }
+        let keys = r.keys.clone();
         let core = Core::recover(
             r.params.clone(),
             r.key.clone(),
@@ -624,14 +645,17 @@ impl SimNetwork {
     /// processes then count as faulty. Call before the simulation starts running.
     pub fn add_twin(&mut self, replica: ReplicaId) -> Result<(), SimError> {
         let config = Arc::new(self.config.clone());
-        let keys = self.keys.clone();
         let original = self.replica_mut(replica)?;
         original.faulty = true;
-        let (params, key) = (original.params.clone(), original.key.clone());
+        let (params, key, keys) = (
+            original.params.clone(),
+            original.key.clone(),
+            original.keys.clone(),
+        );
         let core = Core::new(params.clone(), key.clone(), keys.clone());
         let now = Duration::from_nanos(self.now_ns);
-        let host = Host::new(core, None, key.clone(), keys, config, now);
-        let mut twin = SimReplica::new(params, key, host);
+        let host = Host::new(core, None, key.clone(), keys.clone(), config, now);
+        let mut twin = SimReplica::new(params, key, keys, host);
         twin.faulty = true;
         let process = self.replicas.len();
         self.replicas.push(twin);

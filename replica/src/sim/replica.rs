@@ -1,12 +1,14 @@
 //! One simulated replica: its host (absent while crashed), simulated disk, events.
 
 use crate::core::{CoreParams, Snapshot, WalRecord};
+use crate::crypto::KeyStore;
 use crate::events::ReplicaEvent;
 use crate::host::Host;
 use crate::node::{Interceptor, NodeStats};
 use crate::verify::{RejectReason, Verified};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What a replica has made durable: the latest stable snapshot and the log records after it.
 /// It survives `crash` and is what `restart` recovers from.
@@ -33,6 +35,8 @@ impl SimEvent {
 pub(super) struct SimReplica {
     pub(super) params: CoreParams,
     pub(super) key: SigningKey,
+    /// This replica's key store (its own session keys under `auth: macs`).
+    pub(super) keys: Arc<KeyStore>,
     /// The replica's host (absent while crashed): the same one the node drives.
     pub(super) host: Option<Host>,
     /// An installed interceptor waits here while the replica is crashed.
@@ -63,11 +67,17 @@ pub(super) struct SimReplica {
 }
 
 impl SimReplica {
-    pub(super) fn new(params: CoreParams, key: SigningKey, host: Host) -> SimReplica {
+    pub(super) fn new(
+        params: CoreParams,
+        key: SigningKey,
+        keys: Arc<KeyStore>,
+        host: Host,
+    ) -> SimReplica {
         let id = params.id;
         SimReplica {
             params,
             key,
+            keys,
             host: Some(host),
             parked_interceptor: None,
             faulty: false,

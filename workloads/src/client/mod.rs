@@ -144,7 +144,11 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         let keys = config
-            .keys(std::path::Path::new("cluster file"))
+            .key_store_for(
+                std::path::Path::new("cluster file"),
+                Principal::Client(id),
+                &key,
+            )
             .map_err(|e| ClientError::Config(e.to_string()))?;
         let listed = keys
             .key_of(Principal::Client(id))

@@ -12,6 +12,7 @@ use crate::client::{Client, ClientError};
 use ed25519_dalek::SigningKey;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use replica::auth::AuthMode;
 use replica::config::{self, ClusterConfig, ConfigError, Timeouts};
 use replica::events::EventLine;
 use replica::ids::{ClientId, ReplicaId};
@@ -79,6 +80,8 @@ pub struct LocalClusterOptions {
     pub timeouts: Option<Timeouts>,
     pub pipeline_depth: Option<u64>,
     pub max_batch: Option<usize>,
+    /// Signatures everywhere, or MACs where no third party must be convinced.
+    pub auth: AuthMode,
     /// `RUST_LOG` for the replicas (their stderr goes to `replica-N.stderr` in the cluster dir).
     pub log_filter: Option<String>,
 }
@@ -94,6 +97,7 @@ impl Default for LocalClusterOptions {
             timeouts: None,
             pipeline_depth: None,
             max_batch: None,
+            auth: AuthMode::default(),
             log_filter: None,
         }
     }
@@ -138,6 +142,7 @@ impl LocalCluster {
             entry.address = SocketAddr::from(([127, 0, 0, 1], port));
         }
         config.fsync = options.fsync;
+        config.auth = options.auth;
         if let Some(interval) = options.checkpoint_interval {
             config.checkpoint_interval = interval;
         }
