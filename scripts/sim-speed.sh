@@ -5,7 +5,9 @@
 #   2. runs per minute in simulation for `smoke` and for the `byz-*` scenarios;
 #   3. virtual seconds simulated per wall second for the default scenario.
 #
-#   scripts/sim-speed.sh [SUITE] [SEEDS] [JOBS]      (defaults: nightly 1 2)
+#   scripts/sim-speed.sh [SUITE] [SEEDS] [JOBS] [AUTH]   (defaults: nightly 1 2 signatures)
+#
+# AUTH (signatures or macs) is passed to every run as --auth.
 #
 # Runs go to a temporary folder, which is removed at the end.
 set -euo pipefail
@@ -13,6 +15,7 @@ set -euo pipefail
 suite=${1:-nightly}
 seeds=${2:-1}
 jobs=${3:-2}
+auth=${4:-signatures}
 root=$(git rev-parse --show-toplevel)
 cd "$root"
 cargo build --release -p harness -p replica -p byzantine 2>&1 | tail -1
@@ -28,13 +31,13 @@ campaign() {
     shift
     local start end
     start=$(now)
-    "$gauntlet" campaign --backend "$backend" --seeds "$seeds" --jobs "$jobs" \
+    "$gauntlet" campaign --backend "$backend" --seeds "$seeds" --jobs "$jobs" --auth "$auth" \
         --out "$out/$backend" "$@" >"$out/$backend.log" 2>&1 || true
     end=$(now)
     elapsed "$start" "$end"
 }
 
-echo "campaign --suite $suite --seeds $seeds --jobs $jobs"
+echo "campaign --suite $suite --seeds $seeds --jobs $jobs --auth $auth"
 real_s=$(campaign real --suite "$suite")
 echo "  real processes: $real_s s  ($(tail -1 "$out/real.log"))"
 sim_s=$(campaign sim --suite "$suite")
@@ -46,7 +49,7 @@ per_minute() {
     shift
     local start end runs
     start=$(now)
-    "$gauntlet" campaign --backend sim --seeds 5 --jobs "$jobs" --out "$out/rate-$label" "$@" \
+    "$gauntlet" campaign --backend sim --seeds 5 --jobs "$jobs" --auth "$auth" --out "$out/rate-$label" "$@" \
         >/dev/null 2>&1 || true
     end=$(now)
     runs=$(find "$out/rate-$label" -name verdict.json | wc -l)
@@ -60,7 +63,7 @@ per_minute byz-* "${byz[@]}"
 
 echo "default scenario, one run, one core"
 start=$(now)
-"$gauntlet" run default --backend sim --seed 1 --out "$out/default" >/dev/null 2>&1 || true
+"$gauntlet" run default --backend sim --auth "$auth" --seed 1 --out "$out/default" >/dev/null 2>&1 || true
 end=$(now)
 timeline=$(find "$out/default" -name timeline.json | head -1)
 virtual_ns=$(grep -o '"probe_end_ns": [0-9]*' "$timeline" | grep -o '[0-9]*$')

@@ -86,12 +86,13 @@ impl std::fmt::Debug for SessionKeys {
 }
 
 impl SessionKeys {
-    /// `me`'s keys with every principal `public` knows (itself excluded).
+    /// `me`'s keys with every principal `public` knows, itself included: a replica's own
+    /// COMMIT comes back to it inside a peer's committed certificate, and it checks its own
+    /// entry like any other.
     pub fn derive(me: Principal, secret: &SigningKey, public: &KeyStore) -> SessionKeys {
         let scalar = secret.to_scalar_bytes();
         let keys = public
             .principals()
-            .filter(|peer| *peer != me)
             .filter_map(|peer| {
                 let peer_key = public.key_of(peer)?;
                 let shared = peer_key.to_montgomery().mul_clamped(scalar);
@@ -131,7 +132,6 @@ impl SessionKeys {
     }
 
     /// One MAC per replica, by replica id: what every replica of a multicast can check.
-    /// The entry for this principal itself is zeros (nobody needs it).
     pub fn authenticator(&self, bytes: &[u8]) -> Vec<Mac> {
         (0..self.replicas as u32)
             .map(|i| {

@@ -154,6 +154,19 @@ fn a_commit_rewritten_in_flight_or_claiming_another_sender_fails_its_mac() {
     );
 }
 
+/// A state transfer carries the COMMITs of a committed certificate as the sender stored them,
+/// the receiver's own among them: the receiver must be able to check its own authenticator.
+#[test]
+fn a_replica_accepts_its_own_commit_when_a_peer_forwards_it_in_a_certificate() {
+    let body = Commit {
+        view: View(0),
+        seq: Seq(4),
+        digest: Digest::of(b"batch"),
+    };
+    let own = Signed::authenticate(body, &sessions(replica(2)));
+    assert_eq!(verdict_at(2, WireMessage::Commit(own)), Ok(()));
+}
+
 #[test]
 fn a_prepare_must_be_signed_because_view_changes_carry_it() {
     let body = Prepare {

@@ -8,6 +8,7 @@ mod core_support;
 use core_support::*;
 use replica::auth::AuthMode;
 use replica::sim::SimConfig;
+use replica::verify::RejectReason;
 use replica::{ReplicaId, View};
 
 fn macs(seed: u64) -> SimConfig {
@@ -29,11 +30,21 @@ fn under_macs_operations_complete_and_match_a_sequential_replay() {
             assert_matches_sequential_replay(&net, replica);
         }
         assert_no_agreement_violations(&net);
+        assert_every_mac_checked(&net, seed);
+    }
+}
+
+/// Every replica is honest here, so no MAC may fail anywhere.
+fn assert_every_mac_checked(net: &replica::sim::SimNetwork, seed: u64) {
+    for reason in [RejectReason::BadMac, RejectReason::Unsigned] {
         let rejected: u64 = net
             .replica_ids()
-            .map(|r| net.rejection_count(r, replica::verify::RejectReason::BadMac))
+            .map(|r| net.rejection_count(r, reason))
             .sum();
-        assert_eq!(rejected, 0, "seed {seed}: an honest MAC failed");
+        assert_eq!(
+            rejected, 0,
+            "seed {seed}: honest messages refused as {reason:?}"
+        );
     }
 }
 
@@ -60,6 +71,7 @@ fn under_macs_a_crashed_primary_is_replaced_by_a_view_change() {
             assert_matches_sequential_replay(&net, replica);
         }
         assert_no_agreement_violations(&net);
+        assert_every_mac_checked(&net, seed);
     }
 }
 
@@ -86,5 +98,6 @@ fn under_macs_a_partitioned_backup_catches_up_by_state_transfer() {
         // It skipped executions, so its own replay proves nothing; the others' does.
         assert_matches_sequential_replay(&net, ReplicaId(0));
         assert_no_agreement_violations(&net);
+        assert_every_mac_checked(&net, seed);
     }
 }
