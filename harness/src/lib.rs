@@ -15,6 +15,7 @@ pub mod processes;
 pub mod proxy;
 pub mod report;
 pub mod scenario;
+pub mod shrink;
 pub mod sim;
 pub mod twins;
 pub mod verdict;

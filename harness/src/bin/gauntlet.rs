@@ -86,17 +86,43 @@ enum Command {
         #[arg(long, value_enum)]
         backend: Option<Backend>,
     },
+    /// Search, in simulation with the run's seed, for a smaller scenario that still fails
+    /// the same oracle; writes shrunk.yaml, its run folder and report, and shrink.json.
+    Shrink(ShrinkArgs),
+}
+
+#[derive(clap::Args)]
+struct ShrinkArgs {
+    run_dir: PathBuf,
+    /// Simulated runs the search may make.
+    #[arg(long, default_value_t = 200)]
+    budget_runs: usize,
+    /// Wall seconds after which no new run starts.
+    #[arg(long, default_value_t = 600)]
+    budget_seconds: u64,
+    /// The shrink folder (new or empty); default: RUN_DIR-shrink beside the run.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The check to keep failing; default: the first one the run violated.
+    #[arg(long)]
+    oracle: Option<String>,
 }
 
 fn main() -> ExitCode {
-    replica::logging::init("warn,harness=info");
+    let cli = Cli::parse();
+    // A shrink makes dozens of runs: their progress lines would bury its own.
+    let shrinking = matches!(cli.command, Command::Shrink(_));
+    replica::logging::init(if shrinking {
+        "error"
+    } else {
+        "warn,harness=info"
+    });
     // Replicas must not outlive a panic: kill them before the default hook reports it.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         kill_all_registered();
         default_hook(info);
     }));
-    let cli = Cli::parse();
     let code = match cli.command {
         Command::List => {
             for b in BUILTINS {
@@ -148,6 +174,7 @@ fn main() -> ExitCode {
                 2
             }
         },
+        Command::Shrink(args) => shrink(args),
         Command::Run {
             scenario,
             seed,
@@ -359,6 +386,23 @@ fn campaign(args: CampaignArgs) -> i32 {
             print!("{}", summary.table());
             summary.exit_code()
         }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            2
+        }
+    }
+}
+
+fn shrink(args: ShrinkArgs) -> i32 {
+    let options = harness::shrink::ShrinkOptions {
+        budget_runs: args.budget_runs,
+        budget: std::time::Duration::from_secs(args.budget_seconds),
+        out: args.out,
+        oracle: args.oracle,
+    };
+    match harness::shrink::shrink(&args.run_dir, &options, &mut std::io::stdout()) {
+        Ok(outcome) if outcome.summary.confirmed => 0,
+        Ok(_) => 1,
         Err(error) => {
             eprintln!("error: {error:#}");
             2
