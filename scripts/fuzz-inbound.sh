@@ -2,7 +2,9 @@
 # Fuzzes the replica's whole inbound path (framing, decoding, authentication, the core) with
 # mutated real frames of every message kind, from one seed (see replica/src/fuzz/).
 #
-#   scripts/fuzz-inbound.sh [FRAMES] [SEED]        (defaults: 10000000 frames, seed 1)
+#   scripts/fuzz-inbound.sh [FRAMES] [SEED] [AUTH]  (defaults: 10000000 frames, seed 1, signatures)
+#
+# AUTH is the cluster's authentication, signatures or macs (the corpus and the checks use it).
 #
 # Builds `fuzz-inbound` in release with overflow checks and debug assertions on, as cargo-fuzz
 # builds its targets, in a target directory of its own (so the workspace's ordinary release
@@ -11,6 +13,7 @@
 set -euo pipefail
 frames=${1:-10000000}
 seed=${2:-1}
+auth=${3:-signatures}
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}/fuzz-inbound"
@@ -20,6 +23,6 @@ CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTION
 
 start=$(date +%s)
 status=0
-"$target/release/fuzz-inbound" --seed "$seed" --frames "$frames" || status=$?
+"$target/release/fuzz-inbound" --seed "$seed" --frames "$frames" --auth "$auth" || status=$?
 echo "wall time: $(( $(date +%s) - start )) s (corpus, fuzzing and report)"
 exit "$status"

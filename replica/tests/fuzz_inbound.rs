@@ -125,6 +125,44 @@ fn a_bounded_run_reaches_every_stage_of_the_inbound_path_and_never_crashes() {
     }
 }
 
+/// Under `auth: macs` the corpus carries authenticators and MACs; byte and field mutations of
+/// them are refused as `bad-mac`, and the backup still commits and executes genuine traffic.
+#[test]
+fn under_macs_a_bounded_run_refuses_spoiled_macs_and_never_crashes() {
+    let config = FuzzConfig {
+        seed: 13,
+        frames: 10_000,
+        auth: replica::auth::AuthMode::Macs,
+        ..FuzzConfig::default()
+    };
+    let report = run(&config, |_| {}).expect("the simulated cluster builds the corpus");
+    let c = &report.counts;
+    let context = format!("\n{report}");
+    assert_eq!(c.crashes, 0, "panics on the inbound path{context}");
+    assert_eq!(
+        c.verdict_divergences, 0,
+        "batch and single verdicts{context}"
+    );
+    assert!(
+        c.verify_rejected
+            .get(&RejectReason::BadMac)
+            .is_some_and(|n| *n > 0),
+        "no spoiled MAC was refused{context}"
+    );
+    assert!(
+        c.verified_by_kind
+            .get(&MessageKind::Commit)
+            .is_some_and(|n| *n > 0),
+        "no COMMIT got through{context}"
+    );
+    for event in ["commit", "execute"] {
+        assert!(
+            c.core_events.get(event).is_some_and(|n| *n > 0),
+            "no {event} event{context}"
+        );
+    }
+}
+
 #[test]
 fn the_same_seed_gives_the_same_run_and_another_seed_another() {
     let a = fuzz(5, 3_000);

@@ -2,6 +2,7 @@
 //! path (see `replica::fuzz`). Prints the report; exits 1 if anything crashed.
 
 use clap::Parser;
+use replica::auth::AuthMode;
 use replica::fuzz::{FuzzConfig, Progress, run};
 use std::process::ExitCode;
 
@@ -32,6 +33,10 @@ struct Cli {
     /// may).
     #[arg(long)]
     no_collusion: bool,
+    /// The cluster's authentication (`signatures` or `macs`): the corpus is captured and the
+    /// frames checked under it.
+    #[arg(long, default_value_t = AuthMode::Signatures)]
+    auth: AuthMode,
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
         epoch_frames: cli.epoch_frames,
         progress_every: cli.progress,
         collusion: !cli.no_collusion,
+        auth: cli.auth,
         ..FuzzConfig::default()
     };
     let show = |p: &Progress| {

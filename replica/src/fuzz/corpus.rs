@@ -7,10 +7,11 @@
 //! produce, signed with the cluster's keys (`key_from_seed(seed, …)`), nested certificates and
 //! all. The simulated replicas' disks then give the fuzzing targets a real starting state.
 
+use crate::auth::AuthMode;
 use crate::config::ClusterConfig;
 use crate::core::{Effect, Input};
 use crate::crypto::KeyStore;
-use crate::ids::{ClientId, ReplicaId, View};
+use crate::ids::{ClientId, Principal, ReplicaId, View};
 use crate::kv::Operation;
 use crate::message::{MessageKind, WireMessage};
 use crate::node::{InterceptContext, Interceptor};
@@ -120,10 +121,12 @@ impl Operations {
 }
 
 impl Corpus {
-    /// Runs the simulated cluster (f = 1, four clients) for the seed and captures its frames.
-    pub fn build(seed: u64) -> Result<Corpus, SimError> {
+    /// Runs the simulated cluster (f = 1, four clients) for the seed and captures its frames;
+    /// under `auth: macs` the frames carry the MACs such a cluster sends.
+    pub fn build(seed: u64, auth: AuthMode) -> Result<Corpus, SimError> {
         let mut net = SimNetwork::new(SimConfig {
             seed,
+            auth,
             checkpoint_interval: CHECKPOINT_INTERVAL,
             watermark_window: WATERMARK_WINDOW,
             max_batch: MAX_BATCH,
@@ -232,6 +235,20 @@ impl Corpus {
     }
 
     /// Kinds of `WireMessage` with no captured sample (empty for a good corpus).
+    /// `me`'s key store: the public keys and, under `auth: macs`, `me`'s session keys.
+    pub fn keys_of(&self, me: Principal) -> Arc<KeyStore> {
+        let secret = match me {
+            Principal::Replica(r) => self.replica_keys.get(r.0 as usize),
+            Principal::Client(c) => self.client_keys.get(c.0 as usize),
+        };
+        match (self.config.auth, secret) {
+            (AuthMode::Macs, Some(secret)) => {
+                Arc::new(self.keys.as_ref().clone().with_sessions(me, secret))
+            }
+            _ => self.keys.clone(),
+        }
+    }
+
     pub fn missing_kinds(&self) -> Vec<MessageKind> {
         MessageKind::ALL
             .iter()

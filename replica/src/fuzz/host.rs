@@ -10,7 +10,7 @@ use crate::core::{Core, CoreParams, Input};
 use crate::crypto::KeyStore;
 use crate::events::ReplicaEvent;
 use crate::host::{Host as ReplicaHost, Storage};
-use crate::ids::ReplicaId;
+use crate::ids::{Principal, ReplicaId};
 use crate::sim::SimDisk;
 use ed25519_dalek::SigningKey;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ impl Host {
         let params = CoreParams::from_config(&corpus.config, id);
         let key = corpus.replica_keys[id.0 as usize].clone();
         let pristine = corpus.disks[id.0 as usize].clone();
-        let keys = corpus.keys.clone();
+        let keys = corpus.keys_of(Principal::Replica(id));
         let config = Arc::new(corpus.config.clone());
         let core = Core::new(params.clone(), key.clone(), keys.clone());
         let host = ReplicaHost::new(core, None, key.clone(), keys.clone(), config.clone(), at(0));

@@ -38,7 +38,9 @@ mod report;
 pub use corpus::{Corpus, Sample};
 pub use report::{Counts, Crash, MAX_CRASHES_KEPT, Report, resident_bytes};
 
+use crate::auth::AuthMode;
 use crate::core::Input;
+use crate::ids::Principal;
 use crate::message::WireMessage;
 use crate::sim::SimError;
 use crate::verify::{RejectReason, Verified, verify, verify_many};
@@ -74,6 +76,8 @@ pub struct FuzzConfig {
     /// traffic (genuine batches moved to the target's next sequence numbers, with their
     /// votes) is signed as the rest of the cluster would sign it either way.
     pub collusion: bool,
+    /// The cluster's authentication: the corpus is captured, and frames checked, under it.
+    pub auth: AuthMode,
 }
 
 impl Default for FuzzConfig {
@@ -87,6 +91,7 @@ impl Default for FuzzConfig {
             cross_check_every: 16,
             progress_every: 0,
             collusion: true,
+            auth: AuthMode::Signatures,
         }
     }
 }
@@ -362,7 +367,8 @@ impl Engine {
                 .turns
                 .is_multiple_of(self.config.cross_check_every.max(1));
         let copies = cross_check.then(|| messages.clone());
-        let keys = self.corpus.keys.clone();
+        // Under MACs a verdict depends on the receiver: the backup's, which gets every input.
+        let keys = self.corpus.keys_of(Principal::Replica(self.corpus.backup));
         let check = |messages: Vec<WireMessage>, single: bool| {
             if single {
                 messages.into_iter().map(|m| verify(m, &keys)).collect()
@@ -482,7 +488,7 @@ impl Engine {
 pub fn run(config: &FuzzConfig, mut progress: impl FnMut(&Progress)) -> Result<Report, SimError> {
     install_hook();
     let started = Instant::now();
-    let corpus = Arc::new(Corpus::build(config.seed)?);
+    let corpus = Arc::new(Corpus::build(config.seed, config.auth)?);
     let corpus_seconds = started.elapsed().as_secs_f64();
     let mut engine = match Engine::new(config.clone(), corpus.clone()) {
         Ok(engine) => engine,
