@@ -1,9 +1,10 @@
 //! Throughput and latency of a 4-replica local cluster (f = 1) through the real client.
 //!
-//! `cargo bench -p workloads --bench cluster` runs, for each authentication mode (signatures,
-//! then MACs), 1 client, then 32 concurrent clients, each phase for `BENCH_SECONDS` (default 5)
+//! `cargo bench -p workloads --bench cluster` runs the unreplicated baseline server
+//! (`kv-unreplicated`), then a 4-replica cluster under each authentication mode (signatures, then
+//! MACs): 1 client, then 32 concurrent clients, each phase for `BENCH_SECONDS` (default 5)
 //! after a short warm-up, and prints ops/s, p50/p99/max latency and CPU per operation, the
-//! MACs/signatures ratios, and writes the figures to `results/bench/cluster.json`. The replicas are release builds (the bench profile is release), run
+//! ratios between them, and writes the figures to `results/bench/cluster.json`. The replicas are release builds (the bench profile is release), run
 //! with fsync off like every LocalCluster unless `BENCH_FSYNC=1`.
 
 use anyhow::Context as _;
@@ -28,16 +29,80 @@ fn cpu_time(pid: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// CPU time of this process (the clients) and of all replicas together.
-fn cpu_times(cluster: &LocalCluster) -> (Duration, Duration) {
-    let client = cpu_time("self").unwrap_or_default();
-    let replicas = cluster
-        .ids()
-        .into_iter()
-        .filter_map(|id| cluster.pid(id))
-        .filter_map(|pid| cpu_time(&pid.to_string()))
-        .sum();
-    (client, replicas)
+/// What a phase runs against: the four replicas of a cluster, or the unreplicated server.
+struct Target<'a> {
+    /// The service's processes, whose CPU time is measured.
+    pids: Vec<u32>,
+    client: Box<dyn Fn(ClientId) -> anyhow::Result<Client> + 'a>,
+}
+
+impl Target<'_> {
+    fn cluster(cluster: &LocalCluster) -> Target<'_> {
+        Target {
+            pids: cluster
+                .ids()
+                .into_iter()
+                .filter_map(|id| cluster.pid(id))
+                .collect(),
+            client: Box::new(|id| Ok(cluster.client(id)?)),
+        }
+    }
+
+    /// CPU time of this process (the clients) and of the service's processes together.
+    fn cpu_times(&self) -> (Duration, Duration) {
+        let client = cpu_time("self").unwrap_or_default();
+        let service = self
+            .pids
+            .iter()
+            .filter_map(|pid| cpu_time(&pid.to_string()))
+            .sum();
+        (client, service)
+    }
+}
+
+/// The unreplicated server process, killed when dropped.
+struct Baseline {
+    child: std::process::Child,
+    config: replica::config::ClusterConfig,
+}
+
+impl Baseline {
+    fn start(clients: u32) -> anyhow::Result<Baseline> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let binary = workloads::testnet::binary::workspace_binary("kv-unreplicated", "workloads")?;
+        let child = std::process::Command::new(binary)
+            .args(["--port", &port.to_string(), "--seed", &SEED.to_string()])
+            .args(["--clients", &clients.to_string()])
+            .spawn()
+            .context("starting kv-unreplicated")?;
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let baseline = Baseline {
+            child,
+            config: workloads::baseline::cluster_config(address, SEED, clients),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(address).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "kv-unreplicated never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(baseline)
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target {
+            pids: vec![self.child.id()],
+            client: Box::new(|id| Ok(workloads::baseline::client(&self.config, SEED, id)?)),
+        }
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 struct PhaseResult {
@@ -105,7 +170,7 @@ async fn run_client(
 }
 
 async fn phase(
-    cluster: &LocalCluster,
+    target: &Target<'_>,
     clients: u32,
     seconds: Duration,
 ) -> anyhow::Result<PhaseResult> {
@@ -113,7 +178,7 @@ async fn phase(
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let client = cluster.client(ClientId(c))?;
+        let client = (target.client)(ClientId(c))?;
         let generator = Generator::kv(SEED, ClientId(c), KEYS, Mix::default())?;
         tasks.push(tokio::spawn(run_client(
             client,
@@ -123,13 +188,13 @@ async fn phase(
         )));
     }
     tokio::time::sleep(WARM_UP).await;
-    let (client_cpu, replica_cpu) = cpu_times(cluster);
+    let (client_cpu, replica_cpu) = target.cpu_times();
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(seconds).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed();
-    let (client_cpu_end, replica_cpu_end) = cpu_times(cluster);
+    let (client_cpu_end, replica_cpu_end) = target.cpu_times();
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -169,15 +234,35 @@ fn main() -> anyhow::Result<()> {
         })
         .transpose()?;
     let phases = [1u32, 32];
+    let max_clients = *phases.iter().max().unwrap_or(&1);
     // All clients on one thread, like the replicas' sockets: at these rates a second worker
     // thread costs more in cross-thread wake-ups than it adds.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut results: Vec<(AuthMode, PhaseResult)> = Vec::new();
+    let run_phases = |mode: &'static str,
+                      target: &Target<'_>,
+                      results: &mut Vec<(&'static str, PhaseResult)>|
+     -> anyhow::Result<()> {
+        println!("{HEADER}");
+        for clients in phases {
+            let result = runtime.block_on(phase(target, clients, Duration::from_secs(seconds)))?;
+            println!("{}", result.row());
+            results.push((mode, result));
+        }
+        Ok(())
+    };
+    let mut results = Vec::new();
+    {
+        let baseline = Baseline::start(max_clients)?;
+        println!(
+            "\nunreplicated: one kv-unreplicated process (MACs), {seconds} s per phase, kv mix over {KEYS} keys"
+        );
+        run_phases("unreplicated", &baseline.target(), &mut results)?;
+    }
     for auth in AuthMode::ALL {
         let cluster = LocalCluster::start(LocalClusterOptions {
-            clients: *phases.iter().max().unwrap_or(&1),
+            clients: max_clients,
             fsync,
             pipeline_depth,
             auth,
@@ -191,70 +276,64 @@ fn main() -> anyhow::Result<()> {
             cluster.config().pipeline_depth,
             cluster.config().max_batch,
         );
-        println!(
-            "{:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>7} {:>13} {:>14}",
-            "clients",
-            "ops",
-            "ops/s",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
-            "errors",
-            "client us/op",
-            "replica us/op"
-        );
-        for clients in phases {
-            let result =
-                runtime.block_on(phase(&cluster, clients, Duration::from_secs(seconds)))?;
-            println!("{}", result.row());
-            results.push((auth, result));
-        }
+        run_phases(auth.name(), &Target::cluster(&cluster), &mut results)?;
     }
     print_ratios(&results);
     write_json(&results)
 }
 
-fn find(results: &[(AuthMode, PhaseResult)], auth: AuthMode, clients: u32) -> Option<&PhaseResult> {
+const HEADER: &str =
+    "clients       ops      ops/s   p50 ms   p99 ms   max ms  errors  client us/op  server us/op";
+
+fn find<'a>(
+    results: &'a [(&str, PhaseResult)],
+    mode: &str,
+    clients: u32,
+) -> Option<&'a PhaseResult> {
     results
         .iter()
-        .find(|(a, r)| *a == auth && r.clients == clients)
+        .find(|(m, r)| *m == mode && r.clients == clients)
         .map(|(_, r)| r)
 }
 
-/// MACs against signatures, measured in this run.
-fn print_ratios(results: &[(AuthMode, PhaseResult)]) {
-    let pair = |clients| {
-        find(results, AuthMode::Macs, clients).zip(find(results, AuthMode::Signatures, clients))
-    };
-    if let Some((macs, signatures)) = pair(32) {
+/// Every ratio the issue asks for, from this one run.
+fn print_ratios(results: &[(&str, PhaseResult)]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!();
+    for clients in [1, 32] {
+        let (Some(unreplicated), Some(signatures), Some(macs)) = (
+            find(results, "unreplicated", clients),
+            find(results, "signatures", clients),
+            find(results, "macs", clients),
+        ) else {
+            continue;
+        };
         println!(
-            "\nmacs / signatures at 32 clients: {:.2}x ops/s",
-            macs.ops_per_s() / signatures.ops_per_s()
-        );
-    }
-    if let Some((macs, signatures)) = pair(1) {
-        println!(
-            "1-client p50: macs {:.3} ms, signatures {:.3} ms",
-            macs.percentile(0.50).as_secs_f64() * 1000.0,
-            signatures.percentile(0.50).as_secs_f64() * 1000.0
+            "{clients:>2} clients: macs/signatures {:.2}x ops/s, macs/unreplicated {:.2}x, signatures/unreplicated {:.2}x; p50 unreplicated {:.3} ms, signatures {:.3} ms, macs {:.3} ms",
+            macs.ops_per_s() / signatures.ops_per_s(),
+            macs.ops_per_s() / unreplicated.ops_per_s(),
+            signatures.ops_per_s() / unreplicated.ops_per_s(),
+            ms(unreplicated.percentile(0.50)),
+            ms(signatures.percentile(0.50)),
+            ms(macs.percentile(0.50)),
         );
     }
 }
 
 /// `results/bench/cluster.json`: one record per configuration, for CI to track over time.
-fn write_json(results: &[(AuthMode, PhaseResult)]) -> anyhow::Result<()> {
+fn write_json(results: &[(&str, PhaseResult)]) -> anyhow::Result<()> {
     let records: Vec<serde_json::Value> = results
         .iter()
-        .map(|(auth, r)| {
+        .map(|(mode, r)| {
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             serde_json::json!({
-                "mode": auth.name(),
+                "mode": mode,
                 "clients": r.clients,
                 "ops_per_s": r.ops_per_s(),
                 "p50_ms": ms(r.percentile(0.50)),
                 "p99_ms": ms(r.percentile(0.99)),
                 "cpu_us_per_op": (r.client_cpu_per_op + r.replica_cpu_per_op).as_micros() as u64,
-                "replica_cpu_us_per_op": r.replica_cpu_per_op.as_micros() as u64,
+                "server_cpu_us_per_op": r.replica_cpu_per_op.as_micros() as u64,
                 "client_cpu_us_per_op": r.client_cpu_per_op.as_micros() as u64,
             })
         })

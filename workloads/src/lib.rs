@@ -1,5 +1,6 @@
 //! Clients and workloads for the PBFT KV service.
 
+pub mod baseline;
 pub mod client;
 pub mod generator;
 pub mod history;
