@@ -286,6 +286,7 @@ async fn drive_cluster(
     let workload_end = Instant::now();
     *workload_time = workload_end - workload_start;
     nemesis_task.shutdown().await;
+    crate::workload::write_byzantine_clients(dir, plan, &clients, *workload_time)?;
 
     // Heal, settle, probe.
     let heal_ns = nemesis.heal().await;

@@ -385,13 +385,18 @@ fn judge_files(
             ),
             Oracle::Agreement => check::agreement(&events, &honest),
             Oracle::StateAgreement => check::state_agreement(&events, &honest),
-            Oracle::Validity => check::validity(&events, &honest, &history),
+            Oracle::Validity => check::validity_with(
+                &events,
+                &honest,
+                &history,
+                &plan.scenario.byzantine_clients(),
+            ),
             Oracle::Integrity => check::integrity(&events, &honest),
             Oracle::Liveness => check::liveness(
                 &history,
                 timeline.heal_ns,
                 Duration::from_millis(checks_spec.liveness_bound_ms),
-                &plan.client_ids(),
+                &plan.scenario.honest_clients(),
             ),
         };
         checks.push(result);

@@ -1,6 +1,7 @@
 //! Clients and workloads for the PBFT KV service.
 
 pub mod baseline;
+pub mod byzc;
 pub mod client;
 pub mod generator;
 pub mod history;

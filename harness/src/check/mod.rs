@@ -40,4 +40,5 @@ pub use linearizability::{
 pub use liveness::liveness;
 pub use oracles::{
     AgreementOracle, StateAgreementOracle, agreement, integrity, state_agreement, validity,
+    validity_with,
 };

@@ -103,6 +103,22 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/byz-f2-mixed.yaml"),
     },
     Builtin {
+        name: "byzc-replay-timestamps",
+        yaml: include_str!("../../scenarios/byzc-replay-timestamps.yaml"),
+    },
+    Builtin {
+        name: "byzc-max-size-requests",
+        yaml: include_str!("../../scenarios/byzc-max-size-requests.yaml"),
+    },
+    Builtin {
+        name: "byzc-flood",
+        yaml: include_str!("../../scenarios/byzc-flood.yaml"),
+    },
+    Builtin {
+        name: "byzc-never-read",
+        yaml: include_str!("../../scenarios/byzc-never-read.yaml"),
+    },
+    Builtin {
         name: "neg-twins-f1",
         yaml: include_str!("../../scenarios/neg-twins-f1.yaml"),
     },
@@ -158,6 +174,23 @@ mod tests {
                 _ => faulty[0].behaviour.as_deref().unwrap_or_default(),
             };
             assert_eq!(runs, *behaviour, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_client_behaviour_has_a_byzc_scenario_with_one_byzantine_client_expecting_pass() {
+        for info in workloads::byzc::CATALOGUE {
+            let name = format!("byzc-{}", info.name);
+            let s = load(&name)
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .scenario;
+            assert_eq!(s.expect, Expectation::Pass, "{name}");
+            assert_eq!(s.clients.len(), 1, "{name}");
+            assert!(
+                s.clients.values().all(|c| c.behaviour == info.name),
+                "{name}"
+            );
+            assert!(s.replicas.is_empty(), "{name}: the replicas are honest");
         }
     }
 

@@ -3,10 +3,12 @@
 //! error names the file, the line and the field.
 
 mod builtin;
+mod clients;
 mod locate;
 mod twins;
 
 pub use builtin::{BUILTINS, Builtin, builtin};
+pub use clients::ClientSpec;
 pub use twins::{Member, TwinsSpec};
 
 use crate::proxy::Rule;
@@ -71,6 +73,9 @@ pub struct Scenario {
     /// How twinned replicas (`build: twin`) split the other principals; absent = the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twins: Option<TwinsSpec>,
+    /// Workload clients that run a Byzantine behaviour instead, by id (see `clients.rs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clients: BTreeMap<u32, ClientSpec>,
     pub workload: WorkloadSpec,
     #[serde(default)]
     pub network: NetworkSpec,
@@ -548,6 +553,7 @@ fn validate(s: &Scenario) -> Result<(), Problem> {
     }
     let w = &s.workload;
     twins::validate_twins(s)?;
+    clients::validate_clients(s)?;
     if w.clients == 0 {
         return Err(problem(
             vec![key("workload"), key("clients")],

@@ -66,12 +66,13 @@ pub fn drive_within(plan: &Plan, dir: &RunDir, max_actions: u64) -> anyhow::Resu
         .with_context(|| format!("cannot create {}", dir.proxy_log().display()))?;
     let proxy = SimProxy::new(plan, hop_latency(), log.clone());
     let net = world::build(plan, &proxy)?;
+    let links = proxy.links();
     let mut run = SimRun {
         plan,
         net,
         proxy,
         book: FaultBook::new(plan.n(), plan.links.clone(), plan.twins.clone()),
-        clients: SimClients::new(plan, HistoryWriter::create(&dir.history())?)?,
+        clients: SimClients::new(plan, HistoryWriter::create(&dir.history())?, links)?,
         down_for_good: BTreeSet::new(),
         actions: 0,
         max_actions,
@@ -279,6 +280,7 @@ impl SimRun<'_> {
         self.clients
             .flush_history()
             .with_context(|| format!("cannot write {}", dir.history().display()))?;
+        self.clients.write_byzantine_report(self.plan, dir)?;
         for replica in (0..self.plan.n() as u32).map(ReplicaId) {
             let lines = world::event_lines(self.net.events(replica), replica);
             write_lines(&dir.replica_events(replica), lines.into_iter())?;
