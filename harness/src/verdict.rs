@@ -385,6 +385,7 @@ fn judge_files(
             ),
             Oracle::Agreement => check::agreement(&events, &honest),
             Oracle::StateAgreement => check::state_agreement(&events, &honest),
+            Oracle::NoAmnesia => check::no_amnesia(&events, &honest),
             Oracle::Validity => check::validity_with(
                 &events,
                 &honest,

@@ -52,6 +52,17 @@ pub enum ReplicaEvent {
         last_executed: Seq,
         records: usize,
     },
+    /// This replica made and sent its own vote for `(view, seq)`: a PRE-PREPARE (as the
+    /// primary, also each one a NEW-VIEW re-issues), a PREPARE or a COMMIT, for the batch with
+    /// `digest`. One line per vote made, none per retransmission: what a restarted replica must
+    /// not contradict (the no-amnesia oracle). Its CHECKPOINTs are `CheckpointTaken`, its
+    /// VIEW-CHANGEs `ViewChangeStarted`.
+    Sent {
+        kind: MessageKind,
+        view: View,
+        seq: Seq,
+        digest: String,
+    },
 }
 
 /// One line of `events.jsonl`.

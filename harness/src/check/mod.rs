@@ -15,7 +15,8 @@ pub enum CheckOutcome {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// `linearizability`, `agreement`, `validity`, `integrity`, `liveness`.
+    /// `linearizability`, `agreement`, `state-agreement`, `no-amnesia`, `validity`,
+    /// `integrity`, `liveness`.
     pub name: String,
     pub outcome: CheckOutcome,
     /// One human sentence: what was checked and what was found.
@@ -26,12 +27,14 @@ pub struct CheckResult {
     pub details: serde_json::Value,
 }
 
+mod amnesia;
 mod claims;
 mod files;
 mod linearizability;
 mod liveness;
 mod oracles;
 
+pub use amnesia::{NoAmnesiaOracle, no_amnesia};
 pub use files::{ReadError, parse_history, read_events, read_history};
 pub use linearizability::{
     KeyHistory, KeyOutcome, KeyVerdict, LinearizabilityOptions, MalformedHistory, check_keys,

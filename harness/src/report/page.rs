@@ -8,7 +8,8 @@ use super::linview::failing_keys_html;
 use super::ops::{OpOutcome, TimedOp, estimate_time_zero_ns, pair_operations, view_changes};
 use super::shading::{Mark, bands, legend_html};
 use super::tables::{
-    STATES, agreement_conflicts, checks_table, conflicts_side_by_side, replica_table,
+    STATES, agreement_conflicts, amnesia_conflicts, checks_table, conflicts_side_by_side,
+    replica_table,
 };
 use super::timeline::timeline_svg;
 use crate::defence::{Defence, FaultyReplica};
@@ -41,7 +42,7 @@ thead th { background: #f0f2f5; }
 .problems li { color: #a05a00; }
 .stats { display: flex; gap: 22px; flex-wrap: wrap; } .stats div b { display: block; font-size: 18px; }
 ul.breakdown { margin: 2px 0 0; padding-left: 16px; font-size: 12px; color: var(--muted); }
-td.digest.differs { background: #fde2e1; } code { font-size: 12px; }
+td.digest.differs, td.differs { background: #fde2e1; } code { font-size: 12px; }
 pre { white-space: pre-wrap; word-break: break-word; }
 svg text { font: 11px system-ui, sans-serif; fill: #444; }
 .axis line { stroke: #9aa1ab; } .axis line.grid { stroke: #eceef1; }
@@ -173,6 +174,14 @@ fn failure_views(data: &RunData) -> String {
             let _ = write!(
                 html,
                 "<section id=\"state-agreement\"><h2>State agreement failure: checkpoint states side by side</h2>{view}</section>"
+            );
+        }
+        if check.name == "no-amnesia"
+            && let Some(view) = amnesia_conflicts(&check.details)
+        {
+            let _ = write!(
+                html,
+                "<section id=\"no-amnesia\"><h2>No-amnesia failure: what a replica sent before and after its restart</h2>{view}</section>"
             );
         }
     }

@@ -84,6 +84,7 @@ pub fn event_counts(files: &ReplicaFiles) -> EventCounts {
             ReplicaEvent::CheckpointTaken { .. } => {}
             ReplicaEvent::StateTransfer { .. } => counts.state_transfers += 1,
             ReplicaEvent::Recovered { .. } => counts.recoveries += 1,
+            ReplicaEvent::Sent { .. } => {}
             ReplicaEvent::Rejected { reason, .. } => {
                 let name = serde_json::to_value(reason)
                     .ok()
@@ -339,12 +340,144 @@ pub fn conflicts_side_by_side(
     Some(html)
 }
 
+/// A no-amnesia failure: for each contradiction, what the replica sent before its restart
+/// and what it sent after, side by side, with the lines of its events file that say so.
+pub fn amnesia_conflicts(details: &serde_json::Value) -> Option<String> {
+    let conflicts = details.get("conflicts")?.as_array()?;
+    if conflicts.is_empty() {
+        return None;
+    }
+    let mut html = String::from("<div class=\"scroll\">");
+    if let Some(total) = details.get("conflict_count").and_then(|c| c.as_u64())
+        && total as usize > conflicts.len()
+    {
+        let _ = write!(
+            html,
+            "<p class=\"note\">Showing {} of {total} contradictions.</p>",
+            conflicts.len()
+        );
+    }
+    let text = |value: Option<&serde_json::Value>| match value {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(value) => value.to_string(),
+    };
+    for conflict in conflicts {
+        let sides = [&conflict["before"], &conflict["after"]];
+        let place = match (conflict.get("view"), conflict.get("seq")) {
+            (Some(view), Some(seq)) if !seq.is_null() => {
+                format!("view {}, seq {}", text(Some(view)), text(Some(seq)))
+            }
+            (Some(view), _) => format!("view {}", text(Some(view))),
+            _ => String::new(),
+        };
+        let _ = write!(
+            html,
+            "<table class=\"conflict\"><caption>replica {}: {} at {}</caption><thead><tr><th></th>",
+            escape(&text(conflict.get("replica"))),
+            escape(&text(conflict.get("rule"))),
+            escape(&place)
+        );
+        for (side, label) in sides
+            .iter()
+            .zip(["before the restart", "after the restart"])
+        {
+            let _ = write!(
+                html,
+                "<th>{label} (incarnation {})</th>",
+                escape(&text(side.get("incarnation")))
+            );
+        }
+        html.push_str("</tr></thead><tbody>");
+        let digests: Vec<&str> = sides
+            .iter()
+            .map(|s| s.get("digest").and_then(|d| d.as_str()).unwrap_or(""))
+            .collect();
+        let shown_chars = distinguishing_prefix(&digests);
+        for (field, label) in [
+            ("what", "sent"),
+            ("view", "view"),
+            ("seq", "seq"),
+            ("digest", "digest"),
+            ("line", "events line"),
+        ] {
+            let cells: Vec<String> = sides.iter().map(|s| text(s.get(field))).collect();
+            if cells.iter().all(String::is_empty) {
+                continue;
+            }
+            let _ = write!(html, "<tr><th>{label}</th>");
+            for cell in &cells {
+                let differs = cell != &cells[0] && field != "line";
+                let class = match (field, differs) {
+                    ("digest", true) => " class=\"digest differs\"",
+                    ("digest", false) => " class=\"digest\"",
+                    (_, true) => " class=\"differs\"",
+                    _ => "",
+                };
+                let shown = if field == "digest" {
+                    digest_html(cell, shown_chars)
+                } else {
+                    escape(cell)
+                };
+                let _ = write!(html, "<td{class}>{shown}</td>");
+            }
+            html.push_str("</tr>");
+        }
+        html.push_str("</tbody></table>");
+    }
+    html.push_str("</div>");
+    Some(html)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use replica::events::EventLine;
     use replica::verify::RejectReason;
     use replica::{ReplicaId, Seq, View};
+
+    #[test]
+    fn an_amnesia_conflict_shows_what_was_sent_before_and_after_the_restart() {
+        use replica::message::MessageKind;
+        let mut oracle = crate::check::NoAmnesiaOracle::default();
+        let prepare = |digest: &str| ReplicaEvent::Sent {
+            kind: MessageKind::Prepare,
+            view: View(2),
+            seq: Seq(9),
+            digest: digest.into(),
+        };
+        let recovered = ReplicaEvent::Recovered {
+            view: View(2),
+            stable_seq: Seq(0),
+            last_executed: Seq(0),
+            records: 0,
+        };
+        for event in [
+            prepare(&"a".repeat(64)),
+            recovered,
+            prepare(&"b".repeat(64)),
+        ] {
+            oracle.observe(ReplicaId(3), &event);
+        }
+        let html = amnesia_conflicts(&oracle.finish().details).expect("rendered");
+        assert!(
+            html.contains("<caption>replica 3: vote-digest at view 2, seq 9</caption>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<th>before the restart (incarnation 0)</th><th>after the restart (incarnation 1)</th>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<th>events line</th><td>1</td><td>3</td>"),
+            "{html}"
+        );
+        assert_eq!(html.matches("digest differs").count(), 1, "{html}");
+        assert_eq!(
+            amnesia_conflicts(&serde_json::json!({ "counts": {} })),
+            None
+        );
+    }
 
     #[test]
     fn a_state_conflict_shows_each_replicas_own_or_certified_digest() {

@@ -314,16 +314,19 @@ pub enum Oracle {
     Linearizability,
     Agreement,
     StateAgreement,
+    /// A replica restarted from its log never contradicts what it sent before (`check::amnesia`).
+    NoAmnesia,
     Validity,
     Integrity,
     Liveness,
 }
 
 impl Oracle {
-    pub const ALL: [Oracle; 6] = [
+    pub const ALL: [Oracle; 7] = [
         Oracle::Linearizability,
         Oracle::Agreement,
         Oracle::StateAgreement,
+        Oracle::NoAmnesia,
         Oracle::Validity,
         Oracle::Integrity,
         Oracle::Liveness,
@@ -334,6 +337,7 @@ impl Oracle {
             Oracle::Linearizability => "linearizability",
             Oracle::Agreement => "agreement",
             Oracle::StateAgreement => "state-agreement",
+            Oracle::NoAmnesia => "no-amnesia",
             Oracle::Validity => "validity",
             Oracle::Integrity => "integrity",
             Oracle::Liveness => "liveness",

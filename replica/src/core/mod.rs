@@ -296,6 +296,16 @@ impl Core {
         }
     }
 
+    /// Reports a vote this replica made and sent (`ReplicaEvent::Sent`).
+    fn sent(&mut self, kind: crate::message::MessageKind, view: View, seq: Seq, digest: Digest) {
+        self.event(ReplicaEvent::Sent {
+            kind,
+            view,
+            seq,
+            digest: digest.to_hex(),
+        });
+    }
+
     fn set_timer(&mut self, timer: Timer, after_ms: u64) {
         if !self.replaying {
             self.out.push(Effect::SetTimer { timer, after_ms });

@@ -112,6 +112,8 @@ impl Core {
             }
             self.next_seq = self.next_seq.next();
             self.broadcast(WireMessage::PrePrepare(pre_prepare.clone()));
+            let body = &pre_prepare.body;
+            self.sent(MessageKind::PrePrepare, body.view, body.seq, body.digest);
             self.accept_pre_prepare(pre_prepare);
         }
     }
@@ -220,6 +222,7 @@ impl Core {
             let prepare = self.sign(Prepare { view, seq, digest });
             self.persist(WireMessage::Prepare(prepare.clone()));
             self.broadcast(WireMessage::Prepare(prepare.clone()));
+            self.sent(MessageKind::Prepare, view, seq, digest);
             self.log
                 .slot(seq, view)
                 .prepares
@@ -313,6 +316,7 @@ impl Core {
         let commit = self.authenticate(Commit { view, seq, digest });
         self.persist(WireMessage::Commit(commit.clone()));
         self.broadcast(WireMessage::Commit(commit.clone()));
+        self.sent(MessageKind::Commit, view, seq, digest);
         self.log
             .slot(seq, view)
             .commits

@@ -170,6 +170,10 @@ impl Core {
             pre_prepares,
         });
         self.broadcast(WireMessage::NewView(new_view.clone()));
+        for pre_prepare in &new_view.body.pre_prepares {
+            let body = &pre_prepare.body;
+            self.sent(MessageKind::PrePrepare, body.view, body.seq, body.digest);
+        }
         self.enter_new_view(new_view);
     }
 

@@ -47,6 +47,7 @@ fn event_name(event: &ReplicaEvent) -> &'static str {
         ReplicaEvent::StateTransfer { .. } => "state-transfer",
         ReplicaEvent::Rejected { .. } => "rejected",
         ReplicaEvent::Recovered { .. } => "recovered",
+        ReplicaEvent::Sent { .. } => "sent",
     }
 }
 

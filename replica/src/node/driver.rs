@@ -110,10 +110,6 @@ impl Driver {
             transmits,
             events,
         } = self.host.take_output();
-        for event in &events {
-            self.stats.observe_event(event);
-            self.events.write(event);
-        }
         for write in &storage {
             match write {
                 Storage::Append(record) => self.wal.append(record)?,
@@ -123,6 +119,12 @@ impl Driver {
             }
         }
         self.wal.sync()?;
+        // After the sync: an events line (a `sent` vote above all) never reaches the file
+        // before what it reports is durable, however a kill -9 falls.
+        for event in &events {
+            self.stats.observe_event(event);
+            self.events.write(event);
+        }
         for transmit in transmits {
             self.send(transmit);
         }

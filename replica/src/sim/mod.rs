@@ -618,6 +618,19 @@ impl SimNetwork {
         Ok(())
     }
 
+    /// Empties a crashed replica's disk, so its next `restart` starts from nothing: a replica
+    /// that forgets what it promised. This exceeds the fault model (such a replica is not
+    /// honest) and is in no scenario; it exists for negative controls of the oracles that
+    /// must catch it (the harness's no-amnesia oracle).
+    pub fn wipe_disk(&mut self, replica: ReplicaId) -> Result<(), SimError> {
+        let r = self.replica_mut(replica)?;
+        if r.is_running() {
+            return Err(SimError::AlreadyRunning(replica));
+        }
+        r.disk = SimDisk::default();
+        Ok(())
+    }
+
     /// Delivers `message` to `to` now, as if it came off the wire: it is encoded, decoded and
     /// verified like any other frame (no link fault applies).
     pub fn inject(&mut self, to: ReplicaId, message: &WireMessage) -> Result<(), SimError> {
