@@ -56,6 +56,8 @@ pub enum RejectReason {
     BadMac,
     #[error("message carries MACs where a third party must be able to check a signature")]
     Unsigned,
+    #[error("request too large for any PRE-PREPARE to carry within the frame cap")]
+    OversizedRequest,
 }
 
 impl RejectReason {

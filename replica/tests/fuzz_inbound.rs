@@ -195,6 +195,7 @@ fn a_replica_pushed_to_the_last_view_survives_its_view_change_timer() {
         max_batch: 2,
         pipeline_depth: 1,
         timeouts: Timeouts::default(),
+        max_frame_bytes: replica::wire::DEFAULT_MAX_FRAME,
     };
     let mut core = Core::new(params, key(replica(1)), keys.clone());
     core.step(Input::Start);

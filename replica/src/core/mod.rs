@@ -41,6 +41,8 @@ pub struct CoreParams {
     pub max_batch: usize,
     pub pipeline_depth: u64,
     pub timeouts: Timeouts,
+    /// The frame cap: a PRE-PREPARE must fit in one frame, so it bounds requests and batches.
+    pub max_frame_bytes: usize,
 }
 
 impl CoreParams {
@@ -53,6 +55,7 @@ impl CoreParams {
             max_batch: config.max_batch,
             pipeline_depth: config.pipeline_depth,
             timeouts: config.timeouts.clone(),
+            max_frame_bytes: config.max_frame_bytes,
         }
     }
 }

@@ -11,10 +11,49 @@ use crate::verify::RejectReason;
 /// A client counts as active while its last request executed within this many batches.
 const RECENT_CLIENT_BATCHES: u64 = 8;
 
+/// Bytes a request adds to a PRE-PREPARE's encoding.
+fn batched_size(request: &Signed<Request>) -> usize {
+    postcard::experimental::serialized_size(request).unwrap_or(usize::MAX)
+}
+
+/// A PRE-PREPARE's encoding without its batch, at its largest: every varint at its widest.
+fn pre_prepare_envelope() -> usize {
+    let widest = Signed {
+        signer: Principal::Replica(crate::ids::ReplicaId(u32::MAX)),
+        body: PrePrepare {
+            view: View(u64::MAX),
+            seq: Seq(u64::MAX),
+            digest: batch_digest(&[]),
+            batch: Vec::new(),
+        },
+        seal: crate::message::Seal::Signature([0; crate::crypto::SIGNATURE_LENGTH]),
+    };
+    // The batch's length prefix grows from one byte to at most ten.
+    crate::wire::encode_payload(&WireMessage::PrePrepare(widest)).len() + 9
+}
+
 impl Core {
+    /// The most request bytes one PRE-PREPARE may carry and still fit in a frame.
+    fn max_batch_bytes(&self) -> usize {
+        self.params
+            .max_frame_bytes
+            .saturating_sub(pre_prepare_envelope())
+    }
+
     pub(super) fn on_request(&mut self, request: Signed<Request>) {
         let client = request.client();
         let timestamp = request.body.timestamp;
+        // A request no PRE-PREPARE can carry would be proposed, refused by every backup as an
+        // oversized frame and proposed again by every new primary: refused here by every
+        // replica alike (the verdict depends only on its size), no view-change timer starts.
+        if batched_size(&request) > self.max_batch_bytes() {
+            self.reject(
+                RejectReason::OversizedRequest,
+                MessageKind::Request,
+                request.signer,
+            );
+            return;
+        }
         if self.service.is_done(client, timestamp) {
             if let Some(result) = self.service.cached(client, timestamp).cloned() {
                 self.reply(client, timestamp, result);
@@ -78,10 +117,17 @@ impl Core {
                 return;
             }
             let mut batch = Vec::new();
+            let mut batch_bytes = 0;
             while batch.len() < self.params.max_batch {
                 let Some(request) = self.proposal_queue.pop_front() else {
                     break;
                 };
+                let size = batched_size(&request);
+                if !batch.is_empty() && batch_bytes + size > self.max_batch_bytes() {
+                    // The next PRE-PREPARE takes it: this one would not fit in a frame.
+                    self.proposal_queue.push_front(request);
+                    break;
+                }
                 let still_wanted = !self
                     .service
                     .is_done(request.client(), request.body.timestamp)
@@ -90,6 +136,7 @@ impl Core {
                         .get(&request.client())
                         .is_none_or(|p| p.body.timestamp <= request.body.timestamp);
                 if still_wanted {
+                    batch_bytes += size;
                     batch.push(request);
                 } else {
                     self.proposed.remove(&request.id());

@@ -45,6 +45,7 @@ fn net(f: usize) -> Net {
                 max_batch: 8,
                 pipeline_depth: 2,
                 timeouts: Timeouts::default(),
+                max_frame_bytes: crate::wire::DEFAULT_MAX_FRAME,
             };
             Core::new(params, key, keys.clone())
         })
