@@ -1,13 +1,17 @@
-//! Every PRE-PREPARE fits in one frame: a request too large for any PRE-PREPARE is refused by
-//! every replica alike (so no view-change timer waits for it), and large requests that each fit
-//! are split over several batches.
+//! Every message that carries batches fits in one frame: a PRE-PREPARE, and a VIEW-CHANGE or
+//! NEW-VIEW carrying a certified batch for every sequence number of the window. A request too
+//! large for a batch is refused by every replica alike (so no view-change timer waits for it),
+//! and large requests that each fit are split over several batches.
 
 use replica::kv::Operation;
 use replica::sim::{SimConfig, SimNetwork};
 use replica::verify::RejectReason;
 use replica::{ClientId, ReplicaId, View};
 
-const CAP: usize = 4096;
+/// With f = 1 and a window of 8, a frame holds (2f+2) x (8+1) = 36 certified batches: a batch
+/// may carry a little under CAP / 36 = 4096 bytes of requests.
+const CAP: usize = 36 * 4096;
+const BATCH: usize = CAP / 36;
 
 /// One batch in flight at a time, so requests that arrive together share the next one.
 fn network() -> SimNetwork {
@@ -16,6 +20,8 @@ fn network() -> SimNetwork {
         max_frame_bytes: CAP,
         max_batch: 16,
         pipeline_depth: 1,
+        checkpoint_interval: 4,
+        watermark_window: 8,
         ..SimConfig::default()
     })
     .expect("valid simulated cluster")
@@ -35,10 +41,10 @@ fn total(net: &SimNetwork, reason: RejectReason) -> u64 {
 }
 
 #[test]
-fn a_request_that_fits_a_frame_but_no_pre_prepare_is_refused_by_every_replica_and_nothing_stalls() {
+fn a_request_larger_than_a_batch_may_carry_is_refused_by_every_replica_and_nothing_stalls() {
     let mut net = network();
-    // Its REQUEST frame is under the cap; the PRE-PREPARE around it would not be.
-    net.submit(ClientId(0), put("big", CAP - 150))
+    // Its frame is far under the cap, but a window of certificates carrying it would not be.
+    net.submit(ClientId(0), put("big", BATCH + 100))
         .expect("client 0 is idle");
     net.submit(ClientId(1), put("small", 8))
         .expect("client 1 is idle");
@@ -60,7 +66,7 @@ fn a_request_that_fits_a_frame_but_no_pre_prepare_is_refused_by_every_replica_an
 fn large_requests_that_each_fit_are_split_over_pre_prepares_within_the_cap() {
     let mut net = network();
     for c in 0..4 {
-        net.submit(ClientId(c), put(&format!("k{c}"), CAP / 3))
+        net.submit(ClientId(c), put(&format!("k{c}"), BATCH / 3))
             .expect("idle client");
     }
     net.run_for(20_000);
@@ -70,6 +76,37 @@ fn large_requests_that_each_fit_are_split_over_pre_prepares_within_the_cap() {
     let primary = ReplicaId(0);
     assert!(
         net.core(primary).expect("running").last_executed().0 >= 2,
-        "four thirds of a frame need at least two PRE-PREPAREs"
+        "four thirds of a batch need at least two PRE-PREPAREs"
     );
+}
+
+/// The bound is what lets a view change complete: the window full of the largest batches the
+/// primary may propose, the primary crashes, and the VIEW-CHANGEs and the NEW-VIEW carrying
+/// those certificates still fit in a frame.
+#[test]
+fn a_view_change_completes_while_the_window_holds_the_largest_batches_allowed() {
+    let mut net = network();
+    // Each request alone nearly fills a batch, so every PRE-PREPARE carries one of them.
+    let largest = BATCH - 600;
+    for round in 0..3 {
+        for c in 0..4 {
+            net.submit(ClientId(c), put(&format!("k{c}r{round}"), largest))
+                .expect("idle client");
+        }
+        net.run_for(2_000);
+    }
+    assert_eq!(net.completed().len(), 12, "the warm-up completes");
+    // The primary crashes with these in flight: prepared somewhere, carried by VIEW-CHANGEs.
+    for c in 0..4 {
+        net.submit(ClientId(c), put(&format!("k{c}after"), largest))
+            .expect("idle client");
+    }
+    net.run_for(2);
+    net.crash(ReplicaId(0)).expect("the primary was running");
+    net.run_for(30_000);
+    assert_eq!(net.completed().len(), 16, "requests complete in the new view");
+    assert_eq!(total(&net, RejectReason::OversizedFrame), 0);
+    for replica in net.replica_ids().filter(|r| *r != ReplicaId(0)) {
+        assert!(net.core(replica).expect("running").view() > View(0));
+    }
 }

@@ -32,20 +32,41 @@ fn pre_prepare_envelope() -> usize {
     crate::wire::encode_payload(&WireMessage::PrePrepare(widest)).len() + 9
 }
 
+/// A signed PREPARE's encoding at its largest.
+fn vote_size() -> usize {
+    let widest = Signed {
+        signer: Principal::Replica(crate::ids::ReplicaId(u32::MAX)),
+        body: Prepare {
+            view: View(u64::MAX),
+            seq: Seq(u64::MAX),
+            digest: batch_digest(&[]),
+        },
+        seal: crate::message::Seal::Signature([0; crate::crypto::SIGNATURE_LENGTH]),
+    };
+    postcard::experimental::serialized_size(&widest).unwrap_or(usize::MAX / 4)
+}
+
 impl Core {
-    /// The most request bytes one PRE-PREPARE may carry and still fit in a frame.
+    /// The most request bytes one batch may carry. A batch travels not only in its PRE-PREPARE:
+    /// a VIEW-CHANGE carries a prepared certificate (the PRE-PREPARE and 2f PREPAREs) for every
+    /// sequence number of the window, and a NEW-VIEW carries 2f+1 VIEW-CHANGEs and re-issues
+    /// the window's PRE-PREPAREs. All of them must fit in one frame, or a view change can never
+    /// complete; so the frame is shared among (2f+2) x (window + 1) certified batches, the one
+    /// left over paying for the checkpoint certificates and envelopes.
     fn max_batch_bytes(&self) -> usize {
-        self.params
-            .max_frame_bytes
-            .saturating_sub(pre_prepare_envelope())
+        let f = self.params.quorums.f;
+        let copies = (2 * f + 2) * (self.params.watermark_window as usize + 1);
+        let certificate = pre_prepare_envelope() + 2 * f * vote_size();
+        (self.params.max_frame_bytes / copies.max(1)).saturating_sub(certificate)
     }
 
     pub(super) fn on_request(&mut self, request: Signed<Request>) {
         let client = request.client();
         let timestamp = request.body.timestamp;
-        // A request no PRE-PREPARE can carry would be proposed, refused by every backup as an
-        // oversized frame and proposed again by every new primary: refused here by every
-        // replica alike (the verdict depends only on its size), no view-change timer starts.
+        // A request no batch can carry would be proposed, refused by every backup as an
+        // oversized frame (or later break a VIEW-CHANGE) and proposed again by every new
+        // primary: refused here by every replica alike (the verdict depends only on its size
+        // and the cluster settings), so no view-change timer starts for it.
         if batched_size(&request) > self.max_batch_bytes() {
             self.reject(
                 RejectReason::OversizedRequest,
