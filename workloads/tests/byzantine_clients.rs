@@ -1,5 +1,7 @@
 //! Each Byzantine client behaviour produces what it claims: the timestamps, sizes, rates and
-//! recipients of its frames, the same for the same seed; and `never-read` never reads.
+//! recipients of its frames, the same for the same seed; `never-read` never reads; and
+//! `mac-attack`'s authenticators fail for exactly the backups it chose, checked with the
+//! replicas' own session keys.
 
 use replica::ids::{ClientId, Principal, ReplicaId};
 use replica::kv::Operation;
@@ -377,4 +379,216 @@ fn a_never_read_client_keeps_sending_and_lets_its_replies_pile_up() {
             "only the socket buffers' worth went out"
         );
     });
+}
+
+/// A cluster of four replicas and client 3 under `auth: macs`: each replica's key store with
+/// its session keys, and the client's session keys.
+struct MacCluster {
+    replicas: Vec<replica::crypto::KeyStore>,
+    client: std::sync::Arc<replica::auth::SessionKeys>,
+}
+
+fn mac_cluster() -> MacCluster {
+    use replica::crypto::{KeyStore, key_from_seed};
+    let public = KeyStore::new(
+        (0..4)
+            .map(|i| key_from_seed(9, Principal::Replica(ReplicaId(i))).verifying_key())
+            .collect(),
+        [(
+            CLIENT,
+            key_from_seed(9, Principal::Client(CLIENT)).verifying_key(),
+        )]
+        .into(),
+    );
+    let replicas = (0..4)
+        .map(|i| {
+            let me = Principal::Replica(ReplicaId(i));
+            public.clone().with_sessions(me, &key_from_seed(9, me))
+        })
+        .collect();
+    let me = Principal::Client(CLIENT);
+    let client = public.clone().with_sessions(me, &key_from_seed(9, me));
+    MacCluster {
+        replicas,
+        client: std::sync::Arc::new(client.sessions().expect("macs").clone()),
+    }
+}
+
+fn mac_attack(params: &[(&str, &str)], seed: u64, cluster: &MacCluster) -> Attack {
+    let params: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Attack::new(
+        validate("mac-attack", &params).expect("valid"),
+        AttackConfig {
+            client: CLIENT,
+            key: replica::crypto::key_from_seed(9, Principal::Client(CLIENT)),
+            sessions: Some(cluster.client.clone()),
+            replicas: 4,
+            max_frame: 1 << 20,
+            seed,
+            unpaced_gap: Duration::from_micros(50),
+        },
+    )
+}
+
+/// What each replica makes of one `mac-attack` request: whether its own authenticator entry
+/// checks, and whether the signature verifies.
+fn entries_that_check(request: &Signed<Request>, cluster: &MacCluster) -> Vec<ReplicaId> {
+    let replica::message::Seal::SignedAuthenticator { macs, .. } = &request.seal else {
+        panic!("a request under macs carries a signature and an authenticator");
+    };
+    assert_eq!(macs.len(), 4, "one entry per replica");
+    let bytes = request.signing_bytes();
+    (0..4u32)
+        .map(ReplicaId)
+        .filter(|r| {
+            cluster.replicas[r.0 as usize]
+                .sessions()
+                .expect("macs")
+                .check_entry(Principal::Client(CLIENT), &bytes, macs)
+        })
+        .collect()
+}
+
+fn signature_verifies(request: &Signed<Request>, cluster: &MacCluster) -> bool {
+    let check = request.signature_check().expect("signed");
+    replica::crypto::verify_all(&cluster.replicas[0], [&check]).is_ok()
+}
+
+/// A backup's verdict on a PRE-PREPARE from `primary` that proposes `request`: what the
+/// defence decides (its own entry, else the signature).
+fn backup_accepts(
+    request: &Signed<Request>,
+    primary: ReplicaId,
+    backup: ReplicaId,
+    cluster: &MacCluster,
+) -> Result<(), replica::verify::RejectReason> {
+    use replica::message::{PrePrepare, batch_digest};
+    let batch = vec![request.clone()];
+    let signer = Principal::Replica(primary);
+    let pre_prepare = Signed::sign(
+        PrePrepare {
+            view: replica::ids::View(primary.0 as u64),
+            seq: replica::ids::Seq(1),
+            digest: batch_digest(&batch),
+            batch,
+        },
+        signer,
+        &replica::crypto::key_from_seed(9, signer),
+    );
+    replica::verify::verify(
+        WireMessage::PrePrepare(pre_prepare),
+        &cluster.replicas[backup.0 as usize],
+    )
+    .map(|_| ())
+}
+
+#[test]
+fn mac_attack_spoils_exactly_the_chosen_backups_entries_and_keeps_the_primarys_and_the_signature() {
+    let cluster = mac_cluster();
+    let mut attack = mac_attack(&[("rate", "100")], 7, &cluster);
+    let frames = frames_until(&mut attack, 1000);
+    assert_eq!(frames.len(), 100, "100 per second");
+    assert!(frames.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+    for out in &frames {
+        assert_eq!(out.class, SendClass::SpoiledMacs);
+        assert_eq!(
+            out.to,
+            Target::Replica(ReplicaId(0)),
+            "to the primary of view 0"
+        );
+        assert_eq!(out.spoiled, vec![ReplicaId(1), ReplicaId(2), ReplicaId(3)]);
+        let request = request(out, 1 << 20);
+        assert_eq!(request.body.timestamp.0, out.timestamp);
+        match &request.body.op {
+            Operation::Get { key } | Operation::Put { key, .. } | Operation::Append { key, .. } => {
+                assert!(key.starts_with("byzc-3-"), "{key}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(entries_that_check(&request, &cluster), vec![ReplicaId(0)]);
+        assert!(signature_verifies(&request, &cluster));
+        // The defence: the primary checked the signature; each backup's entry fails and it
+        // falls back on the signature, so it accepts what the primary proposes.
+        for backup in 1..4 {
+            assert_eq!(
+                backup_accepts(&request, ReplicaId(0), ReplicaId(backup), &cluster),
+                Ok(())
+            );
+        }
+    }
+
+    // `spoil: 2` in view 5 (primary 1): a seeded choice of two of the backups 0, 2, 3 per
+    // request; every other entry checks.
+    let mut attack = mac_attack(&[("rate", "100"), ("spoil", "2")], 7, &cluster);
+    attack.observe_view(5);
+    let frames = frames_until(&mut attack, 1000);
+    let mut choices = BTreeSet::new();
+    for out in &frames {
+        assert_eq!(out.to, Target::Replica(ReplicaId(1)));
+        assert_eq!(out.spoiled.len(), 2);
+        assert!(!out.spoiled.contains(&ReplicaId(1)), "never the primary");
+        let checks = entries_that_check(&request(out, 1 << 20), &cluster);
+        let expected: Vec<ReplicaId> = (0..4)
+            .map(ReplicaId)
+            .filter(|r| !out.spoiled.contains(r))
+            .collect();
+        assert_eq!(checks, expected, "exactly the chosen backups' entries fail");
+        choices.insert(out.spoiled.clone());
+    }
+    assert_eq!(
+        choices.len(),
+        3,
+        "every pair of backups is chosen: {choices:?}"
+    );
+
+    // The same seed, the same frames; another seed, other choices.
+    let mut again_view5 = mac_attack(&[("rate", "100"), ("spoil", "2")], 7, &cluster);
+    again_view5.observe_view(5);
+    let same = frames_until(&mut again_view5, 1000);
+    assert!(
+        frames
+            .iter()
+            .zip(&same)
+            .all(|(a, b)| a.frame == b.frame && a.spoiled == b.spoiled && a.to == b.to)
+    );
+    assert_eq!(frames.len(), same.len());
+    let mut other = mac_attack(&[("rate", "100"), ("spoil", "2")], 8, &cluster);
+    other.observe_view(5);
+    let other = frames_until(&mut other, 1000);
+    assert!(
+        frames
+            .iter()
+            .zip(&other)
+            .any(|(a, b)| a.spoiled != b.spoiled)
+    );
+}
+
+#[test]
+fn mac_attack_with_an_invalid_signature_is_refused_by_the_primary_and_by_every_backup() {
+    let cluster = mac_cluster();
+    let mut attack = mac_attack(&[("rate", "50"), ("signature", "invalid")], 3, &cluster);
+    let frames = frames_until(&mut attack, 1000);
+    assert_eq!(frames.len(), 50);
+    for out in &frames {
+        assert_eq!(out.class, SendClass::BadSignature);
+        let request = request(out, 1 << 20);
+        assert!(!signature_verifies(&request, &cluster));
+        assert_eq!(entries_that_check(&request, &cluster), vec![ReplicaId(0)]);
+        // The primary checks the signature of a request it receives directly.
+        assert_eq!(
+            replica::verify::verify(WireMessage::Request(request.clone()), &cluster.replicas[0])
+                .map(|_| ()),
+            Err(replica::verify::RejectReason::BadSignature)
+        );
+        // Even proposed by a primary, neither the spoiled entry nor the signature checks.
+        for backup in 1..4 {
+            assert_eq!(
+                backup_accepts(&request, ReplicaId(0), ReplicaId(backup), &cluster),
+                Err(replica::verify::RejectReason::BadSignature)
+            );
+        }
+    }
 }

@@ -119,6 +119,10 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/byzc-never-read.yaml"),
     },
     Builtin {
+        name: "byzc-mac-attack",
+        yaml: include_str!("../../scenarios/byzc-mac-attack.yaml"),
+    },
+    Builtin {
         name: "neg-twins-f1",
         yaml: include_str!("../../scenarios/neg-twins-f1.yaml"),
     },

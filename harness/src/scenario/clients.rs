@@ -65,8 +65,43 @@ pub(super) fn validate_clients(s: &Scenario) -> Result<(), Problem> {
                 ),
             ));
         }
-        spec.spec()
-            .map_err(|error| behaviour_problem(path, &error))?;
+        let behaviour = spec
+            .spec()
+            .map_err(|error| behaviour_problem(path.clone(), &error))?;
+        if let Some(needs) = behaviour.needs_auth()
+            && needs != s.cluster.auth
+        {
+            let mut path = path;
+            path.push(Key("behaviour".into()));
+            return Err(problem(
+                path,
+                format!(
+                    "behaviour `{}` needs `auth: {needs}` (it spoils the MAC authenticators of \
+                     requests, and under `auth: {}` requests carry none): set `cluster: {{ auth: \
+                     {needs} }}`",
+                    spec.behaviour, s.cluster.auth
+                ),
+            ));
+        }
+        if let workloads::byzc::Spec::MacAttack {
+            spoil: workloads::byzc::Spoil::Backups(count),
+            ..
+        } = behaviour
+        {
+            let backups = s.cluster.n() - 1;
+            if count > backups {
+                let mut path = path;
+                path.extend([Key("params".into()), Key("spoil".into())]);
+                return Err(problem(
+                    path,
+                    format!(
+                        "spoil={count}, but a cluster of {} replicas has {backups} backups \
+                         (write `all` for every one)",
+                        s.cluster.n()
+                    ),
+                ));
+            }
+        }
     }
     if !s.clients.is_empty() && s.clients.len() as u32 >= clients {
         let last = s.clients.keys().next_back().copied().unwrap_or_default();
@@ -152,6 +187,32 @@ mod tests {
                 .contains("at least one client must stay honest"),
             "{error}"
         );
+
+        let text = format!("{BASE}clients:\n  1: {{ behaviour: mac-attack }}\n");
+        assert!(
+            parse(&text, Path::new("t.yaml")).is_ok(),
+            "macs is the default"
+        );
+        let text = format!(
+            "name: t\ncluster: {{ auth: signatures }}\nworkload:\n  kind: kv\n  clients: 3\n  \
+             duration_s: 3\nclients:\n  1:\n    behaviour: mac-attack\n"
+        );
+        let error = parse(&text, Path::new("t.yaml")).expect_err("nothing to spoil");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("t.yaml:9: field `clients.1.behaviour`"),
+            "{message}"
+        );
+        assert!(message.contains("needs `auth: macs`"), "{message}");
+        let text = format!(
+            "{BASE}clients:\n  1:\n    behaviour: mac-attack\n    params: {{ spoil: \"4\" }}\n"
+        );
+        let error = parse(&text, Path::new("t.yaml")).expect_err("four backups of four");
+        assert!(
+            error.to_string().contains("field `clients.1.params.spoil`"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("has 3 backups"), "{error}");
 
         let text = format!("{BASE}clients:\n  1: {{ behaviour: flood, speed: 3 }}\n");
         let error = parse(&text, Path::new("t.yaml")).expect_err("unknown field");

@@ -4,14 +4,14 @@
 
 use super::report::SendClass;
 use super::sizes::request_with_payload;
-use super::{Rate, SizeClass, Spec, Targets};
+use super::{Rate, SizeClass, Spec, Spoil, Targets};
 use ed25519_dalek::SigningKey;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use replica::auth::SessionKeys;
+use replica::auth::{Mac, SessionKeys};
 use replica::ids::{ClientId, Principal, ReplicaId, Timestamp, View};
 use replica::kv::Operation;
-use replica::message::{Request, Signed, WireMessage};
+use replica::message::{Request, Seal, Signed, WireMessage};
 use replica::wire::encode_frame;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -53,6 +53,9 @@ pub struct Outgoing {
     pub to: Target,
     /// The whole frame: length prefix and payload.
     pub frame: Arc<[u8]>,
+    /// `mac-attack`: the replicas whose entry of the request's authenticator was spoiled, in
+    /// id order (empty for every other behaviour).
+    pub spoiled: Vec<ReplicaId>,
 }
 
 impl Outgoing {
@@ -75,7 +78,10 @@ impl Outgoing {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dest {
     All,
+    /// The primary of the view when the frame is taken.
     Primary,
+    /// One replica, chosen when the frame was made.
+    Replica(ReplicaId),
 }
 
 struct Planned {
@@ -84,6 +90,7 @@ struct Planned {
     timestamp: u64,
     to: Dest,
     frame: Arc<[u8]>,
+    spoiled: Vec<ReplicaId>,
 }
 
 /// A Byzantine client's schedule of frames.
@@ -179,6 +186,7 @@ impl Attack {
         let to = match planned.to {
             Dest::All => Target::All,
             Dest::Primary => Target::Replica(self.primary()),
+            Dest::Replica(replica) => Target::Replica(replica),
         };
         Some(Outgoing {
             at: planned.at,
@@ -186,6 +194,7 @@ impl Attack {
             timestamp: planned.timestamp,
             to,
             frame: planned.frame,
+            spoiled: planned.spoiled,
         })
     }
 
@@ -207,7 +216,7 @@ impl Attack {
                 rate: Rate::PerSecond(rate),
                 ..
             } => per_second(*rate),
-            Spec::NeverRead { rate, .. } => per_second(*rate),
+            Spec::NeverRead { rate, .. } | Spec::MacAttack { rate, .. } => per_second(*rate),
         }
     }
 
@@ -259,6 +268,7 @@ impl Attack {
             timestamp,
             to,
             frame,
+            spoiled: Vec::new(),
         });
     }
 
@@ -287,6 +297,68 @@ impl Attack {
                 self.push(at, class, timestamp, to, frame);
             }
             Spec::NeverRead { rate, .. } => self.plan_never_read(at, rate),
+            Spec::MacAttack {
+                spoil,
+                valid_signature,
+                ..
+            } => self.plan_mac_attack(at, spoil, valid_signature),
+        }
+    }
+
+    /// One request with a new timestamp, to the primary of the view it believes in: its
+    /// authenticator's entry for that primary is valid, those of a seeded choice of backups are
+    /// spoiled; its signature is valid unless `valid_signature` is false. (Without session
+    /// keys, a cluster under `signatures`, there is no authenticator: the request is only
+    /// signed.)
+    fn plan_mac_attack(&mut self, at: Duration, spoil: Spoil, valid_signature: bool) {
+        let timestamp = self.last_timestamp + 1;
+        let op = self.small_op(format!("m{timestamp}"));
+        let mut request = self.sign(timestamp, op);
+        let primary = self.primary();
+        let mut spoiled = Vec::new();
+        if let Seal::SignedAuthenticator { macs, .. } = &mut request.seal {
+            let mut backups: Vec<ReplicaId> = (0..self.config.replicas as u32)
+                .map(ReplicaId)
+                .filter(|r| *r != primary)
+                .collect();
+            let count = match spoil {
+                Spoil::All => backups.len(),
+                Spoil::Backups(count) => count.min(backups.len()),
+            };
+            // A seeded partial Fisher-Yates shuffle: the first `count` are the chosen ones.
+            for i in 0..count {
+                let j = self.rng.random_range(i..backups.len());
+                backups.swap(i, j);
+            }
+            spoiled = backups[..count].to_vec();
+            spoiled.sort_unstable();
+            for replica in &spoiled {
+                if let Some(entry) = macs.get_mut(replica.0 as usize) {
+                    let mut mask: Mac = self.rng.random();
+                    // Never the zero mask: the entry must change.
+                    mask[0] |= 1;
+                    entry.iter_mut().zip(mask).for_each(|(byte, m)| *byte ^= m);
+                }
+            }
+        }
+        if !valid_signature && let Some(signature) = request.seal.signature_mut() {
+            let bit = self.rng.random_range(0..8 * signature.len());
+            signature[bit / 8] ^= 1 << (bit % 8);
+        }
+        let class = if valid_signature {
+            SendClass::SpoiledMacs
+        } else {
+            SendClass::BadSignature
+        };
+        self.push(
+            at,
+            class,
+            timestamp,
+            Dest::Replica(primary),
+            frame_of(request),
+        );
+        if let Some(last) = self.queue.back_mut() {
+            last.spoiled = spoiled;
         }
     }
 

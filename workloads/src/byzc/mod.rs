@@ -10,7 +10,10 @@
 //! * `flood`: fresh requests (each with a new timestamp) as fast as the connections take
 //!   them, or at a set rate, to the primary and to every replica, never waiting for a reply;
 //! * `never-read`: requests whose replies are large, on connections it never reads, so that
-//!   every buffer between the replicas and it fills up.
+//!   every buffer between the replicas and it fills up;
+//! * `mac-attack` (Aardvark's "MAC attack", under `auth: macs`): requests to the primary,
+//!   validly signed (or not, on demand), whose authenticator is valid for the primary and
+//!   spoiled for a seeded choice of backups.
 //!
 //! A behaviour is a sans-IO [`Attack`]: from its [`Spec`], the client's key and a seed it
 //! produces the frames to send and when, and nothing else; [`net::run`] sends them over TCP (a
@@ -27,6 +30,7 @@ pub use attack::{Attack, AttackConfig, Outgoing, Target};
 pub use report::{SendClass, Tally};
 pub use sizes::{request_payload_len, request_with_payload};
 
+use replica::auth::AuthMode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,6 +44,7 @@ pub enum Behaviour {
     MaxSizeRequests,
     Flood,
     NeverRead,
+    MacAttack,
 }
 
 /// One parameter a behaviour takes.
@@ -134,6 +139,30 @@ pub const CATALOGUE: &[BehaviourInfo] = &[
             },
         ],
     },
+    BehaviourInfo {
+        behaviour: Behaviour::MacAttack,
+        name: "mac-attack",
+        summary: "requests to the primary, signed, whose authenticator (auth: macs) is valid \
+                  for the primary and spoiled for a seeded choice of backups (Aardvark)",
+        params: &[
+            ParamInfo {
+                name: "rate",
+                default: "200",
+                help: "requests per second",
+            },
+            ParamInfo {
+                name: "spoil",
+                default: "all",
+                help: "how many backups' MAC entries each request spoils (a seeded choice), \
+                       or `all` (every replica but the primary of the view)",
+            },
+            ParamInfo {
+                name: "signature",
+                default: "valid",
+                help: "valid, or invalid (the primary must refuse every request)",
+            },
+        ],
+    },
 ];
 
 impl Behaviour {
@@ -184,6 +213,15 @@ pub enum Targets {
     Mixed,
 }
 
+/// Which backups' MAC entries a `mac-attack` request spoils.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spoil {
+    /// Every replica but the primary of the current view.
+    All,
+    /// A seeded choice of this many backups per request (at most every backup).
+    Backups(usize),
+}
+
 /// A behaviour with its parameters, checked.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Spec {
@@ -204,6 +242,12 @@ pub enum Spec {
         rate: f64,
         value_bytes: usize,
     },
+    MacAttack {
+        rate: f64,
+        spoil: Spoil,
+        /// Whether the request's signature verifies (`signature: valid`).
+        valid_signature: bool,
+    },
 }
 
 impl Spec {
@@ -213,7 +257,14 @@ impl Spec {
             Spec::MaxSizeRequests { .. } => Behaviour::MaxSizeRequests,
             Spec::Flood { .. } => Behaviour::Flood,
             Spec::NeverRead { .. } => Behaviour::NeverRead,
+            Spec::MacAttack { .. } => Behaviour::MacAttack,
         }
+    }
+
+    /// Whether the behaviour works only in a cluster of that authentication mode:
+    /// `mac-attack` spoils authenticators, which a cluster under `signatures` has none of.
+    pub fn needs_auth(&self) -> Option<AuthMode> {
+        matches!(self, Spec::MacAttack { .. }).then_some(AuthMode::Macs)
     }
 
     /// Whether the client reads its replies (to learn the view, and to count them).
@@ -349,8 +400,23 @@ pub fn validate(name: &str, params: &BTreeMap<String, String>) -> Result<Spec, S
             rate: p.rate("rate")?,
             value_bytes: p.whole("value_bytes", 1, 1 << 20)? as usize,
         },
+        Behaviour::MacAttack => Spec::MacAttack {
+            rate: p.rate("rate")?,
+            spoil: match p.text("spoil").trim() {
+                "all" => Spoil::All,
+                _ => Spoil::Backups(p.whole("spoil", 1, MAX_SPOIL)? as usize),
+            },
+            valid_signature: match p.text("signature").trim() {
+                "valid" => true,
+                "invalid" => false,
+                _ => return Err(p.bad("signature", "expected valid or invalid")),
+            },
+        },
     })
 }
+
+/// The most backups `spoil` may name here; a scenario checks it against its own cluster.
+pub const MAX_SPOIL: u64 = 99;
 
 struct Params<'a> {
     info: &'static BehaviourInfo,
@@ -464,6 +530,21 @@ mod tests {
         assert!(
             error.to_string().contains("`huge` is not a size"),
             "{error}"
+        );
+        let error = validate("mac-attack", &params(&[("spoil", "some")])).expect_err("bad");
+        assert_eq!(error.param(), Some("spoil"));
+        let error = validate("mac-attack", &params(&[("signature", "forged")])).expect_err("bad");
+        assert!(error.to_string().contains("valid or invalid"), "{error}");
+        assert_eq!(
+            validate(
+                "mac-attack",
+                &params(&[("spoil", "2"), ("signature", "invalid")])
+            ),
+            Ok(Spec::MacAttack {
+                rate: 200.0,
+                spoil: Spoil::Backups(2),
+                valid_signature: false,
+            })
         );
         assert_eq!(
             validate("flood", &params(&[("rate", "250"), ("targets", "all")])),

@@ -33,6 +33,12 @@ pub enum SendClass {
     LargeValue,
     /// `never-read`: a read of the large value (a new one, or the cached one again).
     LargeRead,
+    /// `mac-attack`: a validly signed request to the primary whose authenticator is spoiled
+    /// for some backups.
+    SpoiledMacs,
+    /// `mac-attack` with `signature: invalid`: the same, but the signature does not verify
+    /// either, so the primary must refuse it.
+    BadSignature,
 }
 
 impl SendClass {
