@@ -131,7 +131,8 @@ fn frames_over_the_cap_are_refused_and_counted_by_every_replica() {
     }
 }
 
-/// A real run: a client asks every replica for 64 KiB replies and never reads them. Each
+/// A real run: a client asks every replica for 48 KiB replies and never reads them (a value
+/// under the largest request a batch may carry at the default window, about 64 KiB). Each
 /// replica's reply queue for it fills and the replica drops what it cannot send (it counts
 /// them), and it goes on serving the honest clients.
 #[test]
@@ -141,9 +142,9 @@ fn replicas_drop_what_a_client_that_never_reads_cannot_take_and_serve_the_others
     std::fs::write(
         &path,
         "name: byzc-never-read-short\n\
-         description: 64 KiB replies to a client that never reads\n\
+         description: 48 KiB replies to a client that never reads\n\
          clients:\n  \
-           2: { behaviour: never-read, params: { rate: \"300\", value_bytes: \"65536\" } }\n\
+           2: { behaviour: never-read, params: { rate: \"300\", value_bytes: \"49152\" } }\n\
          workload: { kind: kv, clients: 3, keys: 4, duration_s: 3 }\n\
          checks: { liveness_bound_ms: 6000, settle_ms: 200 }\n",
     )

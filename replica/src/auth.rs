@@ -33,9 +33,11 @@ const SESSION_DOMAIN: &str = "gauntlet-session-v1";
 #[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
     /// An ed25519 signature on every message.
-    #[default]
     Signatures,
-    /// MACs on COMMITs, replies and requests (which the client also signs); signatures on the rest.
+    /// MACs on COMMITs, replies and requests (which the client also signs); signatures on the
+    /// rest. The default: the cluster benchmark measures it about twice as fast, and every
+    /// built-in scenario passes in both modes.
+    #[default]
     Macs,
 }
 
