@@ -174,3 +174,93 @@ fn replicas_drop_what_a_client_that_never_reads_cannot_take_and_serve_the_others
         );
     }
 }
+
+/// Requests of client 3 each honest replica executed (first executions, not duplicates).
+fn executed_of_client_3(dir: &Path, replica: u32) -> u64 {
+    read(dir, &format!("replica-{replica}.events.jsonl"))
+        .lines()
+        .filter(|l| {
+            l.contains("\"event\":\"execute\"")
+                && l.contains("\"request\":{\"client\":3,")
+                && l.contains("\"duplicate\":false")
+        })
+        .count() as u64
+}
+
+fn sent_of_class(dir: &Path, class: &str) -> u64 {
+    serde_json::to_value(&report(dir).clients[0].sent.requests).expect("counts")[class]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Aardvark's MAC attack under `auth: macs`: client 3 sends the primary validly signed requests
+/// whose authenticator is spoiled for every backup. Without the defence each backup would
+/// refuse every PRE-PREPARE that carries one (`bad-mac`), and primary after primary would be
+/// voted out. With it (the primary checks the signature, a backup whose entry fails falls back
+/// on the signature), every honest replica executes the attacker's requests in view 0 and
+/// refuses nothing. With `signature: invalid`, the primary refuses each request
+/// (`bad-signature`) and nothing of it is executed anywhere.
+#[test]
+fn a_mac_attack_changes_no_view_and_its_requests_execute_everywhere_or_nowhere() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let loaded = scenario::load("byzc-mac-attack")
+        .expect("built-in")
+        .with_duration(2.0)
+        .expect("shorter");
+    assert_eq!(loaded.scenario.cluster.auth, replica::auth::AuthMode::Macs);
+    let (verdict, dir) = run_sim(&loaded, 2, out.path());
+    assert!(verdict.as_expected, "{}", verdict.summary());
+    let sent = sent_of_class(&dir, "spoiled-macs");
+    assert!(sent >= 350, "200 per second for 2 s: {sent}");
+    let executed: Vec<u64> = (0..4).map(|r| executed_of_client_3(&dir, r)).collect();
+    assert!(
+        executed
+            .iter()
+            .all(|e| *e == executed[0] && *e * 10 >= sent * 9),
+        "every replica executed (nearly) every request sent: {executed:?} of {sent}"
+    );
+    assert_eq!(verdict.counts.defence.len(), 4, "four honest replicas");
+    for (replica, defence) in &verdict.counts.defence {
+        assert_eq!(
+            defence.rejected_total(),
+            0,
+            "r{replica} refused nothing: {}",
+            defence.describe()
+        );
+        assert_eq!(
+            defence.view_changes_started, 0,
+            "r{replica}: no view change"
+        );
+        assert_eq!(defence.final_view, Some(0), "r{replica}");
+    }
+
+    let loaded = scenario_text(
+        "name: byzc-mac-attack-bad-signature\n\
+         description: spoiled MACs and a bad signature\n\
+         cluster: { auth: macs }\n\
+         clients:\n  \
+           3: { behaviour: mac-attack, params: { spoil: \"2\", signature: invalid } }\n\
+         workload: { kind: kv, clients: 4, keys: 4, duration_s: 2 }\n\
+         checks: { liveness_bound_ms: 5000, settle_ms: 200 }\n",
+    );
+    let (verdict, dir) = run_sim(&loaded, 2, out.path());
+    assert!(verdict.as_expected, "{}", verdict.summary());
+    let sent = sent_of_class(&dir, "bad-signature");
+    assert!(sent >= 350, "{sent}");
+    for replica in 0..4 {
+        assert_eq!(executed_of_client_3(&dir, replica), 0, "r{replica}");
+    }
+    let defence = &verdict.counts.defence;
+    let primary = &defence[&replica::ReplicaId(0)];
+    assert_eq!(
+        primary.rejected.get("bad-signature"),
+        Some(&sent),
+        "the primary refused every one: {}",
+        primary.describe()
+    );
+    for backup in 1..4 {
+        let backup = &defence[&replica::ReplicaId(backup)];
+        assert_eq!(backup.rejected_total(), 0, "{}", backup.describe());
+        assert_eq!(backup.view_changes_started, 0);
+    }
+}
