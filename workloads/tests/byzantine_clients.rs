@@ -592,3 +592,20 @@ fn mac_attack_with_an_invalid_signature_is_refused_by_the_primary_and_by_every_b
         }
     }
 }
+
+/// Under `signatures` (an `--auth` override; a scenario cannot ask for it) there is no
+/// authenticator: the requests are only signed, and say so.
+#[test]
+fn mac_attack_without_session_keys_sends_signed_requests_and_says_so() {
+    let mut attack = attack("mac-attack", &[("rate", "10")], 1, 1 << 20);
+    let frames = frames_until(&mut attack, 1000);
+    assert_eq!(frames.len(), 10);
+    for out in &frames {
+        assert_eq!(out.class, SendClass::SignedOnly);
+        assert!(out.spoiled.is_empty());
+        assert!(matches!(
+            request(out, 1 << 20).seal,
+            replica::message::Seal::Signature(_)
+        ));
+    }
+}

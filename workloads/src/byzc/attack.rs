@@ -345,10 +345,11 @@ impl Attack {
             let bit = self.rng.random_range(0..8 * signature.len());
             signature[bit / 8] ^= 1 << (bit % 8);
         }
-        let class = if valid_signature {
-            SendClass::SpoiledMacs
-        } else {
-            SendClass::BadSignature
+        let authenticated = matches!(request.seal, Seal::SignedAuthenticator { .. });
+        let class = match (valid_signature, authenticated) {
+            (false, _) => SendClass::BadSignature,
+            (true, true) => SendClass::SpoiledMacs,
+            (true, false) => SendClass::SignedOnly,
         };
         self.push(
             at,

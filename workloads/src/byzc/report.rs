@@ -39,6 +39,9 @@ pub enum SendClass {
     /// `mac-attack` with `signature: invalid`: the same, but the signature does not verify
     /// either, so the primary must refuse it.
     BadSignature,
+    /// `mac-attack` in a cluster under `signatures` (only through an `--auth` override: a
+    /// scenario cannot ask for it): no authenticator to spoil, a validly signed request.
+    SignedOnly,
 }
 
 impl SendClass {
