@@ -93,13 +93,24 @@ impl Core {
             );
             return;
         }
+        // Already the client's pending request here (received before, or seen in a
+        // PRE-PREPARE): a retransmission, or a copy another route brought.
+        let known = self
+            .pending
+            .get(&client)
+            .is_some_and(|p| p.body.timestamp == timestamp);
         self.pending.insert(client, request.clone());
         if self.status == Status::Normal && self.is_primary() {
             self.enqueue(request);
             self.try_propose();
         } else {
-            if self.status == Status::Normal {
-                // The client may not have reached the primary: hand it over, and watch the primary.
+            if self.status == Status::Normal && !known {
+                // The client may not have reached the primary: hand it over, and watch the
+                // primary. Once per (client, timestamp), and only the client's newest (an
+                // older one was refused as stale above): a client that floods with fresh
+                // timestamps costs the primary no more through the backups than it does
+                // directly. A copy lost on the way is sent again by the retransmission tick
+                // (`retransmit_unfinished`) and by the client, which retransmits to all.
                 let primary = self.primary();
                 self.send(primary, WireMessage::Request(request));
             }

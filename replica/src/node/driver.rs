@@ -5,6 +5,10 @@
 //!
 //! It runs on its own thread (see `node::run`), so a slow `fsync` blocks only the core, which
 //! has to wait for it anyway, never the connection tasks.
+//!
+//! Verified inputs come on two channels (`Inputs`): replica traffic and client requests. A
+//! turn takes replica traffic first, so a PRE-PREPARE, a vote or a VIEW-CHANGE never waits
+//! behind a flood of requests; requests keep `REQUEST_SHARE` of every turn while any wait.
 
 use super::event_log::EventLog;
 use super::inbound::{ClientRoutes, Delivery};
@@ -23,6 +27,54 @@ use tokio::time::Instant;
 
 /// Queued inputs handled in one turn, under one `fsync`.
 const MAX_INPUTS_PER_TURN: usize = 256;
+/// The part of a turn kept for client requests while any wait.
+const REQUEST_SHARE: usize = MAX_INPUTS_PER_TURN / 4;
+
+/// The core's inputs: verified replica traffic, and verified client requests.
+pub struct Inputs {
+    replicas: mpsc::Receiver<Input>,
+    requests: mpsc::Receiver<Input>,
+}
+
+impl Inputs {
+    pub fn new(replicas: mpsc::Receiver<Input>, requests: mpsc::Receiver<Input>) -> Inputs {
+        Inputs { replicas, requests }
+    }
+
+    /// Waits for an input, replica traffic first; `None` once both senders are gone.
+    async fn next(&mut self) -> Option<Input> {
+        tokio::select! {
+            biased;
+            Some(input) = self.replicas.recv() => Some(input),
+            Some(input) = self.requests.recv() => Some(input),
+            else => None,
+        }
+    }
+
+    /// Adds what is queued to `turn`, up to `max` inputs in all: replica traffic first, all
+    /// but `REQUEST_SHARE` of the turn if requests wait, then requests, then replica traffic
+    /// again if requests left room.
+    pub fn fill_turn(&mut self, turn: &mut Vec<Input>, max: usize) {
+        let requests_waiting = !self.requests.is_empty();
+        let replica_limit = if requests_waiting {
+            max.saturating_sub(REQUEST_SHARE)
+        } else {
+            max
+        };
+        take(&mut self.replicas, turn, replica_limit);
+        take(&mut self.requests, turn, max);
+        take(&mut self.replicas, turn, max);
+    }
+}
+
+fn take(from: &mut mpsc::Receiver<Input>, turn: &mut Vec<Input>, max: usize) {
+    while turn.len() < max {
+        match from.try_recv() {
+            Ok(input) => turn.push(input),
+            Err(_) => break,
+        }
+    }
+}
 const EVENTS_FLUSH: Duration = Duration::from_millis(200);
 
 pub struct Driver {
@@ -45,7 +97,7 @@ impl Driver {
     /// that cannot keep its promises must stop rather than send.
     pub async fn run(
         mut self,
-        inputs: mpsc::Receiver<Input>,
+        inputs: Inputs,
         stop: oneshot::Receiver<()>,
     ) -> Result<(), WalError> {
         let result = self.turns(inputs, stop).await;
@@ -59,13 +111,14 @@ impl Driver {
 
     async fn turns(
         &mut self,
-        mut inputs: mpsc::Receiver<Input>,
+        mut inputs: Inputs,
         mut stop: oneshot::Receiver<()>,
     ) -> Result<(), WalError> {
         let now = self.now();
         self.host.start(now);
         self.finish()?;
         let mut last_events_flush = now;
+        let mut turn = Vec::with_capacity(MAX_INPUTS_PER_TURN);
         loop {
             // The node always has an interceptor (`Honest` at least), so it always ticks.
             let wake = self.epoch
@@ -75,17 +128,15 @@ impl Driver {
                     .unwrap_or(self.now() + crate::host::TICK);
             tokio::select! {
                 _ = &mut stop => break,
-                input = inputs.recv() => {
+                input = inputs.next() => {
                     let Some(input) = input else { break };
                     // One clock reading per turn: its inputs arrived together.
                     let now = self.now();
                     self.host.begin_turn();
-                    self.host.handle_input(now, input);
-                    for _ in 1..MAX_INPUTS_PER_TURN {
-                        match inputs.try_recv() {
-                            Ok(input) => self.host.handle_input(now, input),
-                            Err(_) => break,
-                        }
+                    turn.push(input);
+                    inputs.fill_turn(&mut turn, MAX_INPUTS_PER_TURN);
+                    for input in turn.drain(..) {
+                        self.host.handle_input(now, input);
                     }
                 }
                 () = tokio::time::sleep_until(wake) => self.host.begin_turn(),

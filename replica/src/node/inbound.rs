@@ -1,11 +1,16 @@
 //! Receiving: the listener, one task per accepted connection, and the routes for replies.
 //!
-//! A connection task reads and decodes frames and hands them to the verifier (`verifier`) over
-//! a bounded channel, which pushes back on the sender's TCP stream when the replica is busy.
+//! A connection task reads and decodes frames and hands them to the verifier (`verifier`)
+//! through the `Intake`: replica traffic over a bounded channel, which pushes back on the
+//! sender's TCP stream when the replica is busy; client requests into one slot per sender
+//! (see `intake`): a client's connection waits until its one queued request was taken, while
+//! on a peer's connection a forwarded request replaces the sender's older one (counted as
+//! shed) and never holds back the peer's votes.
 //! Bad input is counted and reported; a frame that cannot be decoded ends its connection,
 //! because the stream cannot be resynchronised after it.
 
 use super::event_log::EventLog;
+use super::intake::{Intake, Pushed, is_request};
 use super::stats::NodeStats;
 use super::verifier::{ReplyRoute, Unverified};
 use crate::crypto::KeyStore;
@@ -22,6 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
+
+use super::intake::CONNECTION_SLOTS;
 use tokio::task::JoinSet;
 
 /// Open inbound connections at once; each may hold up to one frame's worth of buffer.
@@ -34,7 +41,7 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Inbound {
     pub keys: Arc<KeyStore>,
     pub max_frame: usize,
-    pub to_verifier: mpsc::Sender<Unverified>,
+    pub intake: Intake,
     pub stats: Arc<NodeStats>,
     pub events: Arc<EventLog>,
     pub routes: Arc<ClientRoutes>,
@@ -179,6 +186,7 @@ async fn read_frames(
 ) -> String {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut peer = Peer::Unknown;
+    let slots = Arc::new(Semaphore::new(CONNECTION_SLOTS));
     loop {
         loop {
             let message = match split_frame(&buffer, inbound.max_frame) {
@@ -193,7 +201,7 @@ async fn read_frames(
                 }
                 Err(e) => return refuse_frame(inbound, e),
             };
-            if !accept_message(message, id, &mut peer, inbound, &replies).await {
+            if !accept_message(message, id, &mut peer, &slots, inbound, &replies).await {
                 return "node is shutting down".into();
             }
         }
@@ -229,6 +237,7 @@ async fn accept_message(
     message: WireMessage,
     id: u64,
     peer: &mut Peer,
+    slots: &Arc<Semaphore>,
     inbound: &Inbound,
     replies: &mpsc::Sender<Bytes>,
 ) -> bool {
@@ -248,11 +257,27 @@ async fn accept_message(
         }
         _ => {}
     }
+    let request = is_request(&message);
     let unverified = Unverified {
         message,
         reply_route,
     };
-    inbound.to_verifier.send(unverified).await.is_ok()
+    if request {
+        let pushed = if *peer == Peer::Replica {
+            inbound.intake.push_request(id, unverified)
+        } else {
+            inbound
+                .intake
+                .push_client_request(id, slots, unverified)
+                .await
+        };
+        if pushed != Pushed::Queued {
+            inbound.stats.request_shed();
+        }
+        true
+    } else {
+        inbound.intake.push_replica(unverified).await
+    }
 }
 
 async fn write_replies(

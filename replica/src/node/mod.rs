@@ -11,10 +11,13 @@ pub mod cli;
 mod driver;
 pub mod event_log;
 mod inbound;
+mod intake;
 mod intercept;
 pub mod outbound;
 pub mod stats;
 pub mod testnet;
+#[cfg(test)]
+mod tests;
 mod verifier;
 pub mod wal;
 
@@ -40,8 +43,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use wal::{Wal, WalError};
 
-/// Verified inputs waiting for the core; when full, connection tasks stop reading.
+/// Verified replica messages waiting for the core; when full, connection tasks stop reading.
 const CORE_QUEUE: usize = 4096;
+/// Verified client requests waiting for the core; when full, requests wait unverified (one
+/// per sender, see `intake`).
+const CORE_REQUEST_QUEUE: usize = 1024;
 const PEER_QUEUE_FRAMES: usize = 8192;
 const PEER_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -140,7 +146,8 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let routes = Arc::new(ClientRoutes::default());
     let (to_core, inputs) = mpsc::channel(CORE_QUEUE);
-    let (to_verifier, unverified) = mpsc::channel(CORE_QUEUE);
+    let (requests_to_core, request_inputs) = mpsc::channel(CORE_REQUEST_QUEUE);
+    let (intake, unverified) = intake::Intake::new(CORE_QUEUE);
     let peers = config
         .replicas
         .iter()
@@ -160,11 +167,15 @@ pub async fn run(
     let inbound = Arc::new(Inbound {
         keys: keys.clone(),
         max_frame: config.max_frame_bytes,
-        to_verifier,
+        intake,
         stats: stats.clone(),
         events: events.clone(),
         routes: routes.clone(),
     });
+    let to_core = verifier::ToCore {
+        replicas: to_core,
+        requests: requests_to_core,
+    };
     tasks.spawn(verifier::run(unverified, to_core, inbound.clone()));
     tasks.spawn(inbound::serve(listener, inbound));
     let stats_dir = data_dir.clone();
@@ -189,6 +200,7 @@ pub async fn run(
         peers,
         routes,
     };
+    let inputs = driver::Inputs::new(inputs, request_inputs);
     let (stop, stopped) = oneshot::channel();
     let (done_tx, done) = oneshot::channel();
     // With fsync on, the core gets a thread of its own so its blocking fsync never stalls the

@@ -45,6 +45,11 @@ pub struct StatsSnapshot {
     /// by this is the mean batch).
     #[serde(default)]
     pub verify_batches: u64,
+    /// Client requests dropped unverified because the same sender (connection and claimed
+    /// client) queued a newer one before they were checked, or because the request queue had
+    /// no room for another sender (`node::intake`).
+    #[serde(default)]
+    pub requests_shed: u64,
 }
 
 pub struct NodeStats {
@@ -58,6 +63,7 @@ pub struct NodeStats {
     outbound_dropped: AtomicU64,
     connections_accepted: AtomicU64,
     verify_batches: AtomicU64,
+    requests_shed: AtomicU64,
     view: AtomicU64,
     in_view_change: AtomicBool,
     last_executed: AtomicU64,
@@ -80,6 +86,7 @@ impl NodeStats {
             outbound_dropped: AtomicU64::new(0),
             connections_accepted: AtomicU64::new(0),
             verify_batches: AtomicU64::new(0),
+            requests_shed: AtomicU64::new(0),
             view: AtomicU64::new(0),
             in_view_change: AtomicBool::new(false),
             last_executed: AtomicU64::new(0),
@@ -100,6 +107,10 @@ impl NodeStats {
 
     pub fn verify_batch(&self) {
         self.verify_batches.fetch_add(1, Relaxed);
+    }
+
+    pub fn request_shed(&self) {
+        self.requests_shed.fetch_add(1, Relaxed);
     }
 
     pub fn rejected(&self, reason: RejectReason) {
@@ -186,6 +197,7 @@ impl NodeStats {
             outbound_dropped: self.outbound_dropped.load(Relaxed),
             connections_accepted: self.connections_accepted.load(Relaxed),
             verify_batches: self.verify_batches.load(Relaxed),
+            requests_shed: self.requests_shed.load(Relaxed),
         }
     }
 
