@@ -19,6 +19,8 @@
 #   GAUNTLET_SIM_AUTH   the authentication modes it runs, one campaign each (default
 #                       "signatures macs": both must pass every scenario)
 #   GAUNTLET_SIM_JOBS   its runs at a time (default: every core; a simulated run uses one)
+#   GAUNTLET_TRIAGE_MAX simulated failures per campaign shrunk and re-run on real processes
+#                       (scripts/triage.sh; default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +48,10 @@ if [ "$sim_seeds" -gt 0 ]; then
       --jobs "$sim_jobs" --shard "$shard" --out "$results"
     mode_code=$?
     echo "nightly: simulated campaign (auth $auth) exited $mode_code; index: $results/latest/index.html"
+    if [ "$mode_code" -eq 1 ]; then
+      # Each failure shrunk in simulation, then re-run on real processes: triage.md.
+      scripts/triage.sh "$results/latest" "${GAUNTLET_TRIAGE_MAX:-3}"
+    fi
     sim_code=$((mode_code > sim_code ? mode_code : sim_code))
   done
 fi
