@@ -93,12 +93,9 @@ impl Core {
             );
             return;
         }
-        // Already the client's pending request here (received before, or seen in a
-        // PRE-PREPARE): a retransmission, or a copy another route brought.
-        let known = self
-            .pending
-            .get(&client)
-            .is_some_and(|p| p.body.timestamp == timestamp);
+        // The client already has a request pending here (this one, received before or seen
+        // in a PRE-PREPARE; or an older one not executed yet).
+        let known = self.pending.contains_key(&client);
         self.pending.insert(client, request.clone());
         if self.status == Status::Normal && self.is_primary() {
             self.enqueue(request);
@@ -106,11 +103,15 @@ impl Core {
         } else {
             if self.status == Status::Normal && !known {
                 // The client may not have reached the primary: hand it over, and watch the
-                // primary. Once per (client, timestamp), and only the client's newest (an
-                // older one was refused as stale above): a client that floods with fresh
-                // timestamps costs the primary no more through the backups than it does
-                // directly. A copy lost on the way is sent again by the retransmission tick
-                // (`retransmit_unfinished`) and by the client, which retransmits to all.
+                // primary. At most once per (client, timestamp), only the client's newest (an
+                // older one was refused as stale above), and only when nothing of the client's
+                // is pending here: a PBFT client has one request outstanding, so a newer one
+                // while an older one waits comes from a client that floods with fresh
+                // timestamps (or finds this replica behind, where f+1 others executed the
+                // older one and forward). Such a client costs the primary no more through the
+                // backups than it does directly. What stays pending is sent again by the
+                // retransmission tick (`retransmit_unfinished`) and guarded by the view-change
+                // timer, and the client itself retransmits to all.
                 let primary = self.primary();
                 self.send(primary, WireMessage::Request(request));
             }
