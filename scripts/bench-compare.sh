@@ -5,6 +5,9 @@
 #
 #   scripts/bench-compare.sh REV [ROUNDS]      (defaults: ROUNDS=3, BENCH_SECONDS=6)
 #
+# BENCH_MODE picks the row compared: the 32-client row of `auth signatures` (default) or
+# `auth macs` (a revision from before the bench measured both modes has one table: its row).
+#
 # The baseline is built in its own worktree and target dir under ${TMPDIR:-/tmp}, so the
 # working tree's build is untouched. Prints one line per run and the mean ops/s at 32 clients.
 set -euo pipefail
@@ -24,7 +27,12 @@ build "$base"
 echo "building the working tree"
 build "$root"
 
-run() { (cd "$1" && CARGO_TARGET_DIR="$1/target" cargo bench -p workloads --bench cluster 2>/dev/null | awk '$1 == 32'); }
+mode=${BENCH_MODE:-signatures}
+run() {
+    (cd "$1" && CARGO_TARGET_DIR="$1/target" cargo bench -p workloads --bench cluster 2>/dev/null |
+        awk -v want="$mode:" '/^auth / { section = $2 } /^unreplicated/ { section = "-" }
+            $1 == 32 && (section == "" || section == want) { print; exit }')
+}
 declare -A total=([base]=0 [tree]=0)
 for round in $(seq 1 "$rounds"); do
     for side in base tree; do

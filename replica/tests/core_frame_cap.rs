@@ -104,7 +104,11 @@ fn a_view_change_completes_while_the_window_holds_the_largest_batches_allowed() 
     net.run_for(2);
     net.crash(ReplicaId(0)).expect("the primary was running");
     net.run_for(30_000);
-    assert_eq!(net.completed().len(), 16, "requests complete in the new view");
+    assert_eq!(
+        net.completed().len(),
+        16,
+        "requests complete in the new view"
+    );
     assert_eq!(total(&net, RejectReason::OversizedFrame), 0);
     for replica in net.replica_ids().filter(|r| *r != ReplicaId(0)) {
         assert!(net.core(replica).expect("running").view() > View(0));
