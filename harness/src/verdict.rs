@@ -400,7 +400,12 @@ fn judge_files(
                 &plan.scenario.honest_clients(),
             ),
         };
+        let liveness_judged = oracle == Oracle::Liveness && result.outcome != CheckOutcome::Skipped;
         checks.push(result);
+        // Reported beside `liveness`, which turns it on: progress in every fault-free window.
+        if liveness_judged {
+            checks.push(window_liveness(dir, plan, timeline, &history)?);
+        }
     }
     if let Some(stop @ EarlyStop::OutOfBudget { .. }) = &timeline.stopped {
         checks.push(CheckResult {
@@ -458,6 +463,31 @@ fn judge_files(
         started_at_ns: (timeline.started_at_ns > 0).then_some(timeline.started_at_ns),
         build_id,
     })
+}
+
+/// The `window-liveness` check (`check::window_liveness`) over the run's `nemesis.jsonl`.
+fn window_liveness(
+    dir: &RunDir,
+    plan: &Plan,
+    timeline: &Timeline,
+    history: &[HistoryEvent],
+) -> anyhow::Result<CheckResult> {
+    let faults = check::read_nemesis(&dir.nemesis())?;
+    let scenario = &plan.scenario;
+    let clients = scenario.honest_clients();
+    let spec = check::WindowSpec {
+        faults: &faults,
+        byzantine: plan.faulty().into_iter().map(|r| r.id).collect(),
+        f: scenario.cluster.f,
+        standing_rules: scenario.network.rules.len(),
+        from_ns: timeline.workload_start_ns,
+        to_ns: timeline.probe_end_ns,
+        heal_ns: timeline.heal_ns,
+        bound_ns: scenario.checks.liveness_bound_ms * 1_000_000,
+        grace_ns: scenario.cluster.timeouts.max_view_change_ms * 1_000_000,
+        clients: &clients,
+    };
+    Ok(check::window_liveness(&spec, history))
 }
 
 /// `gauntlet check RUN_DIR`: re-judges a stored run and rewrites its verdict.

@@ -33,6 +33,7 @@ mod files;
 mod linearizability;
 mod liveness;
 mod oracles;
+mod windows;
 
 pub use amnesia::{NoAmnesiaOracle, no_amnesia};
 pub use files::{ReadError, parse_history, read_events, read_history};
@@ -44,4 +45,7 @@ pub use liveness::liveness;
 pub use oracles::{
     AgreementOracle, StateAgreementOracle, agreement, integrity, state_agreement, validity,
     validity_with,
+};
+pub use windows::{
+    NAME as WINDOW_LIVENESS, Stall, Window, WindowSpec, read_nemesis, stalls, window_liveness,
 };

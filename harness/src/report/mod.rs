@@ -14,6 +14,7 @@ mod scale;
 mod shading;
 mod tables;
 mod timeline;
+mod windows;
 
 pub use history_page::render_history_page;
 pub use inputs::{FaultWindow, ReplicaFiles, RunData};

@@ -12,6 +12,7 @@ use super::tables::{
     replica_table,
 };
 use super::timeline::timeline_svg;
+use super::windows::stall_table;
 use crate::defence::{Defence, FaultyReplica};
 use crate::scenario::Build;
 use crate::verdict::Outcome;
@@ -174,6 +175,15 @@ fn failure_views(data: &RunData) -> String {
             let _ = write!(
                 html,
                 "<section id=\"state-agreement\"><h2>State agreement failure: checkpoint states side by side</h2>{view}</section>"
+            );
+        }
+        if check.name == crate::check::WINDOW_LIVENESS
+            && check.outcome == crate::check::CheckOutcome::Violation
+            && let Some(view) = stall_table(&check.details)
+        {
+            let _ = write!(
+                html,
+                "<section id=\"window-liveness\"><h2>Window liveness failure: stalls with at most f faulty</h2>{view}</section>"
             );
         }
         if check.name == "no-amnesia"
