@@ -193,11 +193,9 @@ mod tests {
             parse(&text, Path::new("t.yaml")).is_ok(),
             "macs is the default"
         );
-        let text = format!(
-            "name: t\ncluster: {{ auth: signatures }}\nworkload:\n  kind: kv\n  clients: 3\n  \
-             duration_s: 3\nclients:\n  1:\n    behaviour: mac-attack\n"
-        );
-        let error = parse(&text, Path::new("t.yaml")).expect_err("nothing to spoil");
+        let text = "name: t\ncluster: { auth: signatures }\nworkload:\n  kind: kv\n  clients: 3\n  \
+                    duration_s: 3\nclients:\n  1:\n    behaviour: mac-attack\n";
+        let error = parse(text, Path::new("t.yaml")).expect_err("nothing to spoil");
         let message = error.to_string();
         assert!(
             message.starts_with("t.yaml:9: field `clients.1.behaviour`"),
