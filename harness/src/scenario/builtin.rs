@@ -15,6 +15,10 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/smoke.yaml"),
     },
     Builtin {
+        name: "soak-quiet-windows",
+        yaml: include_str!("../../scenarios/soak-quiet-windows.yaml"),
+    },
+    Builtin {
         name: "partition-halves",
         yaml: include_str!("../../scenarios/partition-halves.yaml"),
     },
