@@ -14,7 +14,7 @@ mod behaviours;
 mod params;
 mod rewrite;
 
-pub use params::BehaviourError;
+pub use params::{BehaviourError, closest};
 
 use behaviours::mutate::Scope;
 use params::Params;

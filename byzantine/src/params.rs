@@ -47,10 +47,9 @@ const SIMILAR_ENOUGH: f64 = 0.8;
 
 /// The candidate most like `word` (ignoring case, `_` and `-`), if any is alike enough to be
 /// what a typo of it meant.
-pub(crate) fn closest<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
+/// The candidate nearest to `word` (ignoring case, `_` and `-`), when it is near enough to be
+/// a typo of it: the "did you mean" of every catalogue of behaviours.
+pub fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     let normal = |s: &str| s.to_lowercase().replace('_', "-");
     let word = normal(word);
     candidates

@@ -315,34 +315,6 @@ fn did_you_mean(closest: &Option<&'static str>) -> String {
     closest.map_or_else(String::new, |c| format!("; did you mean `{c}`?"))
 }
 
-/// The candidate nearest to `word` (ignoring case, `_` and `-`) by edit distance, when it is
-/// near enough to be a typo of it.
-fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let normal = |s: &str| s.to_lowercase().replace('_', "-");
-    let word = normal(word);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(&word, &normal(c)), c))
-        .filter(|(distance, c)| *distance <= (c.len() / 3).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
-}
-
 /// Checks a behaviour's name and parameters (as a scenario gives them) and resolves the
 /// defaults.
 pub fn validate(name: &str, params: &BTreeMap<String, String>) -> Result<Spec, SpecError> {
@@ -354,7 +326,7 @@ pub fn validate(name: &str, params: &BTreeMap<String, String>) -> Result<Spec, S
                 .map(|b| b.name)
                 .collect::<Vec<_>>()
                 .join(", "),
-            closest: closest(name, CATALOGUE.iter().map(|b| b.name)),
+            closest: byzantine::closest(name, CATALOGUE.iter().map(|b| b.name)),
         });
     };
     if let Some(param) = params
@@ -370,7 +342,7 @@ pub fn validate(name: &str, params: &BTreeMap<String, String>) -> Result<Spec, S
                 .map(|p| p.name)
                 .collect::<Vec<_>>()
                 .join(", "),
-            closest: closest(param, info.params.iter().map(|p| p.name)),
+            closest: byzantine::closest(param, info.params.iter().map(|p| p.name)),
         });
     }
     let p = Params { info, map: params };
