@@ -145,6 +145,8 @@ pub struct Core {
     unsigned_replies: Vec<crate::message::Reply>,
     /// Between `begin_turn` and `end_turn`.
     in_turn: bool,
+    /// `normal::max_batch_bytes` of `params`: the request bytes one batch may carry.
+    max_batch_bytes: usize,
 }
 
 impl Core {
@@ -195,6 +197,7 @@ impl Core {
             out: Vec::new(),
             unsigned_replies: Vec::new(),
             in_turn: false,
+            max_batch_bytes: normal::max_batch_bytes(&params),
             params,
             key,
             keys,

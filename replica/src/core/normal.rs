@@ -46,20 +46,20 @@ fn vote_size() -> usize {
     postcard::experimental::serialized_size(&widest).unwrap_or(usize::MAX / 4)
 }
 
-impl Core {
-    /// The most request bytes one batch may carry. A batch travels not only in its PRE-PREPARE:
-    /// a VIEW-CHANGE carries a prepared certificate (the PRE-PREPARE and 2f PREPAREs) for every
-    /// sequence number of the window, and a NEW-VIEW carries 2f+1 VIEW-CHANGEs and re-issues
-    /// the window's PRE-PREPAREs. All of them must fit in one frame, or a view change can never
-    /// complete; so the frame is shared among (2f+2) x (window + 1) certified batches, the one
-    /// left over paying for the checkpoint certificates and envelopes.
-    fn max_batch_bytes(&self) -> usize {
-        let f = self.params.quorums.f;
-        let copies = (2 * f + 2) * (self.params.watermark_window as usize + 1);
-        let certificate = pre_prepare_envelope() + 2 * f * vote_size();
-        (self.params.max_frame_bytes / copies.max(1)).saturating_sub(certificate)
-    }
+/// The most request bytes one batch may carry. A batch travels not only in its PRE-PREPARE:
+/// a VIEW-CHANGE carries a prepared certificate (the PRE-PREPARE and 2f PREPAREs) for every
+/// sequence number of the window, and a NEW-VIEW carries 2f+1 VIEW-CHANGEs and re-issues the
+/// window's PRE-PREPAREs. All of them must fit in one frame, or a view change can never
+/// complete; so the frame is shared among (2f+2) x (window + 1) certified batches, the one left
+/// over paying for the checkpoint certificates and envelopes. Computed once, at `Core::new`.
+pub(super) fn max_batch_bytes(params: &super::CoreParams) -> usize {
+    let f = params.quorums.f;
+    let copies = (2 * f + 2) * (params.watermark_window as usize + 1);
+    let certificate = pre_prepare_envelope() + 2 * f * vote_size();
+    (params.max_frame_bytes / copies.max(1)).saturating_sub(certificate)
+}
 
+impl Core {
     pub(super) fn on_request(&mut self, request: Signed<Request>) {
         let client = request.client();
         let timestamp = request.body.timestamp;
@@ -67,7 +67,7 @@ impl Core {
         // oversized frame (or later break a VIEW-CHANGE) and proposed again by every new
         // primary: refused here by every replica alike (the verdict depends only on its size
         // and the cluster settings), so no view-change timer starts for it.
-        if batched_size(&request) > self.max_batch_bytes() {
+        if batched_size(&request) > self.max_batch_bytes {
             self.reject(
                 RejectReason::OversizedRequest,
                 MessageKind::Request,
@@ -156,7 +156,7 @@ impl Core {
                     break;
                 };
                 let size = batched_size(&request);
-                if !batch.is_empty() && batch_bytes + size > self.max_batch_bytes() {
+                if !batch.is_empty() && batch_bytes + size > self.max_batch_bytes {
                     // The next PRE-PREPARE takes it: this one would not fit in a frame.
                     self.proposal_queue.push_front(request);
                     break;
