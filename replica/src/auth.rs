@@ -114,10 +114,7 @@ impl SessionKeys {
 
     /// The MAC `peer` can check, or `None` for a principal outside the cluster.
     pub fn mac(&self, peer: Principal, bytes: &[u8]) -> Option<Mac> {
-        let key = self.keys.get(&peer)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-        mac.update(bytes);
-        let full = mac.finalize().into_bytes();
+        let full = keyed(self.keys.get(&peer)?, bytes).finalize().into_bytes();
         let mut truncated = [0u8; MAC_LENGTH];
         truncated.copy_from_slice(&full[..MAC_LENGTH]);
         Some(truncated)
@@ -125,12 +122,9 @@ impl SessionKeys {
 
     /// Whether `mac` is the one `peer` made for `bytes` for this principal (constant time).
     pub fn check(&self, peer: Principal, bytes: &[u8], mac: &Mac) -> bool {
-        let Some(key) = self.keys.get(&peer) else {
-            return false;
-        };
-        let mut expected = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
-        expected.update(bytes);
-        expected.verify_truncated_left(mac).is_ok()
+        self.keys
+            .get(&peer)
+            .is_some_and(|key| keyed(key, bytes).verify_truncated_left(mac).is_ok())
     }
 
     /// One MAC per replica, by replica id: what every replica of a multicast can check.
@@ -152,6 +146,13 @@ impl SessionKeys {
             .get(mine as usize)
             .is_some_and(|mac| self.check(peer, bytes, mac))
     }
+}
+
+/// HMAC-SHA-256 of `bytes` under `key`, before finalizing.
+fn keyed(key: &[u8; 32], bytes: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(bytes);
+    mac
 }
 
 /// Both ends derive the same key: the names go in a fixed order.
