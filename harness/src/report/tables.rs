@@ -262,12 +262,12 @@ pub fn agreement_conflicts(details: &serde_json::Value) -> Option<String> {
     conflicts_side_by_side(details, &COMMITS)
 }
 
-/// An agreement or state-agreement failure laid out as `layout` says: each conflicting
-/// sequence number as one table, a column per claim.
-pub fn conflicts_side_by_side(
-    details: &serde_json::Value,
-    layout: &ConflictLayout,
-) -> Option<String> {
+/// A failure's `conflicts` (none: `None`) and the opening of its section, which says when the
+/// verdict kept only some of `conflict_count` (`what` names them).
+fn conflict_list<'a>(
+    details: &'a serde_json::Value,
+    what: &str,
+) -> Option<(&'a Vec<serde_json::Value>, String)> {
     let conflicts = details.get("conflicts")?.as_array()?;
     if conflicts.is_empty() {
         return None;
@@ -278,10 +278,20 @@ pub fn conflicts_side_by_side(
     {
         let _ = write!(
             html,
-            "<p class=\"note\">Showing {} of {total} conflicting sequence numbers.</p>",
+            "<p class=\"note\">Showing {} of {total} {what}.</p>",
             conflicts.len()
         );
     }
+    Some((conflicts, html))
+}
+
+/// An agreement or state-agreement failure laid out as `layout` says: each conflicting
+/// sequence number as one table, a column per claim.
+pub fn conflicts_side_by_side(
+    details: &serde_json::Value,
+    layout: &ConflictLayout,
+) -> Option<String> {
+    let (conflicts, mut html) = conflict_list(details, "conflicting sequence numbers")?;
     for conflict in conflicts {
         let seq = conflict
             .get("seq")
@@ -343,20 +353,7 @@ pub fn conflicts_side_by_side(
 /// A no-amnesia failure: for each contradiction, what the replica sent before its restart
 /// and what it sent after, side by side, with the lines of its events file that say so.
 pub fn amnesia_conflicts(details: &serde_json::Value) -> Option<String> {
-    let conflicts = details.get("conflicts")?.as_array()?;
-    if conflicts.is_empty() {
-        return None;
-    }
-    let mut html = String::from("<div class=\"scroll\">");
-    if let Some(total) = details.get("conflict_count").and_then(|c| c.as_u64())
-        && total as usize > conflicts.len()
-    {
-        let _ = write!(
-            html,
-            "<p class=\"note\">Showing {} of {total} contradictions.</p>",
-            conflicts.len()
-        );
-    }
+    let (conflicts, mut html) = conflict_list(details, "contradictions")?;
     let text = |value: Option<&serde_json::Value>| match value {
         Some(serde_json::Value::String(text)) => text.clone(),
         Some(serde_json::Value::Null) | None => String::new(),
