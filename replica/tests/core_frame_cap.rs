@@ -114,3 +114,38 @@ fn a_view_change_completes_while_the_window_holds_the_largest_batches_allowed() 
         assert!(net.core(replica).expect("running").view() > View(0));
     }
 }
+
+/// The bound holds against a faulty primary too: a backup refuses a PRE-PREPARE whose batch is
+/// over it, as an honest primary would never have proposed it.
+#[test]
+fn a_backup_refuses_a_pre_prepare_whose_batch_is_over_the_byte_bound() {
+    use replica::message::{PrePrepare, Request, Signed, WireMessage, batch_digest};
+    use replica::{Principal, Seq, Timestamp};
+    let mut net = network();
+    let client = net.client_key(ClientId(0)).expect("client 0").clone();
+    let batch: Vec<Signed<Request>> = (0..2)
+        .map(|i| {
+            let body = Request {
+                client: ClientId(0),
+                timestamp: Timestamp(i + 1),
+                op: put(&format!("k{i}"), BATCH * 2 / 3),
+            };
+            Signed::sign(body, Principal::Client(ClientId(0)), &client)
+        })
+        .collect();
+    let body = PrePrepare {
+        view: View(0),
+        seq: Seq(1),
+        digest: batch_digest(&batch),
+        batch,
+    };
+    let primary = net.replica_key(ReplicaId(0)).expect("replica 0").clone();
+    let pre_prepare = Signed::sign(body, Principal::Replica(ReplicaId(0)), &primary);
+    net.inject(ReplicaId(1), &WireMessage::PrePrepare(pre_prepare))
+        .expect("replica 1 runs");
+    net.run_for(10);
+    assert_eq!(
+        net.rejection_count(ReplicaId(1), RejectReason::OversizedBatch),
+        1
+    );
+}

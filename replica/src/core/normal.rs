@@ -235,7 +235,10 @@ impl Core {
             Some(RejectReason::FutureView)
         } else if !self.in_window(body.seq) {
             Some(RejectReason::OutsideWatermarks)
-        } else if body.batch.len() > self.params.max_batch {
+        } else if body.batch.len() > self.params.max_batch
+            || body.batch.iter().map(batched_size).sum::<usize>() > self.max_batch_bytes
+        {
+            // A faulty primary's batch over the byte bound would make VIEW-CHANGEs too large.
             Some(RejectReason::OversizedBatch)
         } else {
             None
