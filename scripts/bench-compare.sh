@@ -21,7 +21,10 @@ export BENCH_SECONDS=${BENCH_SECONDS:-6}
 if [ ! -d "$base" ]; then
     git -C "$root" worktree add --detach "$base" "$rev" >/dev/null
 fi
-build() { (cd "$1" && CARGO_TARGET_DIR="$1/target" cargo bench -p workloads --bench cluster --no-run 2>&1 | tail -1); }
+# The bench moved from `workloads` to `harness` (it measures the proxy too); older revisions
+# have it in `workloads`.
+bench_package() { if [ -f "$1/harness/benches/cluster.rs" ]; then echo harness; else echo workloads; fi; }
+build() { (cd "$1" && CARGO_TARGET_DIR="$1/target" cargo bench -p "$(bench_package "$1")" --bench cluster --no-run 2>&1 | tail -1); }
 echo "building the baseline ($rev) in $base"
 build "$base"
 echo "building the working tree"
@@ -29,7 +32,7 @@ build "$root"
 
 mode=${BENCH_MODE:-signatures}
 run() {
-    (cd "$1" && CARGO_TARGET_DIR="$1/target" cargo bench -p workloads --bench cluster 2>/dev/null |
+    (cd "$1" && CARGO_TARGET_DIR="$1/target" cargo bench -p "$(bench_package "$1")" --bench cluster 2>/dev/null |
         awk -v want="$mode:" '/^auth / { section = $2 } /^unreplicated/ { section = "-" }
             $1 == 32 && (section == "" || section == want) { print; exit }')
 }

@@ -18,8 +18,8 @@ bench="$work/bench.txt"
 auth=${1:-macs}
 
 cd "$root"
-cargo bench -p workloads --bench cluster --no-run 2>&1 | tail -1
-BENCH_SECONDS=${BENCH_SECONDS:-10} cargo bench -p workloads --bench cluster >"$bench" 2>&1 &
+cargo bench -p harness --bench cluster --no-run 2>&1 | tail -1
+BENCH_SECONDS=${BENCH_SECONDS:-10} cargo bench -p harness --bench cluster >"$bench" 2>&1 &
 bench_pid=$!
 # The bench runs the baseline, then each mode; within a mode the 1-client row is printed when
 # its phase ends, and the 32-client phase starts right after.

@@ -110,6 +110,8 @@ pub struct LocalCluster {
     binary: PathBuf,
     log_filter: Option<String>,
     processes: Vec<Option<Child>>,
+    /// Set once `route_peers` gave each replica its own cluster file.
+    routed: bool,
 }
 
 impl LocalCluster {
@@ -169,6 +171,7 @@ impl LocalCluster {
             config,
             binary,
             log_filter: options.log_filter,
+            routed: false,
         };
         for id in cluster.ids() {
             cluster.spawn(id)?;
@@ -299,6 +302,37 @@ impl LocalCluster {
         self.wait_listening(id)
     }
 
+    /// Makes every replica dial each peer at `route(dialer, peer)` instead of the peer's own
+    /// address, so something (the harness's proxy) can sit on each directed link, and restarts
+    /// the replicas to read it. Each replica still listens on its own address; the clients this
+    /// cluster makes still connect directly.
+    pub fn route_peers(
+        &mut self,
+        mut route: impl FnMut(ReplicaId, ReplicaId) -> SocketAddr,
+    ) -> Result<(), TestnetError> {
+        for dialer in self.ids() {
+            let mut config = self.config.clone();
+            for entry in &mut config.replicas {
+                if entry.id != dialer {
+                    entry.address = route(dialer, entry.id);
+                }
+            }
+            let path = self.replica_config_path(dialer);
+            std::fs::write(&path, config.to_yaml())
+                .map_err(io(format!("writing {}", path.display())))?;
+        }
+        self.routed = true;
+        for id in self.ids() {
+            self.restart(id)?;
+        }
+        Ok(())
+    }
+
+    /// The cluster file a replica reads: its own once routed, the shared one before.
+    fn replica_config_path(&self, id: ReplicaId) -> PathBuf {
+        self.dir().join(format!("replica-{id}.yaml"))
+    }
+
     fn take_child(&mut self, id: ReplicaId) -> Result<Option<Child>, TestnetError> {
         self.processes
             .get_mut(id.0 as usize)
@@ -317,7 +351,11 @@ impl LocalCluster {
         command
             .arg("run")
             .arg("--config")
-            .arg(&self.config_path)
+            .arg(if self.routed {
+                self.replica_config_path(id)
+            } else {
+                self.config_path.clone()
+            })
             .args(["--id", &id.to_string(), "--data-dir"])
             .arg(self.data_dir(id))
             .arg("--exit-with-stdin")

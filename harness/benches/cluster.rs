@@ -1,15 +1,21 @@
 //! Throughput and latency of a 4-replica local cluster (f = 1) through the real client.
 //!
-//! `cargo bench -p workloads --bench cluster` runs the unreplicated baseline server
+//! `cargo bench -p harness --bench cluster` runs the unreplicated baseline server
 //! (`kv-unreplicated`), then a 4-replica cluster under each authentication mode (signatures, then
-//! MACs): 1 client, then 32 concurrent clients, each phase for `BENCH_SECONDS` (default 5)
-//! after a short warm-up, and prints ops/s, p50/p99/max latency and CPU per operation, the
-//! ratios between them, and writes the figures to `results/bench/cluster.json`. The replicas are release builds (the bench profile is release), run
-//! with fsync off like every LocalCluster unless `BENCH_FSYNC=1`.
+//! MACs), then MACs again with every link (replica to replica, client to replica) through the
+//! harness's proxy with no rules, as a `gauntlet run` has it. Each configuration runs 1 client,
+//! then 32 concurrent clients, each phase for `BENCH_SECONDS` (default 5) after a short warm-up.
+//! It prints ops/s, p50/p99/max latency and CPU per operation, the ratios between them, and
+//! writes the figures to `results/bench/cluster.json`. The replicas are release builds (the
+//! bench profile is release), run with fsync off like every LocalCluster unless `BENCH_FSYNC=1`.
+//! The bench lives in `harness` because the proxy does.
 
 use anyhow::Context as _;
+use harness::proxy::{Endpoint, LinkSpec, Proxy, ProxyConfig};
 use replica::auth::AuthMode;
-use replica::ids::ClientId;
+use replica::config::ClusterConfig;
+use replica::ids::{ClientId, ReplicaId};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -102,6 +108,104 @@ impl Drop for Baseline {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A cluster whose every link runs through the harness's proxy, with no rules installed: what
+/// a `gauntlet run` adds to a cluster before any fault. The proxy has its own multi-threaded
+/// runtime, as in `gauntlet`, so its relays do not share the clients' thread.
+struct Proxied {
+    cluster: LocalCluster,
+    /// Each replica's address as the clients dial it: the proxy's port for that client's link.
+    client_configs: Vec<ClusterConfig>,
+    proxy: Option<Proxy>,
+    runtime: tokio::runtime::Runtime,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Proxied {
+    fn start(mut cluster: LocalCluster, clients: u32) -> anyhow::Result<Proxied> {
+        let replicas = cluster.ids();
+        let real = |id: ReplicaId| cluster.config().address_of(id);
+        let mut links = Vec::new();
+        let mut endpoints = Vec::new();
+        let dialers = replicas
+            .iter()
+            .map(|&id| Endpoint::Replica(id))
+            .chain((0..clients).map(|c| Endpoint::Client(ClientId(c))));
+        for from in dialers {
+            for &to in &replicas {
+                if from == Endpoint::Replica(to) {
+                    continue;
+                }
+                let target = real(to).context("a replica without an address")?;
+                let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                links.push(LinkSpec { from, to, listen, target });
+                endpoints.push((from, to));
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let log_dir = tempfile::tempdir()?;
+        let config = ProxyConfig {
+            seed: SEED,
+            max_frame: cluster.config().max_frame_bytes,
+            log_path: log_dir.path().join("proxy.jsonl"),
+            run_start: Instant::now(),
+        };
+        let proxy = runtime.block_on(Proxy::start(links, config))?;
+        let listening = |from: Endpoint, to: ReplicaId| {
+            endpoints
+                .iter()
+                .position(|&link| link == (from, to))
+                .and_then(|i| proxy.listen_addrs().get(i).copied())
+        };
+        let mut missing = false;
+        cluster.route_peers(|from, to| {
+            listening(Endpoint::Replica(from), to).unwrap_or_else(|| {
+                missing = true;
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            })
+        })?;
+        anyhow::ensure!(!missing, "a replica link has no proxy port");
+        let mut client_configs = Vec::new();
+        for c in 0..clients {
+            let mut config = cluster.config().clone();
+            for entry in &mut config.replicas {
+                entry.address = listening(Endpoint::Client(ClientId(c)), entry.id)
+                    .context("a client link has no proxy port")?;
+            }
+            client_configs.push(config);
+        }
+        Ok(Proxied {
+            cluster,
+            client_configs,
+            proxy: Some(proxy),
+            runtime,
+            _log_dir: log_dir,
+        })
+    }
+
+    fn target(&self) -> Target<'_> {
+        let mut target = Target::cluster(&self.cluster);
+        target.client = Box::new(|id| {
+            let config = self
+                .client_configs
+                .get(id.0 as usize)
+                .context("more clients than the proxy has links for")?;
+            Ok(Client::new(config, id, self.cluster.client_key(id)?)?)
+        });
+        target
+    }
+}
+
+impl Drop for Proxied {
+    fn drop(&mut self) {
+        if let Some(proxy) = self.proxy.take() {
+            self.runtime.block_on(proxy.shutdown());
+        }
     }
 }
 
@@ -260,7 +364,7 @@ fn main() -> anyhow::Result<()> {
         );
         run_phases("unreplicated", &baseline.target(), &mut results)?;
     }
-    for auth in AuthMode::ALL {
+    let start_cluster = |auth: AuthMode| {
         let cluster = LocalCluster::start(LocalClusterOptions {
             clients: max_clients,
             fsync,
@@ -276,8 +380,16 @@ fn main() -> anyhow::Result<()> {
             cluster.config().pipeline_depth,
             cluster.config().max_batch,
         );
+        anyhow::Ok(cluster)
+    };
+    for auth in AuthMode::ALL {
+        let cluster = start_cluster(auth)?;
         run_phases(auth.name(), &Target::cluster(&cluster), &mut results)?;
     }
+    let proxied = Proxied::start(start_cluster(AuthMode::Macs)?, max_clients)?;
+    println!("every link through the harness's proxy, no rules (client us/op includes the proxy)");
+    run_phases("macs-proxy", &proxied.target(), &mut results)?;
+    drop(proxied);
     print_ratios(&results);
     write_json(&results)
 }
@@ -317,6 +429,13 @@ fn print_ratios(results: &[(&str, PhaseResult)]) {
             ms(signatures.percentile(0.50)),
             ms(macs.percentile(0.50)),
         );
+        if let Some(proxied) = find(results, "macs-proxy", clients) {
+            println!(
+                "{clients:>2} clients: proxy/direct (macs) {:.2}x ops/s, p50 +{:.0} us",
+                proxied.ops_per_s() / macs.ops_per_s(),
+                (ms(proxied.percentile(0.50)) - ms(macs.percentile(0.50))) * 1000.0,
+            );
+        }
     }
 }
 
