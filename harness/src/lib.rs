@@ -7,6 +7,7 @@ pub mod check;
 pub mod defence;
 pub mod history;
 pub mod layout;
+pub mod mutants;
 pub mod nemesis;
 pub mod orchestrator;
 pub mod plan;

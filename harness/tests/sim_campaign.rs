@@ -59,3 +59,41 @@ fn the_smoke_suite_meets_every_expectation_in_simulation_and_a_run_replays_exact
         replay.summary()
     );
 }
+
+/// `--fail-fast`: the mutation score's judge stops at the first detection, and says why the
+/// rest did not run.
+#[test]
+fn fail_fast_starts_no_run_after_an_unexpected_outcome() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let builtin = harness::scenario::builtin("too-many-crashes").expect("built in");
+    let wrongly_expecting_pass = builtin
+        .yaml
+        .replace("name: too-many-crashes", "name: crashes-expecting-pass")
+        .replace("expect: violation", "expect: pass");
+    let path = out.path().join("crashes-expecting-pass.yaml");
+    std::fs::write(&path, wrongly_expecting_pass).expect("scenario written");
+    let options = CampaignOptions {
+        scenarios: vec![path.display().to_string(), "smoke".into()],
+        seeds: Seeds { first: 1, count: 2 },
+        jobs: 1,
+        out: out.path().join("results"),
+        executable: Some(PathBuf::from(env!("CARGO_BIN_EXE_gauntlet"))),
+        backend: Backend::Sim,
+        fail_fast: true,
+        progress_bars: Some(false),
+        ..CampaignOptions::default()
+    };
+    let summary = run_campaign(&options).expect("campaign ran");
+    assert_eq!(summary.count(RunStatus::Unexpected), 1, "{}", summary.table());
+    assert_eq!(summary.count(RunStatus::Skipped), 3, "{}", summary.table());
+    assert!(
+        summary
+            .records
+            .iter()
+            .filter(|r| r.status == RunStatus::Skipped)
+            .all(|r| r.summary.contains("--fail-fast")),
+        "{:#?}",
+        summary.records
+    );
+    assert_eq!(summary.exit_code(), 1);
+}

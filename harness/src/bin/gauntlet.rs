@@ -89,6 +89,40 @@ enum Command {
     /// Search, in simulation with the run's seed, for a smaller scenario that still fails
     /// the same oracle; writes shrunk.yaml, its run folder and report, and shrink.json.
     Shrink(ShrinkArgs),
+    /// Plant each bug cargo-mutants generates in the protocol code, one at a time in a
+    /// separate worktree, and judge each with a simulated --fail-fast campaign; writes
+    /// mutants.md and mutants.json (scripts/mutation-score.sh installs cargo-mutants).
+    Mutants(MutantsArgs),
+}
+
+#[derive(clap::Args)]
+struct MutantsArgs {
+    /// Files to mutate (globs, relative to the workspace); default: the protocol code.
+    #[arg(long = "file")]
+    files: Vec<String>,
+    /// Judge a seeded sample of this many mutants instead of all.
+    #[arg(long)]
+    sample: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The suite each mutant is judged by.
+    #[arg(long, default_value = "nightly")]
+    suite: String,
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Campaign time per mutant (e.g. 5m).
+    #[arg(long, default_value = "5m")]
+    budget: String,
+    /// Where the mutated worktree lives (kept, so builds are incremental).
+    #[arg(long, default_value = "target/mutants-worktree")]
+    worktree: PathBuf,
+    #[arg(long, default_value = "results/mutants")]
+    out: PathBuf,
+    /// Do not check first that the unmutated tree meets every expectation.
+    #[arg(long)]
+    skip_baseline: bool,
 }
 
 #[derive(clap::Args)]
@@ -175,6 +209,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Shrink(args) => shrink(args),
+        Command::Mutants(args) => mutants(args),
         Command::Run {
             scenario,
             seed,
@@ -329,6 +364,9 @@ struct CampaignArgs {
     /// Runs at a time. A simulated run keeps one core busy: on N cores, `--jobs N`.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Start no run after one ended unexpected or in error; the rest are listed as skipped.
+    #[arg(long)]
+    fail_fast: bool,
     /// Only this shard of the scenario x seed matrix, K/N (1-based).
     #[arg(long, default_value = "1/1")]
     shard: String,
@@ -371,6 +409,7 @@ fn campaign(args: CampaignArgs) -> i32 {
                 .flatten()
                 .collect(),
             backend: args.backend,
+            fail_fast: args.fail_fast,
             ..CampaignOptions::default()
         })
     })();
@@ -402,6 +441,44 @@ fn shrink(args: ShrinkArgs) -> i32 {
     };
     match harness::shrink::shrink(&args.run_dir, &options, &mut std::io::stdout()) {
         Ok(outcome) if outcome.summary.confirmed => 0,
+        Ok(_) => 1,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            2
+        }
+    }
+}
+
+fn mutants(args: MutantsArgs) -> i32 {
+    let run = || -> anyhow::Result<harness::mutants::Score> {
+        let root = std::env::current_dir()?;
+        let stamp = harness::layout::timestamp_label();
+        let files = if args.files.is_empty() {
+            harness::mutants::DEFAULT_FILES
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        } else {
+            args.files
+        };
+        let options = harness::mutants::MutantsOptions {
+            worktree: root.join(args.worktree),
+            out: root.join(args.out).join(stamp),
+            root,
+            files,
+            sample: args.sample,
+            seed: args.seed,
+            suite: args.suite,
+            seeds: args.seeds,
+            jobs: args.jobs.max(1),
+            budget: parse_budget(&args.budget)?,
+            skip_baseline: args.skip_baseline,
+        };
+        println!("writing {}", options.out.display());
+        harness::mutants::score(&options, &mut std::io::stdout())
+    };
+    match run() {
+        Ok(score) if score.missed == 0 => 0,
         Ok(_) => 1,
         Err(error) => {
             eprintln!("error: {error:#}");

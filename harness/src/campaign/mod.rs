@@ -43,6 +43,8 @@ pub struct CampaignOptions {
     pub run_args: Vec<String>,
     /// Passed to every `gauntlet run` as `--backend`.
     pub backend: Backend,
+    /// Stop starting runs after the first unexpected or failed one.
+    pub fail_fast: bool,
     /// Progress bars on a terminal; `None` = decide from whether stderr is one.
     pub progress_bars: Option<bool>,
 }
@@ -60,6 +62,7 @@ impl Default for CampaignOptions {
             executable: None,
             run_args: Vec::new(),
             backend: Backend::Real,
+            fail_fast: false,
             progress_bars: None,
         }
     }
@@ -239,6 +242,7 @@ pub fn run_campaign(options: &CampaignOptions) -> anyhow::Result<CampaignSummary
         backend: options.backend,
         jobs: options.jobs.max(1),
         budget: options.budget,
+        fail_fast: options.fail_fast,
         progress_bars: options
             .progress_bars
             .unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr())),

@@ -28,6 +28,9 @@ pub struct RunnerConfig {
     pub backend: Backend,
     pub jobs: usize,
     pub budget: Option<Duration>,
+    /// No run starts after one ended unexpected or in error (the mutation score's judge wants
+    /// the first detection, not a full matrix).
+    pub fail_fast: bool,
     pub progress_bars: bool,
     pub cells: Vec<Cell>,
 }
@@ -193,6 +196,9 @@ pub fn run_cells(config: &RunnerConfig) -> Vec<RunRecord> {
     let progress = Progress::new(config.progress_bars, config.cells.len());
     let workers = config.jobs.clamp(1, config.cells.len().max(1));
     let budget_spent = || config.budget.is_some_and(|b| started.elapsed() >= b);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let stop_starting =
+        || budget_spent() || (config.fail_fast && failed.load(std::sync::atomic::Ordering::Relaxed));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -200,7 +206,7 @@ pub fn run_cells(config: &RunnerConfig) -> Vec<RunRecord> {
                     let cell = {
                         let mut state = schedule.lock().unwrap_or_else(|p| p.into_inner());
                         loop {
-                            if budget_spent() || state.queue.is_empty() {
+                            if stop_starting() || state.queue.is_empty() {
                                 break None;
                             }
                             if let Some(cell) = state.take_next() {
@@ -216,6 +222,9 @@ pub fn run_cells(config: &RunnerConfig) -> Vec<RunRecord> {
                     let spinner = progress.started(&cell);
                     let record = run_cell(config, &cell, spinner.as_ref());
                     progress.finished(spinner, &record);
+                    if matches!(record.status, RunStatus::Unexpected | RunStatus::Error) {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     records
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -237,7 +246,12 @@ pub fn run_cells(config: &RunnerConfig) -> Vec<RunRecord> {
         .into();
     progress.close(skipped.len());
     records.extend(skipped.into_iter().map(|cell| {
-        let reason = "not started: the campaign's budget was spent".to_string();
+        let reason = if failed.load(std::sync::atomic::Ordering::Relaxed) && config.fail_fast {
+            "not started: an earlier run failed (--fail-fast)"
+        } else {
+            "not started: the campaign's budget was spent"
+        };
+        let reason = reason.to_string();
         skipped_record(cell, &config.run_args, config.backend, reason)
     }));
     records.sort_by_key(|r| r.cell.index);
