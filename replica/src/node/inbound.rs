@@ -26,15 +26,18 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 use super::intake::CONNECTION_SLOTS;
+use super::reply_queue::{QueueError, ReplyReceiver, ReplySender, reply_queue};
 use tokio::task::JoinSet;
 
 /// Open inbound connections at once; each may hold up to one frame's worth of buffer.
 const MAX_CONNECTIONS: usize = 256;
-/// Replies queued per client connection before further ones are dropped (clients retry).
+/// Replies queued per client connection before further ones are dropped (clients retry): a
+/// count, and bytes, so a client that never reads cannot make a replica hold its large values.
 const REPLY_QUEUE: usize = 256;
+const REPLY_QUEUE_BYTES: usize = 1 << 20;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// What every connection task needs.
@@ -69,7 +72,7 @@ pub struct ClientRoutes {
 
 struct Route {
     connection: u64,
-    replies: mpsc::Sender<Bytes>,
+    replies: ReplySender,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -84,7 +87,7 @@ impl ClientRoutes {
         &self,
         client: ClientId,
         connection: u64,
-        replies: &mpsc::Sender<Bytes>,
+        replies: &ReplySender,
     ) {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let newer = routes
@@ -113,8 +116,8 @@ impl ClientRoutes {
         };
         match route.replies.try_send(frame) {
             Ok(()) => Delivery::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => Delivery::QueueFull,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(QueueError::Full) => Delivery::QueueFull,
+            Err(QueueError::Closed) => {
                 routes.remove(&client);
                 Delivery::NoRoute
             }
@@ -161,7 +164,7 @@ pub async fn serve(listener: TcpListener, inbound: Arc<Inbound>) {
 
 async fn connection(stream: TcpStream, id: u64, inbound: &Inbound) {
     let (reader, writer) = stream.into_split();
-    let (replies_tx, replies_rx) = mpsc::channel(REPLY_QUEUE);
+    let (replies_tx, replies_rx) = reply_queue(REPLY_QUEUE, REPLY_QUEUE_BYTES);
     let ended = tokio::select! {
         ended = read_frames(reader, id, inbound, replies_tx) => ended,
         ended = write_replies(writer, replies_rx, &inbound.stats) => ended,
@@ -182,7 +185,7 @@ async fn read_frames(
     mut reader: OwnedReadHalf,
     id: u64,
     inbound: &Inbound,
-    replies: mpsc::Sender<Bytes>,
+    replies: ReplySender,
 ) -> String {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut peer = Peer::Unknown;
@@ -239,7 +242,7 @@ async fn accept_message(
     peer: &mut Peer,
     slots: &Arc<Semaphore>,
     inbound: &Inbound,
-    replies: &mpsc::Sender<Bytes>,
+    replies: &ReplySender,
 ) -> bool {
     let mut reply_route = None;
     match message.signer() {
@@ -282,14 +285,14 @@ async fn accept_message(
 
 async fn write_replies(
     mut writer: OwnedWriteHalf,
-    mut replies: mpsc::Receiver<Bytes>,
+    mut replies: ReplyReceiver,
     stats: &NodeStats,
 ) -> String {
     let mut buffer = Vec::with_capacity(16 * 1024);
     while let Some(frame) = replies.recv().await {
         buffer.clear();
         buffer.extend_from_slice(&frame);
-        while let Ok(more) = replies.try_recv() {
+        while let Some(more) = replies.try_recv() {
             buffer.extend_from_slice(&more);
         }
         if let Err(e) = writer.write_all(&buffer).await {

@@ -13,6 +13,7 @@ pub mod event_log;
 mod inbound;
 mod intake;
 mod intercept;
+mod reply_queue;
 pub mod outbound;
 pub mod stats;
 pub mod testnet;

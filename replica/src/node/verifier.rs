@@ -20,7 +20,6 @@ use crate::core::Input;
 use crate::ids::Principal;
 use crate::message::WireMessage;
 use crate::verify::verify_many;
-use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
@@ -40,7 +39,7 @@ pub struct Unverified {
 
 pub struct ReplyRoute {
     pub connection: u64,
-    pub replies: mpsc::Sender<Bytes>,
+    pub replies: super::reply_queue::ReplySender,
 }
 
 /// Where verified messages go: the core's two input channels.
