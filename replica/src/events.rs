@@ -63,6 +63,24 @@ pub enum ReplicaEvent {
         seq: Seq,
         digest: String,
     },
+    /// What this replica held, sampled every `host::RESOURCE_SAMPLE_INTERVAL` of its clock by
+    /// whoever drives its host (the node, the simulator): the bounded-resources oracle's input.
+    /// The two peaks cover the whole interval since the previous sample, so the write-ahead
+    /// log's high point just before a stable checkpoint truncates it is never missed.
+    Resources {
+        /// Most message-log slots held at once since the previous sample.
+        slots: u64,
+        /// Most bytes `wal.log` held at once since the previous sample (records after the
+        /// stable checkpoint, headers included).
+        wal_bytes: u64,
+        /// Bytes of `snapshot.bin` (the stable checkpoint's snapshot) at the sample.
+        snapshot_bytes: u64,
+        /// The stable checkpoint at the sample.
+        stable_seq: Seq,
+        /// Resident memory (VmRSS) at the sample; only a real process measures it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rss_bytes: Option<u64>,
+    },
 }
 
 /// One line of `events.jsonl`.

@@ -29,6 +29,19 @@ use std::time::Duration;
 pub const TICK: Duration = Duration::from_millis(50);
 /// Effects an interceptor may hold back at once; beyond this they are dropped.
 const MAX_DELAYED: usize = 100_000;
+/// How often the caller reports what the replica holds (`Host::sample_resources`): often
+/// enough that a short run has samples, rarely enough that the events file does not notice.
+pub const RESOURCE_SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What the replica's storage held, as its caller (the node's `Wal`, the simulator's disk)
+/// measured it since the previous resources sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Most bytes the write-ahead log held at once.
+    pub peak_log_bytes: u64,
+    /// The snapshot's bytes now.
+    pub snapshot_bytes: u64,
+}
 
 /// A write the log must make durable, in order, before the turn's messages leave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +134,9 @@ pub struct Host {
     timers_fired: u64,
     next_tick: Duration,
     output: Output,
+    /// Most message-log slots the core held after any step since the last resources sample.
+    peak_slots: usize,
+    next_resource_sample: Duration,
 }
 
 impl Host {
@@ -133,6 +149,8 @@ impl Host {
         now: Duration,
     ) -> Host {
         Host {
+            peak_slots: core.log_len(),
+            next_resource_sample: now + RESOURCE_SAMPLE_INTERVAL,
             core,
             interceptor,
             identity: Identity {
@@ -201,6 +219,7 @@ impl Host {
         };
         for input in inputs {
             let effects = self.core.step(input);
+            self.note_slots();
             self.carry_out(now, effects);
         }
     }
@@ -238,7 +257,38 @@ impl Host {
     /// Ends the turn: the core proposes what the turn queued and signs its replies.
     pub fn end_turn(&mut self, now: Duration) {
         let effects = self.core.end_turn();
+        self.note_slots();
         self.carry_out(now, effects);
+    }
+
+    /// Whether a resources sample is due (`sample_resources`); checked first, so the caller
+    /// measures its disk and memory only when one is.
+    pub fn resources_due(&self, now: Duration) -> bool {
+        now >= self.next_resource_sample
+    }
+
+    /// The resources sample of the interval that ends now: the core's peak slot count, the
+    /// caller's disk measurements and, from a real process, its resident memory. The peak
+    /// starts over from what the log holds now.
+    pub fn sample_resources(
+        &mut self,
+        now: Duration,
+        disk: DiskUsage,
+        rss_bytes: Option<u64>,
+    ) -> ReplicaEvent {
+        self.next_resource_sample = now + RESOURCE_SAMPLE_INTERVAL;
+        let slots = std::mem::replace(&mut self.peak_slots, self.core.log_len());
+        ReplicaEvent::Resources {
+            slots: slots as u64,
+            wal_bytes: disk.peak_log_bytes,
+            snapshot_bytes: disk.snapshot_bytes,
+            stable_seq: self.core.stable_checkpoint(),
+            rss_bytes,
+        }
+    }
+
+    fn note_slots(&mut self) {
+        self.peak_slots = self.peak_slots.max(self.core.log_len());
     }
 
     /// When `handle_timeout` has something to do next; `None` while nothing is due ever.

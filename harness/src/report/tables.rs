@@ -84,7 +84,7 @@ pub fn event_counts(files: &ReplicaFiles) -> EventCounts {
             ReplicaEvent::CheckpointTaken { .. } => {}
             ReplicaEvent::StateTransfer { .. } => counts.state_transfers += 1,
             ReplicaEvent::Recovered { .. } => counts.recoveries += 1,
-            ReplicaEvent::Sent { .. } => {}
+            ReplicaEvent::Sent { .. } | ReplicaEvent::Resources { .. } => {}
             ReplicaEvent::Rejected { reason, .. } => {
                 let name = serde_json::to_value(reason)
                     .ok()

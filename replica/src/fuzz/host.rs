@@ -48,6 +48,7 @@ fn event_name(event: &ReplicaEvent) -> &'static str {
         ReplicaEvent::Rejected { .. } => "rejected",
         ReplicaEvent::Recovered { .. } => "recovered",
         ReplicaEvent::Sent { .. } => "sent",
+        ReplicaEvent::Resources { .. } => "resources",
     }
 }
 

@@ -176,6 +176,7 @@ impl Driver {
             self.stats.observe_event(event);
             self.events.write(event);
         }
+        self.sample_resources();
         for transmit in transmits {
             self.send(transmit);
         }
@@ -192,6 +193,19 @@ impl Driver {
             core.stable_checkpoint(),
         );
         Ok(())
+    }
+
+    /// Writes a resources sample when one is due: the host's slots, the log's bytes, and the
+    /// process's resident memory. The node measures its own memory rather than having the
+    /// harness's supervisor do it, so the sample travels in the events file the oracles read
+    /// already, in line with the events around it, and for twins and byzantine builds alike.
+    fn sample_resources(&mut self) {
+        let now = self.now();
+        if self.host.resources_due(now) {
+            let disk = self.wal.take_usage();
+            let sample = self.host.sample_resources(now, disk, resident_bytes());
+            self.events.write(&sample);
+        }
     }
 
     fn send(&self, transmit: Transmit) {
@@ -223,6 +237,36 @@ impl Driver {
                     Delivery::NoRoute | Delivery::QueueFull => self.stats.outbound_dropped(1),
                 }
             }
+        }
+    }
+}
+
+/// This process's resident memory (VmRSS), where the kernel reports it (`/proc` on Linux).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_rss(&status)
+}
+
+/// The `VmRSS:` line of a `/proc/<pid>/status` text, in bytes.
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_memory_is_read_from_the_vm_rss_line() {
+        let status = "Name:\treplica\nVmPeak:\t  200 kB\nVmRSS:\t   12345 kB\nThreads:\t4\n";
+        assert_eq!(parse_vm_rss(status), Some(12345 * 1024));
+        assert_eq!(parse_vm_rss("Name:\treplica\n"), None);
+        assert_eq!(parse_vm_rss("VmRSS:\tlots kB\n"), None);
+        // This test runs on Linux in CI: the process's own figure is there and nonzero.
+        if cfg!(target_os = "linux") {
+            assert!(resident_bytes().is_some_and(|b| b > 0));
         }
     }
 }

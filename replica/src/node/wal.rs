@@ -10,6 +10,7 @@
 //! or the new version, never a mixture.
 
 use crate::core::{Snapshot, WalRecord};
+use crate::host::DiskUsage;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fs::{File, OpenOptions};
@@ -71,6 +72,11 @@ pub struct Wal {
     /// Records appended since the last `sync`.
     dirty: bool,
     scratch: Vec<u8>,
+    /// Bytes `wal.log` holds (written or buffered), its high point since the last
+    /// `take_usage`, and the bytes of `snapshot.bin`: what the resources samples report.
+    log_bytes: u64,
+    peak_log_bytes: u64,
+    snapshot_bytes: u64,
 }
 
 impl Wal {
@@ -102,6 +108,8 @@ impl Wal {
                 .and_then(|()| file.sync_all())
                 .map_err(io_error(&log_path))?;
         }
+        // A snapshot that read back whole is exactly its file.
+        let snapshot_bytes = std::fs::metadata(dir.join(SNAPSHOT_FILE)).map_or(0, |m| m.len());
         let wal = Wal {
             dir: dir.to_path_buf(),
             log_path,
@@ -109,6 +117,9 @@ impl Wal {
             fsync,
             dirty: false,
             scratch: Vec::new(),
+            log_bytes: valid_len as u64,
+            peak_log_bytes: valid_len as u64,
+            snapshot_bytes,
         };
         let recovered = Recovered {
             snapshot,
@@ -126,7 +137,20 @@ impl Wal {
             .write_all(&self.scratch)
             .map_err(io_error(&self.log_path))?;
         self.dirty = true;
+        self.log_bytes += self.scratch.len() as u64;
+        self.peak_log_bytes = self.peak_log_bytes.max(self.log_bytes);
         Ok(())
+    }
+
+    /// What the log and snapshot held since the previous call; the peak starts over from
+    /// what the log holds now.
+    pub fn take_usage(&mut self) -> DiskUsage {
+        let usage = DiskUsage {
+            peak_log_bytes: self.peak_log_bytes,
+            snapshot_bytes: self.snapshot_bytes,
+        };
+        self.peak_log_bytes = self.log_bytes;
+        usage
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -160,12 +184,14 @@ impl Wal {
         let mut bytes = Vec::new();
         encode_record(snapshot, &mut bytes);
         replace_file(&self.dir, SNAPSHOT_FILE, &bytes)?;
+        self.snapshot_bytes = bytes.len() as u64;
 
         bytes.clear();
         for record in retained {
             encode_record(record, &mut bytes);
         }
         replace_file(&self.dir, LOG_FILE, &bytes)?;
+        self.log_bytes = bytes.len() as u64;
         let file = OpenOptions::new()
             .append(true)
             .open(&self.log_path)
@@ -179,6 +205,13 @@ impl Wal {
         self.dirty = false;
         Ok(())
     }
+}
+
+/// The bytes `value` takes as one record of the log or snapshot file, header included: what
+/// the simulator's disk reports, so its resources samples count what a real log would hold.
+pub fn record_len<T: Serialize>(value: &T) -> u64 {
+    let payload = postcard::experimental::serialized_size(value).unwrap_or(0);
+    (RECORD_HEADER + payload) as u64
 }
 
 fn encode_record<T: Serialize>(value: &T, out: &mut Vec<u8>) {
@@ -430,5 +463,43 @@ mod tests {
             Wal::open(dir.path(), true),
             Err(WalError::DamagedSnapshot { .. })
         ));
+    }
+
+    #[test]
+    fn the_usage_counts_the_files_bytes_and_keeps_the_peak_from_before_a_truncation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file_len = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .map(|m| m.len())
+                .expect("file")
+        };
+        let (mut wal, _) = Wal::open(dir.path(), false).expect("open");
+        for seq in 1..=6 {
+            wal.append(&prepare_record(seq)).expect("append");
+        }
+        wal.sync().expect("sync");
+        let before_truncation = file_len(LOG_FILE);
+        let appended: u64 = (1..=6).map(|s| record_len(&prepare_record(s))).sum();
+        assert_eq!(appended, before_truncation);
+
+        let snapshot = Snapshot {
+            seq: Seq(4),
+            view: View(0),
+            state: ServiceState::default(),
+            checkpoint_proof: Vec::new(),
+        };
+        let retained = vec![prepare_record(5), prepare_record(6)];
+        wal.install_checkpoint(&snapshot, &retained)
+            .expect("install");
+        let usage = wal.take_usage();
+        assert_eq!(usage.peak_log_bytes, before_truncation);
+        assert_eq!(usage.snapshot_bytes, file_len(SNAPSHOT_FILE));
+        // The next interval starts from what the truncated log holds.
+        assert_eq!(wal.take_usage().peak_log_bytes, file_len(LOG_FILE));
+        drop(wal);
+        let (mut reopened, _) = Wal::open(dir.path(), false).expect("reopen");
+        let usage = reopened.take_usage();
+        assert_eq!(usage.peak_log_bytes, file_len(LOG_FILE));
+        assert_eq!(usage.snapshot_bytes, file_len(SNAPSHOT_FILE));
     }
 }

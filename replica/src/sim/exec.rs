@@ -216,6 +216,7 @@ impl SimNetwork {
             match write {
                 Storage::Append(record) => r.disk.records.push(record),
                 Storage::InstallCheckpoint { snapshot, retained } => {
+                    r.before_truncation();
                     r.disk.snapshot = Some(snapshot);
                     r.disk.records = retained;
                 }
@@ -224,6 +225,7 @@ impl SimNetwork {
         for event in output.events {
             r.record(now, event);
         }
+        r.sample_resources_if_due(now);
         if let Some(at) = wake
             && r.wake_at != Some(at)
         {

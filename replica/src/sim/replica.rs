@@ -3,7 +3,7 @@
 use crate::core::{CoreParams, Snapshot, WalRecord};
 use crate::crypto::KeyStore;
 use crate::events::ReplicaEvent;
-use crate::host::Host;
+use crate::host::{DiskUsage, Host};
 use crate::node::{Interceptor, NodeStats};
 use crate::verify::{RejectReason, Verified};
 use ed25519_dalek::SigningKey;
@@ -16,6 +16,20 @@ use std::sync::Arc;
 pub struct SimDisk {
     pub snapshot: Option<Snapshot>,
     pub records: Vec<WalRecord>,
+}
+
+impl SimDisk {
+    /// The bytes the node's `wal.log` would hold with these records (`node::wal::record_len`).
+    pub fn log_bytes(&self) -> u64 {
+        self.records.iter().map(crate::node::wal::record_len).sum()
+    }
+
+    /// The bytes the node's `snapshot.bin` would hold.
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.snapshot
+            .as_ref()
+            .map_or(0, crate::node::wal::record_len)
+    }
 }
 
 /// A replica event with the virtual time it happened at.
@@ -64,6 +78,10 @@ pub(super) struct SimReplica {
     pub(super) held: Vec<Vec<u8>>,
     /// The node's own counters, kept the way the node keeps them.
     pub(super) stats: NodeStats,
+    /// The most bytes the log held just before a stable checkpoint truncated it, since the
+    /// last resources sample (between truncations the log only grows, so these moments and
+    /// the sample's own are where its peaks are). It survives a crash, as the disk does.
+    pub(super) peak_log_bytes: u64,
 }
 
 impl SimReplica {
@@ -93,6 +111,36 @@ impl SimReplica {
             paused: false,
             held: Vec::new(),
             stats: NodeStats::new(id),
+            peak_log_bytes: 0,
+        }
+    }
+
+    /// Whether `wal.log` would be replaced now: remember what it held before.
+    pub(super) fn before_truncation(&mut self) {
+        self.peak_log_bytes = self.peak_log_bytes.max(self.disk.log_bytes());
+    }
+
+    /// Records a resources sample when the host says one is due (virtual time, so the
+    /// events stay byte-deterministic; no memory figure, which a simulation does not have).
+    pub(super) fn sample_resources_if_due(&mut self, now_ns: u64) {
+        let now = std::time::Duration::from_nanos(now_ns);
+        if !self.host.as_ref().is_some_and(|h| h.resources_due(now)) {
+            return;
+        }
+        let disk = self.take_disk_usage();
+        if let Some(host) = self.host.as_mut() {
+            let sample = host.sample_resources(now, disk, None);
+            self.record(now_ns, sample);
+        }
+    }
+
+    /// The disk's part of a resources sample; the peak starts over.
+    fn take_disk_usage(&mut self) -> DiskUsage {
+        let now = self.disk.log_bytes();
+        let peak = std::mem::replace(&mut self.peak_log_bytes, 0).max(now);
+        DiskUsage {
+            peak_log_bytes: peak,
+            snapshot_bytes: self.disk.snapshot_bytes(),
         }
     }
 
