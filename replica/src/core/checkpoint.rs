@@ -293,6 +293,11 @@ impl Core {
             if proof.pre_prepare.body.seq != self.last_executed.next() {
                 continue;
             }
+            // The log holds slots inside the watermarks only: certificates beyond the window
+            // wait for the checkpoint that moves it (or a transfer that carries one).
+            if proof.pre_prepare.body.seq > self.high_watermark() {
+                break;
+            }
             if !self.valid_committed_proof(&proof) {
                 return self.reject(
                     RejectReason::InvalidStateTransfer,
