@@ -399,6 +399,7 @@ fn judge_files(
                 Duration::from_millis(checks_spec.liveness_bound_ms),
                 &plan.scenario.honest_clients(),
             ),
+            Oracle::BoundedResources => bounded_resources(plan, timeline, &events, &honest),
         };
         let liveness_judged = oracle == Oracle::Liveness && result.outcome != CheckOutcome::Skipped;
         checks.push(result);
@@ -463,6 +464,25 @@ fn judge_files(
         started_at_ns: (timeline.started_at_ns > 0).then_some(timeline.started_at_ns),
         build_id,
     })
+}
+
+/// The `bounded-resources` check, with the bounds of the cluster file the replicas ran with.
+fn bounded_resources(
+    plan: &Plan,
+    timeline: &Timeline,
+    events: &BTreeMap<ReplicaId, Vec<EventLine>>,
+    honest: &[ReplicaId],
+) -> CheckResult {
+    let any = plan.replicas.first().map_or(ReplicaId(0), |r| r.id);
+    match crate::layout::cluster_config_for(plan, crate::proxy::Endpoint::Replica(any)) {
+        Ok(config) => check::bounded_resources(events, honest, &config, timeline.started_at_ns),
+        Err(error) => CheckResult {
+            name: check::BOUNDED_RESOURCES.into(),
+            outcome: CheckOutcome::Inconclusive,
+            summary: format!("cannot derive the bounds from the plan: {error:#}"),
+            details: serde_json::Value::Null,
+        },
+    }
 }
 
 /// The `window-liveness` check (`check::window_liveness`) over the run's `nemesis.jsonl`.

@@ -16,7 +16,7 @@ pub enum CheckOutcome {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// `linearizability`, `agreement`, `state-agreement`, `no-amnesia`, `validity`,
-    /// `integrity`, `liveness`.
+    /// `integrity`, `liveness`, `window-liveness`, `bounded-resources`.
     pub name: String,
     pub outcome: CheckOutcome,
     /// One human sentence: what was checked and what was found.
@@ -33,6 +33,7 @@ mod files;
 mod linearizability;
 mod liveness;
 mod oracles;
+mod resources;
 mod windows;
 
 pub use amnesia::{NoAmnesiaOracle, no_amnesia};
@@ -45,6 +46,10 @@ pub use liveness::liveness;
 pub use oracles::{
     AgreementOracle, StateAgreementOracle, agreement, integrity, state_agreement, validity,
     validity_with,
+};
+pub use resources::{
+    BoundedResourcesOracle, Breach, NAME as BOUNDED_RESOURCES, Peaks, ResourceBounds, Sample,
+    bounded_resources,
 };
 pub use windows::{
     NAME as WINDOW_LIVENESS, Stall, Window, WindowSpec, read_nemesis, stalls, window_liveness,

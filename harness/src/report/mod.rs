@@ -10,6 +10,7 @@ mod inputs;
 mod linview;
 mod ops;
 mod page;
+mod resources;
 mod scale;
 mod shading;
 mod tables;

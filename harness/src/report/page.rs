@@ -5,6 +5,7 @@ use super::charts::{bucket_width_ms, buckets, latency_svg, throughput_svg};
 use super::html::{duration_ms, escape};
 use super::inputs::RunData;
 use super::linview::failing_keys_html;
+use super::resources::resource_breaches;
 use super::ops::{OpOutcome, TimedOp, estimate_time_zero_ns, pair_operations, view_changes};
 use super::shading::{Mark, bands, legend_html};
 use super::tables::{
@@ -192,6 +193,14 @@ fn failure_views(data: &RunData) -> String {
             let _ = write!(
                 html,
                 "<section id=\"no-amnesia\"><h2>No-amnesia failure: what a replica sent before and after its restart</h2>{view}</section>"
+            );
+        }
+        if check.name == crate::check::BOUNDED_RESOURCES
+            && let Some(view) = resource_breaches(&check.details)
+        {
+            let _ = write!(
+                html,
+                "<section id=\"bounded-resources\"><h2>Bounded resources failure: samples over their bounds</h2>{view}</section>"
             );
         }
     }

@@ -319,10 +319,13 @@ pub enum Oracle {
     Validity,
     Integrity,
     Liveness,
+    /// Each honest replica's log slots, log bytes and memory stay under bounds derived from
+    /// the cluster settings (`check::resources`).
+    BoundedResources,
 }
 
 impl Oracle {
-    pub const ALL: [Oracle; 7] = [
+    pub const ALL: [Oracle; 8] = [
         Oracle::Linearizability,
         Oracle::Agreement,
         Oracle::StateAgreement,
@@ -330,6 +333,7 @@ impl Oracle {
         Oracle::Validity,
         Oracle::Integrity,
         Oracle::Liveness,
+        Oracle::BoundedResources,
     ];
 
     pub fn name(self) -> &'static str {
@@ -341,6 +345,7 @@ impl Oracle {
             Oracle::Validity => "validity",
             Oracle::Integrity => "integrity",
             Oracle::Liveness => "liveness",
+            Oracle::BoundedResources => "bounded-resources",
         }
     }
 }

@@ -2,18 +2,27 @@
 //! the simulator records them: the same code the offline check runs over the files, so a
 //! run stopped at its first violation gets the verdict the files give.
 
-use crate::check::{AgreementOracle, CheckResult, NoAmnesiaOracle, StateAgreementOracle};
+use crate::check::{
+    AgreementOracle, BoundedResourcesOracle, CheckResult, NoAmnesiaOracle, ResourceBounds,
+    StateAgreementOracle,
+};
 use crate::scenario::Oracle;
 use crate::verdict::EarlyStop;
 use replica::ReplicaId;
 use replica::sim::SimNetwork;
 
+/// `BoundedResourcesOracle` too, which judges the resources samples (the simulator's have no
+/// memory figure).
 pub struct OnlineOracles {
     honest: Vec<ReplicaId>,
     /// The scenario's `checks.oracles` among those that can run online.
     agreement_asked: bool,
     state_agreement_asked: bool,
     no_amnesia_asked: bool,
+    /// Built at the first observation, from the simulated cluster's settings; `None` while
+    /// not asked for.
+    resources: Option<BoundedResourcesOracle>,
+    resources_asked: bool,
     /// Per honest replica, how many of its events were already observed.
     seen: Vec<usize>,
     agreement: AgreementOracle,
@@ -29,6 +38,8 @@ impl OnlineOracles {
             agreement_asked: asked.contains(&Oracle::Agreement),
             state_agreement_asked: asked.contains(&Oracle::StateAgreement),
             no_amnesia_asked: asked.contains(&Oracle::NoAmnesia),
+            resources: None,
+            resources_asked: asked.contains(&Oracle::BoundedResources),
             seen,
             agreement: AgreementOracle::default(),
             state_agreement: StateAgreementOracle::default(),
@@ -38,6 +49,12 @@ impl OnlineOracles {
 
     /// Observes the events recorded since the last call; the first violation stops the run.
     pub fn observe(&mut self, net: &SimNetwork) -> Result<(), EarlyStop> {
+        if self.resources_asked && self.resources.is_none() {
+            let bounds = ResourceBounds::new(net.config());
+            // The events files time lines from `SIM_EPOCH_NS`, the history's zero.
+            let started_at_ns = super::SIM_EPOCH_NS;
+            self.resources = Some(BoundedResourcesOracle::new(bounds, started_at_ns));
+        }
         for (index, replica) in self.honest.iter().enumerate() {
             let events = net.events(*replica);
             for event in &events[self.seen[index].min(events.len())..] {
@@ -51,6 +68,10 @@ impl OnlineOracles {
                     Some(self.state_agreement.finish())
                 } else if self.no_amnesia_asked && self.no_amnesia.observe(*replica, &event.event) {
                     Some(self.no_amnesia.finish())
+                } else if let Some(resources) = self.resources.as_mut()
+                    && resources.observe(*replica, super::SIM_EPOCH_NS + event.at_ns, &event.event)
+                {
+                    Some(resources.finish(&self.honest))
                 } else {
                     None
                 };
