@@ -47,7 +47,7 @@ for run in "${failures[@]}"; do
     if "$gauntlet" shrink "$run" --budget-runs "$budget_runs" --out "$shrink_dir" >"$run.shrink.log" 2>&1 \
         || [ -f "$shrink_dir/shrunk.yaml" ]; then
         shrunk=$(tail -1 "$run.shrink.log")
-        if "$gauntlet" reproduce --backend real "$shrink_dir/run" >"$run.real.log" 2>&1; then
+        if "$gauntlet" reproduce --backend real --run-dir "$shrink_dir/real" "$shrink_dir/run" >"$run.real.log" 2>&1; then
             real="shows on real processes: $(tail -1 "$run.real.log")"
         else
             real="$(tail -1 "$run.real.log")"
@@ -59,4 +59,6 @@ for run in "${failures[@]}"; do
     echo "| \`$run\` | \`$shrink_dir/shrunk.yaml\`: $shrunk | \`$shrink_dir/run\` | $real |" >>"$report"
 done
 cat "$report"
+# The campaign's index links each failure's shrunk scenario, its run and the real re-run.
+"$gauntlet" index "$campaign" >/dev/null || status=2
 exit "$status"

@@ -85,7 +85,13 @@ enum Command {
         /// Default: the backend of the stored run.
         #[arg(long, value_enum)]
         backend: Option<Backend>,
+        /// Write the re-run into exactly this folder (new or empty).
+        #[arg(long = "run-dir", value_name = "DIR")]
+        into: Option<PathBuf>,
     },
+    /// Rewrite a campaign's index.html from its campaign.json, linking what triage has added
+    /// since (shrunk scenarios, their runs, their re-runs on real processes).
+    Index { campaign_dir: PathBuf },
     /// Search, in simulation with the run's seed, for a smaller scenario that still fails
     /// the same oracle; writes shrunk.yaml, its run folder and report, and shrink.json.
     Shrink(ShrinkArgs),
@@ -198,7 +204,21 @@ fn main() -> ExitCode {
         },
         Command::CheckHistory(args) => check_history(args),
         Command::Campaign(args) => campaign(args),
-        Command::Reproduce { run_dir, backend } => match reproduce_on(&run_dir, None, backend) {
+        Command::Index { campaign_dir } => match harness::campaign::rewrite_index(&campaign_dir) {
+            Ok(path) => {
+                println!("{}", path.display());
+                0
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                2
+            }
+        },
+        Command::Reproduce {
+            run_dir,
+            backend,
+            into,
+        } => match reproduce_on(&run_dir, None, backend, into.as_deref()) {
             Ok(reproduction) => {
                 print!("{}", reproduction.summary());
                 reproduction.exit_code()

@@ -53,6 +53,35 @@ fn class(status: RunStatus) -> &'static str {
     }
 }
 
+/// What `scripts/triage.sh` made of a failed run, as links: the shrunk scenario, its run's
+/// report, and that run re-run on real processes. Empty until triage ran.
+fn triage_links(run_dir: &Path, campaign_dir: &Path) -> String {
+    let shrink = crate::shrink::default_folder(run_dir);
+    let candidates = [
+        ("shrunk scenario", shrink.join(crate::shrink::SHRUNK_YAML)),
+        (
+            "shrunk run",
+            RunDir::new(shrink.join(crate::shrink::RUN)).report(),
+        ),
+        (
+            "shrunk run on real processes",
+            RunDir::new(shrink.join(crate::shrink::REAL)).report(),
+        ),
+    ];
+    let links: Vec<String> = candidates
+        .iter()
+        .filter(|(_, path)| path.exists())
+        .map(|(label, path)| {
+            let href = href_path(&relative_to(path, campaign_dir));
+            format!("<a href=\"{}\">{label}</a>", escape(&href))
+        })
+        .collect();
+    if links.is_empty() {
+        return String::new();
+    }
+    format!("<div class=\"triage\">triage: {}</div>", links.join(" · "))
+}
+
 pub fn render_index(summary: &CampaignSummary) -> String {
     let (banner_class, banner) = match summary.exit_code() {
         0 => ("ok", "every run as expected"),
@@ -112,6 +141,9 @@ pub fn render_index(summary: &CampaignSummary) -> String {
                     escape(&record.reproduce)
                 );
             }
+            if let Some(run_dir) = &record.run_dir {
+                details.push_str(&triage_links(run_dir, &summary.dir));
+            }
             if !record.log_tail.is_empty() {
                 let _ = write!(
                     details,
@@ -160,6 +192,27 @@ mod tests {
             html.contains("<p class=\"muted\" id=\"backend\">backend: sim (virtual time)</p>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn a_triaged_failure_links_its_shrunk_scenario_and_runs() {
+        let campaign = tempfile::tempdir().expect("tempdir");
+        let run = campaign.path().join("default/1-x");
+        let shrink = crate::shrink::default_folder(&run);
+        std::fs::create_dir_all(shrink.join("run")).expect("mkdir");
+        std::fs::write(shrink.join(crate::shrink::SHRUNK_YAML), "name: s\n").expect("yaml");
+        std::fs::write(RunDir::new(shrink.join("run")).report(), "<html>").expect("report");
+        let links = triage_links(&run, campaign.path());
+        assert!(
+            links.contains("href=\"default/1-x-shrink/shrunk.yaml\">shrunk scenario</a>"),
+            "{links}"
+        );
+        assert!(
+            links.contains("href=\"default/1-x-shrink/run/report.html\">shrunk run</a>"),
+            "{links}"
+        );
+        assert!(!links.contains("real processes"), "{links}");
+        assert_eq!(triage_links(&campaign.path().join("other"), campaign.path()), "");
     }
 
     #[test]

@@ -279,6 +279,19 @@ pub fn write_campaign_files(summary: &CampaignSummary) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Renders `index.html` again from the folder's `campaign.json`; returns its path.
+pub fn rewrite_index(campaign_dir: &Path) -> anyhow::Result<PathBuf> {
+    let summary_path = campaign_dir.join(SUMMARY_FILE);
+    let text = std::fs::read_to_string(&summary_path)
+        .with_context(|| format!("cannot read {}", summary_path.display()))?;
+    let summary: CampaignSummary = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a campaign summary", summary_path.display()))?;
+    let path = campaign_dir.join(INDEX_FILE);
+    std::fs::write(&path, render_index(&summary))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
 fn create_campaign_dir(out: &Path, options: &CampaignOptions) -> anyhow::Result<(PathBuf, String)> {
     let mut base = format!("campaign-{}", crate::layout::timestamp_label());
     if options.shard.total > 1 {

@@ -156,15 +156,17 @@ fn results_root(run_dir: &Path) -> PathBuf {
 /// Re-runs `run_dir` on its own backend with `executable` (`None` = this executable) and
 /// compares the outcomes.
 pub fn reproduce(run_dir: &Path, executable: Option<&Path>) -> anyhow::Result<Reproduction> {
-    reproduce_on(run_dir, executable, None)
+    reproduce_on(run_dir, executable, None, None)
 }
 
-/// Re-runs `run_dir` on `backend` (`None` = the original's) and compares: the outcomes, and
+/// Re-runs `run_dir` on `backend` (`None` = the original's) into `into` (new or empty; `None`
+/// = a new folder beside the original's scenario folder) and compares: the outcomes, and
 /// when both runs are simulated, every recorded file.
 pub fn reproduce_on(
     run_dir: &Path,
     executable: Option<&Path>,
     backend: Option<Backend>,
+    into: Option<&Path>,
 ) -> anyhow::Result<Reproduction> {
     let original_dir = RunDir::new(run_dir.to_path_buf());
     let original = Verdict::read(&original_dir)?;
@@ -183,8 +185,10 @@ pub fn reproduce_on(
         Some(then) => Some((then.clone(), now)),
         None => Some(("not recorded".into(), now)),
     };
-    let rerun_dir =
-        RunDir::create_under(&results_root(run_dir), &original.scenario, original.seed)?;
+    let rerun_dir = match into {
+        Some(folder) => RunDir::create_exactly(folder)?,
+        None => RunDir::create_under(&results_root(run_dir), &original.scenario, original.seed)?,
+    };
     let ran = run_again(&executable, &original, &scenario, rerun_backend, &rerun_dir);
     if ran.is_err() {
         // A rerun that never started leaves an empty folder: nothing worth keeping.

@@ -39,6 +39,17 @@ pub const SHRUNK_YAML: &str = "shrunk.yaml";
 pub const SHRINK_JSON: &str = "shrink.json";
 pub const RUN: &str = "run";
 pub const ATTEMPTS: &str = "attempts";
+/// `scripts/triage.sh` re-runs the shrunk run on real processes here.
+pub const REAL: &str = "real";
+
+/// `<run_dir>-shrink`, beside the run: where a shrink goes by default, and where triage
+/// (and the campaign index, which links what it finds there) expects it.
+pub fn default_folder(run_dir: &Path) -> PathBuf {
+    let name = run_dir
+        .file_name()
+        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+    run_dir.with_file_name(format!("{name}-shrink"))
+}
 
 #[derive(Clone, Debug)]
 pub struct ShrinkOptions {
@@ -213,14 +224,11 @@ fn shrink_folder(run_dir: &Path, out: Option<&Path>) -> Result<PathBuf, ShrinkEr
         Some(out) if !empty_or_new(out) => return Err(ShrinkError::OutNotEmpty(out.into())),
         Some(out) => out.to_path_buf(),
         None => {
-            let name = run_dir
-                .file_name()
-                .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
-            let base = run_dir.with_file_name(format!("{name}-shrink"));
+            let base = default_folder(run_dir);
             let mut folder = base.clone();
             let mut k = 2;
             while !empty_or_new(&folder) {
-                folder = base.with_file_name(format!("{name}-shrink-{k}"));
+                folder = PathBuf::from(format!("{}-{k}", base.display()));
                 k += 1;
             }
             folder
