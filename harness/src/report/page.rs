@@ -5,8 +5,8 @@ use super::charts::{bucket_width_ms, buckets, latency_svg, throughput_svg};
 use super::html::{duration_ms, escape};
 use super::inputs::RunData;
 use super::linview::failing_keys_html;
-use super::resources::resource_breaches;
 use super::ops::{OpOutcome, TimedOp, estimate_time_zero_ns, pair_operations, view_changes};
+use super::resources::resource_breaches;
 use super::shading::{Mark, bands, legend_html};
 use super::tables::{
     STATES, agreement_conflicts, amnesia_conflicts, checks_table, conflicts_side_by_side,
