@@ -2,9 +2,8 @@
 //! number. Each PRE-PREPARE it proposes goes unchanged to a seeded, non-empty subset of the
 //! backups and, re-signed with its own key, with a reordered or shrunk batch to the rest.
 
-use crate::rewrite::{MEMORY_CAP, me, now, pass, peers, sign_as};
-use rand::seq::SliceRandom;
-use rand::{RngExt, SeedableRng};
+use crate::rewrite::{MEMORY_CAP, conflicting_batch, deceived_part, me, now, pass, peers, sign_as};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use replica::core::Effect;
 use replica::ids::{ReplicaId, Seq, View};
@@ -38,21 +37,8 @@ impl Equivocate {
             if self.splits.len() >= MEMORY_CAP {
                 self.splits.pop_first();
             }
-            let mut backups = peers(ctx);
-            backups.shuffle(&mut self.rng);
-            let deceived_count = match backups.len() {
-                0 | 1 => backups.len(),
-                n => self.rng.random_range(1..n),
-            };
-            let deceived = backups.into_iter().take(deceived_count).collect();
-            let mut batch = real.body.batch.clone();
-            if batch.len() >= 2 && self.rng.random_bool(0.5) {
-                let by = self.rng.random_range(1..batch.len());
-                batch.rotate_left(by);
-            } else if !batch.is_empty() {
-                let drop = self.rng.random_range(0..batch.len());
-                batch.remove(drop);
-            }
+            let deceived = deceived_part(peers(ctx), &mut self.rng);
+            let batch = conflicting_batch(&real.body.batch, &mut self.rng);
             let body = PrePrepare {
                 view: real.body.view,
                 seq: real.body.seq,
