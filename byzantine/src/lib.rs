@@ -16,12 +16,14 @@ mod rewrite;
 
 pub use params::{BehaviourError, closest};
 
+use behaviours::equivocate_all::Targets;
 use behaviours::mutate::Scope;
 use params::Params;
 use replica::ClientId;
 use replica::message::MessageKind;
 use replica::node::Interceptor;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// One entry of the catalogue, as `byzantine-replica --list` and `gauntlet list` show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,12 @@ const CATALOGUE: &[BehaviourInfo] = &[
         name: "equivocate",
         summary: "as primary, sends conflicting PRE-PREPAREs for one sequence number: some backups get the real batch, the others a reordered or shrunk one, re-signed",
         params: "",
+        in_process: true,
+    },
+    BehaviourInfo {
+        name: "equivocate-all",
+        summary: "as primary or backup, for every (view, seq) a seeded part of its peers gets the honest PRE-PREPARE/PREPARE/COMMIT and the rest a conflicting one (another batch, or the digest the other side holds), each correctly sealed; VIEW-CHANGEs split the same way",
+        params: "targets=primary|backup|both (both), hold_ms=20",
         in_process: true,
     },
     BehaviourInfo {
@@ -146,6 +154,11 @@ pub fn build(
         Config::Silent => Box::new(silence::Silent),
         Config::CrashLater { after_ms } => Box::new(silence::CrashLater::new(after_ms)),
         Config::Equivocate => Box::new(equivocate::Equivocate::new(seed)),
+        Config::EquivocateAll { targets, hold_ms } => Box::new(equivocate_all::EquivocateAll::new(
+            seed,
+            targets,
+            Duration::from_millis(hold_ms),
+        )),
         Config::WrongReply { value, early } => Box::new(replies::WrongReply::new(value, early)),
         Config::Censor { clients } => Box::new(primary::Censor::new(clients)),
         Config::SlowPrimary { delay_ms } => Box::new(primary::SlowPrimary::new(delay_ms)),
@@ -170,6 +183,10 @@ enum Config {
         after_ms: u64,
     },
     Equivocate,
+    EquivocateAll {
+        targets: Targets,
+        hold_ms: u64,
+    },
     WrongReply {
         value: String,
         early: bool,
@@ -225,6 +242,13 @@ fn configure(name: &str, params: &BTreeMap<String, String>) -> Result<Config, Be
         "equivocate" => {
             Params::new(name, params, &[])?;
             Config::Equivocate
+        }
+        "equivocate-all" => {
+            let p = Params::new(name, params, &["targets", "hold_ms"])?;
+            Config::EquivocateAll {
+                targets: p.targets("targets")?,
+                hold_ms: p.u64("hold_ms")?.unwrap_or(20),
+            }
         }
         "wrong-reply" => {
             let p = Params::new(name, params, &["value", "early"])?;

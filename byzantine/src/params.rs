@@ -1,5 +1,6 @@
 //! `--param key=value` pairs, checked against what each behaviour accepts.
 
+use crate::behaviours::equivocate_all::Targets;
 use crate::behaviours::mutate::Scope;
 use replica::ClientId;
 use replica::message::MessageKind;
@@ -185,6 +186,16 @@ impl<'a> Params<'a> {
             None | Some("small") => Ok(Scope::Small),
             Some("any") => Ok(Scope::Any),
             Some(_) => Err(self.bad(param, "expected `small` or `any`")),
+        }
+    }
+
+    /// Which rounds an equivocator lies in: as `primary`, as `backup`, or `both` (absent).
+    pub(crate) fn targets(&self, param: &'static str) -> Result<Targets, BehaviourError> {
+        match self.string(param).map(str::trim) {
+            None | Some("both") => Ok(Targets::Both),
+            Some("primary") => Ok(Targets::Primary),
+            Some("backup") => Ok(Targets::Backup),
+            Some(_) => Err(self.bad(param, "expected `primary`, `backup` or `both`")),
         }
     }
 }

@@ -15,6 +15,7 @@ const EXPECTED: &[&str] = &[
     "silent",
     "crash-later",
     "equivocate",
+    "equivocate-all",
     "wrong-reply",
     "censor",
     "slow-primary",
@@ -68,6 +69,8 @@ fn an_unknown_behaviour_or_parameter_is_refused_naming_it() {
         ("mutate", "probability", "1.5"),
         ("mutate", "kinds", "prepare,gossip"),
         ("mutate", "scope", "huge"),
+        ("equivocate-all", "targets", "everyone"),
+        ("equivocate-all", "hold_ms", "soon"),
         ("wrong-reply", "early", "maybe"),
     ];
     for (behaviour, param, value) in bad {

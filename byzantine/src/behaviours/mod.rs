@@ -2,6 +2,7 @@
 
 pub(crate) mod checkpoint;
 pub(crate) mod equivocate;
+pub(crate) mod equivocate_all;
 pub(crate) mod mutate;
 pub(crate) mod noise;
 pub(crate) mod primary;
