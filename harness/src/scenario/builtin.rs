@@ -55,6 +55,14 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/byz-equivocate.yaml"),
     },
     Builtin {
+        name: "byz-equivocate-all",
+        yaml: include_str!("../../scenarios/byz-equivocate-all.yaml"),
+    },
+    Builtin {
+        name: "byz-equivocate-all-backup",
+        yaml: include_str!("../../scenarios/byz-equivocate-all-backup.yaml"),
+    },
+    Builtin {
         name: "byz-wrong-reply",
         yaml: include_str!("../../scenarios/byz-wrong-reply.yaml"),
     },
@@ -133,6 +141,10 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "neg-wrong-reply-f1",
         yaml: include_str!("../../scenarios/neg-wrong-reply-f1.yaml"),
+    },
+    Builtin {
+        name: "neg-equivocate-all-f1",
+        yaml: include_str!("../../scenarios/neg-equivocate-all-f1.yaml"),
     },
     Builtin {
         name: "neg-silent-f1",
