@@ -1,6 +1,7 @@
 //! `checkpoint-lie`: lies about state. Its CHECKPOINTs carry a wrong state digest (seeded);
 //! its state-transfer answers carry altered state (which no longer matches the certified
-//! digest) or an altered committed batch (which no longer matches its signatures).
+//! digest), an altered committed batch (which no longer matches its signatures), or a
+//! committed certificate it made up and signed all by itself (valid signatures, no quorum).
 
 use crate::rewrite::{me, pass, random_digest, sign_as};
 use rand::{RngExt, SeedableRng};
@@ -8,7 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use replica::core::Effect;
 use replica::ids::{ClientId, Timestamp};
 use replica::kv::Operation;
-use replica::message::{Checkpoint, StateTransfer, WireMessage, batch_digest};
+use replica::message::{
+    Checkpoint, Commit, CommittedProof, StateTransfer, WireMessage, batch_digest,
+};
 use replica::node::{InterceptContext, Interceptor};
 use std::time::Duration;
 
@@ -23,26 +26,43 @@ impl CheckpointLie {
         }
     }
 
-    fn lie_about_state(&mut self, mut transfer: StateTransfer) -> StateTransfer {
-        let alter_batch = !transfer.committed.is_empty() && self.rng.random_bool(0.5);
-        if alter_batch {
-            let i = self.rng.random_range(0..transfer.committed.len());
-            let proof = &mut transfer.committed[i];
-            let batch = &mut proof.pre_prepare.body.batch;
-            if batch.is_empty() {
-                proof.pre_prepare.body.view.0 += 1;
-            } else {
-                batch.pop();
-                proof.pre_prepare.body.digest = batch_digest(batch);
-            }
+    /// One of three lies, seeded: altered state, an altered committed batch (its signatures
+    /// no longer match), or a certificate it made up and signed itself.
+    fn lie_about_state(
+        &mut self,
+        mut transfer: StateTransfer,
+        ctx: &InterceptContext<'_>,
+    ) -> StateTransfer {
+        let lie = if transfer.committed.is_empty() {
+            0
         } else {
-            let forged = Operation::Put {
-                key: "checkpoint-lie".into(),
-                value: format!("{}", self.rng.random::<u32>()),
-            };
-            transfer
-                .state
-                .execute(ClientId(u32::MAX), Timestamp(u64::MAX), &forged);
+            self.rng.random_range(0..3)
+        };
+        match lie {
+            0 => {
+                let forged = Operation::Put {
+                    key: "checkpoint-lie".into(),
+                    value: format!("{}", self.rng.random::<u32>()),
+                };
+                transfer
+                    .state
+                    .execute(ClientId(u32::MAX), Timestamp(u64::MAX), &forged);
+            }
+            1 => {
+                let i = self.rng.random_range(0..transfer.committed.len());
+                let proof = &mut transfer.committed[i];
+                let batch = &mut proof.pre_prepare.body.batch;
+                if batch.is_empty() {
+                    proof.pre_prepare.body.view.0 += 1;
+                } else {
+                    batch.pop();
+                    proof.pre_prepare.body.digest = batch_digest(batch);
+                }
+            }
+            _ => {
+                let i = self.rng.random_range(0..transfer.committed.len());
+                transfer.committed[i] = self_certified(&transfer.committed[i], ctx);
+            }
         }
         transfer
     }
@@ -57,11 +77,30 @@ impl CheckpointLie {
                 WireMessage::Checkpoint(sign_as(body, me(ctx), ctx.key))
             }
             WireMessage::StateTransfer(t) if t.signer == me(ctx) => {
-                let body = self.lie_about_state(t.body);
+                let body = self.lie_about_state(t.body, ctx);
                 WireMessage::StateTransfer(sign_as(body, me(ctx), ctx.key))
             }
             other => other,
         }
+    }
+}
+
+/// A committed certificate whose every signature is valid, all of them this replica's own:
+/// the batch changed (a request dropped), signed as a PRE-PREPARE and COMMITted by itself
+/// alone. Only the receiver's quorum check (a PRE-PREPARE from the view's primary and 2f+1
+/// matching COMMITs) can refuse it.
+fn self_certified(proof: &CommittedProof, ctx: &InterceptContext<'_>) -> CommittedProof {
+    let mut body = proof.pre_prepare.body.clone();
+    body.batch.pop();
+    body.digest = batch_digest(&body.batch);
+    let commit = Commit {
+        view: body.view,
+        seq: body.seq,
+        digest: body.digest,
+    };
+    CommittedProof {
+        pre_prepare: sign_as(body, me(ctx), ctx.key),
+        commits: vec![sign_as(commit, me(ctx), ctx.key)],
     }
 }
 
