@@ -106,6 +106,9 @@ struct MutantsArgs {
     /// Files to mutate (globs, relative to the workspace); default: the protocol code.
     #[arg(long = "file")]
     files: Vec<String>,
+    /// Only mutants whose names match this regular expression (repeatable).
+    #[arg(long = "re")]
+    names: Vec<String>,
     /// Judge a seeded sample of this many mutants instead of all.
     #[arg(long)]
     sample: Option<usize>,
@@ -486,6 +489,7 @@ fn mutants(args: MutantsArgs) -> i32 {
             out: root.join(args.out).join(stamp),
             root,
             files,
+            names: args.names,
             sample: args.sample,
             seed: args.seed,
             suite: args.suite,

@@ -18,14 +18,18 @@ pub struct Mutant {
     pub diff: String,
 }
 
-/// Asks cargo-mutants for every mutant of `files` (paths relative to `root`).
-pub fn list(root: &Path, files: &[String]) -> anyhow::Result<Vec<Mutant>> {
+/// Asks cargo-mutants for every mutant of `files` (paths relative to `root`) whose name
+/// matches one of `names` (regular expressions; all when empty).
+pub fn list(root: &Path, files: &[String], names: &[String]) -> anyhow::Result<Vec<Mutant>> {
     let mut command = Command::new("cargo");
     command
         .args(["mutants", "--list", "--json", "--diff"])
         .current_dir(root);
     for file in files {
         command.args(["--file", file]);
+    }
+    for name in names {
+        command.args(["--re", name]);
     }
     let output = command
         .output()

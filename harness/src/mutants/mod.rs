@@ -33,6 +33,9 @@ pub struct MutantsOptions {
     pub root: PathBuf,
     /// Globs cargo-mutants takes with `--file`.
     pub files: Vec<String>,
+    /// Only mutants whose names match one of these regular expressions (to re-judge the
+    /// survivors of an earlier score, say).
+    pub names: Vec<String>,
     /// Judge a seeded sample of this many instead of all.
     pub sample: Option<usize>,
     pub seed: u64,
@@ -57,7 +60,7 @@ pub fn score(options: &MutantsOptions, log: &mut dyn Write) -> anyhow::Result<Sc
     std::fs::create_dir_all(&options.out)
         .with_context(|| format!("cannot create {}", options.out.display()))?;
     let mutants = list::sample(
-        list::list(&options.root, &options.files)?,
+        list::list(&options.root, &options.files, &options.names)?,
         options.sample,
         options.seed,
     );
