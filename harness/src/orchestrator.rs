@@ -3,7 +3,7 @@
 
 use crate::backend::Backend;
 use crate::layout::{ReplicaProcess, RunDir, RunFolder, cluster_config_for, write_cluster_files};
-use crate::nemesis::Nemesis;
+use crate::nemesis::{Nemesis, NemesisSetup};
 use crate::plan::{self, Plan};
 use crate::primary::PrimaryTracker;
 use crate::processes::{ReplicaLaunch, Supervisor, find_binary};
@@ -252,10 +252,17 @@ async fn drive_cluster(
         proxy.handle(),
         Arc::clone(supervisor),
         tracker,
-        plan.links.clone(),
-        plan.n(),
-        plan.twins.clone(),
-        run_start,
+        NemesisSetup {
+            links: plan.links.clone(),
+            n: plan.n(),
+            twins: plan.twins.clone(),
+            run_start,
+            event_files: plan
+                .replicas
+                .iter()
+                .map(|r| (r.id, dir.data_events(r.id)))
+                .collect(),
+        },
     ));
 
     // Workload and nemesis together. Dropping the JoinSets (on any early return) aborts them.

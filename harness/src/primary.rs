@@ -12,7 +12,8 @@ pub struct PrimaryTracker {
     view: View,
 }
 
-struct TailedFile {
+/// A file read as it grows, in whole lines (the nemesis's triggers tail every replica's).
+pub(crate) struct TailedFile {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
@@ -23,14 +24,7 @@ impl PrimaryTracker {
     pub fn new(n: usize, paths: Vec<PathBuf>) -> PrimaryTracker {
         PrimaryTracker {
             n,
-            files: paths
-                .into_iter()
-                .map(|path| TailedFile {
-                    path,
-                    offset: 0,
-                    partial: Vec::new(),
-                })
-                .collect(),
+            files: paths.into_iter().map(TailedFile::new).collect(),
             view: View(0),
         }
     }
@@ -70,7 +64,16 @@ fn view_of(line: &str) -> Option<View> {
 }
 
 impl TailedFile {
-    fn new_lines(&mut self) -> Vec<String> {
+    pub(crate) fn new(path: PathBuf) -> TailedFile {
+        TailedFile {
+            path,
+            offset: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The whole lines appended since the last call (a file that shrank is read again).
+    pub(crate) fn new_lines(&mut self) -> Vec<String> {
         let Ok(mut file) = std::fs::File::open(&self.path) else {
             return Vec::new();
         };

@@ -3,7 +3,7 @@
 //! nemesis (`run.rs`: the proxy and the processes) and the simulated one (`crate::sim`) both
 //! carry out the steps it returns, so a fault means the same thing in both worlds.
 
-use super::{PlannedAction, PlannedFault, PlannedTarget, partition_cuts};
+use super::{PlannedAction, PlannedFault, PlannedTarget, TriggerRecord, partition_cuts};
 use crate::proxy::{LinkSpec, Rule, partition_rules};
 use crate::twins::TwinsPlan;
 use replica::ReplicaId;
@@ -26,6 +26,15 @@ pub struct NemesisRecord {
     /// The proxy rules installed, for network faults.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,
+}
+
+/// A record line as written: the record, and how it fired when a trigger started it.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    record: &'a NemesisRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trigger: Option<&'a TriggerRecord>,
 }
 
 /// One thing to do to the world to start or end a fault.
@@ -66,14 +75,20 @@ pub struct FaultBook {
     twins: Option<TwinsPlan>,
     records: Vec<NemesisRecord>,
     active: BTreeMap<String, Active>,
+    /// How each triggered fault fired, by fault id.
+    triggers: BTreeMap<String, TriggerRecord>,
 }
 
 /// When each fault starts and ends, in ms after the workload started, as
 /// `(time, starts?, index into faults)`: an end sorts before a start at the same instant.
-/// Restarts and resumes are instantaneous and have no end.
+/// Restarts and resumes are instantaneous and have no end. Triggered faults are not on it:
+/// an event starts them (`TriggerWatch`).
 pub fn timeline(faults: &[PlannedFault]) -> Vec<(u64, bool, usize)> {
     let mut timeline: Vec<(u64, bool, usize)> = Vec::new();
     for (index, fault) in faults.iter().enumerate() {
+        if fault.trigger.is_some() {
+            continue;
+        }
         timeline.push((fault.start_ms, true, index));
         if let Some(end) = fault.end_ms
             && !is_instantaneous(&fault.action)
@@ -100,6 +115,7 @@ impl FaultBook {
             twins,
             records: Vec::new(),
             active: BTreeMap::new(),
+            triggers: BTreeMap::new(),
         }
     }
 
@@ -204,6 +220,25 @@ impl FaultBook {
         }
     }
 
+    /// Records how triggered fault `id` fired (after its `record_start`).
+    pub fn record_trigger(&mut self, id: &str, trigger: TriggerRecord) {
+        self.triggers.insert(id.to_string(), trigger);
+    }
+
+    /// How each triggered fault fired, by fault id.
+    pub fn triggers(&self) -> &BTreeMap<String, TriggerRecord> {
+        &self.triggers
+    }
+
+    /// Whether fault `id` started and has ended (a triggered fault's `after_fault` arms it).
+    pub fn has_ended(&self, id: &str) -> bool {
+        !self.active.contains_key(id)
+            && self
+                .records
+                .iter()
+                .any(|r| r.id == id && r.end_ns.is_some())
+    }
+
     /// Ends fault `id` (if it is in force) at `now_ns`; the steps that undo it.
     pub fn end(&mut self, id: &str, now_ns: u64) -> Vec<Step> {
         let Some(active) = self.active.remove(id) else {
@@ -241,7 +276,11 @@ impl FaultBook {
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
         for record in self.records() {
-            let line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
+            let line = Line {
+                record: &record,
+                trigger: self.triggers.get(&record.id),
+            };
+            let line = serde_json::to_string(&line).map_err(std::io::Error::other)?;
             writeln!(out, "{line}")?;
         }
         out.flush()
@@ -259,6 +298,7 @@ mod tests {
             start_ms,
             end_ms,
             action,
+            trigger: None,
         }
     }
 

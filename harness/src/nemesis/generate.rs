@@ -1,15 +1,13 @@
-//! Turning the scenario's nemesis section into concrete, timed faults (all choices seeded).
+//! Generated faults (`nemesis.generate`), and the seeded choices an explicit schedule shares
+//! with them (targets, partition groupings); all choices seeded.
 
 use super::{PlannedAction, PlannedFault, PlannedTarget, partition_cuts};
 use crate::proxy::{Action, Matcher, RewriteMode, Rule};
-use crate::scenario::{
-    FaultAction, FaultKind, GenerateSpec, NamedTarget, PartitionShape, ScheduledFault, TargetSpec,
-};
+use crate::scenario::{FaultKind, GenerateSpec, NamedTarget, PartitionShape, TargetSpec};
 use rand::RngExt;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha20Rng;
 use replica::ReplicaId;
-use std::collections::BTreeSet;
 
 /// No generated fault may still be active this close to the end of the workload, so the
 /// cluster has a moment of calm before the heal even without the heal's help.
@@ -21,7 +19,11 @@ fn shuffled_replicas(n: usize, rng: &mut ChaCha20Rng) -> Vec<ReplicaId> {
     order
 }
 
-fn resolve_target(target: Option<TargetSpec>, n: usize, rng: &mut ChaCha20Rng) -> PlannedTarget {
+pub(super) fn resolve_target(
+    target: Option<TargetSpec>,
+    n: usize,
+    rng: &mut ChaCha20Rng,
+) -> PlannedTarget {
     match target {
         Some(TargetSpec::Id(id)) => PlannedTarget::Replica(ReplicaId(id)),
         Some(TargetSpec::Named(NamedTarget::Primary)) => PlannedTarget::Primary,
@@ -31,7 +33,7 @@ fn resolve_target(target: Option<TargetSpec>, n: usize, rng: &mut ChaCha20Rng) -
     }
 }
 
-fn partition_action(
+pub(super) fn partition_action(
     shape: PartitionShape,
     target: Option<TargetSpec>,
     one_way: bool,
@@ -54,55 +56,6 @@ fn partition_action(
         cuts: partition_cuts(shape, &order, isolated),
         one_way,
     }
-}
-
-/// Resolves an explicit schedule: random targets and groupings are drawn from `rng`.
-pub fn resolve_schedule(
-    schedule: &[ScheduledFault],
-    n: usize,
-    rng: &mut ChaCha20Rng,
-) -> Vec<PlannedFault> {
-    let mut planned = Vec::new();
-    for (index, fault) in schedule.iter().enumerate() {
-        let end_ms = fault.duration_ms.map(|d| fault.at_ms + d);
-        let action = match fault.action {
-            FaultAction::Partition => partition_action(
-                fault.shape.unwrap_or(PartitionShape::Halves),
-                fault.target,
-                fault.one_way,
-                n,
-                rng,
-            ),
-            FaultAction::LinkFault => PlannedAction::LinkFault {
-                rules: fault.rules.clone(),
-            },
-            FaultAction::Kill => PlannedAction::Kill {
-                target: resolve_target(fault.target, n, rng),
-                permanent: fault.permanent,
-            },
-            FaultAction::Restart => PlannedAction::Restart {
-                target: resolve_target(fault.target, n, rng),
-            },
-            FaultAction::Pause => PlannedAction::Pause {
-                target: resolve_target(fault.target, n, rng),
-            },
-            FaultAction::Resume => PlannedAction::Resume {
-                target: resolve_target(fault.target, n, rng),
-            },
-        };
-        let end_ms = match action {
-            PlannedAction::Restart { .. } | PlannedAction::Resume { .. } => Some(fault.at_ms),
-            _ => end_ms,
-        };
-        planned.push(PlannedFault {
-            id: format!("s{index:02}-{}", action.name()),
-            start_ms: fault.at_ms,
-            end_ms,
-            action,
-        });
-    }
-    planned.sort_by_key(|f| f.start_ms);
-    planned
 }
 
 fn everywhere(id: String, action: Action) -> Rule {
@@ -147,6 +100,7 @@ pub fn generate(
             start_ms,
             end_ms: Some(end_ms),
             action,
+            trigger: None,
         });
         index += 1;
         slot_start += spec.interval_ms;
@@ -240,63 +194,11 @@ fn generated_action(
     }
 }
 
-/// The most replicas down or paused at any one moment under `faults`. A fault on "the primary"
-/// counts as a replica of its own (its id is known only at run time), which over-counts at
-/// worst. Faults with no end last until the final heal.
-pub fn max_down(faults: &[PlannedFault]) -> usize {
-    // (time, order, delta): ends sort before starts at the same instant.
-    #[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
-    enum Who {
-        Known(ReplicaId),
-        Primary(usize),
-    }
-    let mut events: Vec<(u64, u8, Who, bool)> = Vec::new();
-    for (index, fault) in faults.iter().enumerate() {
-        let who = |t: PlannedTarget| match t {
-            PlannedTarget::Replica(r) => Who::Known(r),
-            PlannedTarget::Primary => Who::Primary(index),
-        };
-        match fault.action {
-            PlannedAction::Kill { target, .. } | PlannedAction::Pause { target } => {
-                events.push((fault.start_ms, 1, who(target), true));
-                if let Some(end) = fault.end_ms {
-                    events.push((end, 0, who(target), false));
-                }
-            }
-            PlannedAction::Restart { target } | PlannedAction::Resume { target } => {
-                events.push((fault.start_ms, 0, who(target), false));
-            }
-            _ => {}
-        }
-    }
-    events.sort_by_key(|e| (e.0, e.1));
-    let mut down: BTreeSet<Who> = BTreeSet::new();
-    let mut most = 0;
-    for (_, _, who, starts) in events {
-        if starts {
-            down.insert(who);
-        } else if let Who::Known(_) = who {
-            down.remove(&who);
-        } else {
-            // A restart of "the primary" undoes the latest primary-targeted fault.
-            let latest = down
-                .iter()
-                .rev()
-                .find(|w| matches!(w, Who::Primary(_)))
-                .copied();
-            if let Some(latest) = latest {
-                down.remove(&latest);
-            }
-        }
-        most = most.max(down.len());
-    }
-    most
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+    use std::collections::BTreeSet;
 
     fn spec(kinds: Vec<FaultKind>, interval_ms: u64, intensity: f64) -> GenerateSpec {
         GenerateSpec {
@@ -320,7 +222,10 @@ mod tests {
             let intensity = 0.1 + (seed % 10) as f64 * 0.1;
             let faults = generate(&spec(all.clone(), 1000, intensity), 4, 20_000, &mut rng);
             assert!(!faults.is_empty());
-            assert!(max_down(&faults) <= 1, "seed {seed}: {faults:?}");
+            assert!(
+                super::super::max_down(&faults) <= 1,
+                "seed {seed}: {faults:?}"
+            );
         }
     }
 
@@ -371,25 +276,6 @@ mod tests {
         );
         assert_eq!(a, b);
         assert_ne!(a, c);
-    }
-
-    fn kill(id: u32, start: u64, end: Option<u64>) -> PlannedFault {
-        PlannedFault {
-            id: format!("k{id}"),
-            start_ms: start,
-            end_ms: end,
-            action: PlannedAction::Kill {
-                target: PlannedTarget::Replica(ReplicaId(id)),
-                permanent: end.is_none(),
-            },
-        }
-    }
-
-    #[test]
-    fn max_down_counts_overlapping_process_faults_only() {
-        assert_eq!(max_down(&[kill(1, 0, Some(10)), kill(2, 10, Some(20))]), 1);
-        assert_eq!(max_down(&[kill(1, 0, Some(11)), kill(2, 10, Some(20))]), 2);
-        assert_eq!(max_down(&[kill(2, 0, None), kill(3, 0, None)]), 2);
     }
 
     #[test]

@@ -1,13 +1,21 @@
-//! The nemesis: a timed schedule of faults, written out in the scenario or generated from the
-//! seed, resolved into the plan, then carried out against the proxy and the processes.
+//! The nemesis: a schedule of faults, written out in the scenario or generated from the seed,
+//! resolved into the plan, then carried out against the proxy and the processes. Most start
+//! at a time; triggered ones start right after a replica sends a given message (`trigger.rs`).
 
 mod book;
 mod generate;
+mod over_f;
 mod run;
+mod schedule;
+mod trigger;
+mod watch;
 
 pub use book::{FaultBook, NemesisRecord, Start, Step, timeline};
-pub use generate::{generate, max_down, resolve_schedule};
-pub use run::Nemesis;
+pub use generate::generate;
+pub use over_f::max_down;
+pub use run::{Nemesis, NemesisSetup};
+pub use schedule::resolve_schedule;
+pub use trigger::{Fired, PlannedTrigger, TriggerRecord, TriggerTarget, TriggerWatch};
 
 use crate::proxy::{Endpoint, Rule};
 use crate::scenario::PartitionShape;
@@ -75,6 +83,10 @@ pub struct PlannedFault {
     pub end_ms: Option<u64>,
     #[serde(flatten)]
     pub action: PlannedAction,
+    /// A fault at a protocol point: `start_ms` only arms it, and it starts when a replica's
+    /// event matches (`trigger.rs`); its target is the trigger's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<PlannedTrigger>,
 }
 
 /// The groupings of a static partition shape over replicas `0..n` (clients stay connected to

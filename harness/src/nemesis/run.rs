@@ -1,14 +1,15 @@
-//! Carries out the planned faults at their times against the proxy and the processes; the
-//! bookkeeping (what each fault does, `nemesis.jsonl`) is `FaultBook`'s.
+//! Carries out the planned faults at their times against the proxy and the processes (and the
+//! triggered ones as `watch.rs` sees their events); the bookkeeping (what each fault does,
+//! `nemesis.jsonl`) is `FaultBook`'s.
 
-use super::PlannedFault;
 use super::book::{FaultBook, Step, timeline};
+use super::{PlannedFault, TriggerWatch};
 use crate::primary::PrimaryTracker;
 use crate::processes::{ReplicaState, Supervisor};
 use crate::proxy::{LinkSpec, ProxyHandle};
 use crate::twins::TwinsPlan;
 use replica::ReplicaId;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,25 @@ pub struct Nemesis {
     proxy: ProxyHandle,
     supervisor: Arc<Supervisor>,
     tracker: Arc<Mutex<PrimaryTracker>>,
-    run_start: Instant,
+    pub(super) run_start: Instant,
+    /// `run_start` on the wall clock (ns since the Unix epoch), which event lines use.
+    pub(super) run_start_unix_ns: u64,
     book: Mutex<FaultBook>,
     /// Twinned replicas: the rules that keep the twins apart survive the heal.
     twins: Option<TwinsPlan>,
+    /// Every replica's `events.jsonl`, by id, which triggered faults watch.
+    pub(super) event_files: Vec<(ReplicaId, PathBuf)>,
+    n: usize,
+}
+
+/// What the nemesis works on besides the proxy and the processes.
+pub struct NemesisSetup {
+    pub links: Vec<LinkSpec>,
+    pub n: usize,
+    pub twins: Option<TwinsPlan>,
+    pub run_start: Instant,
+    /// Every replica's `events.jsonl` (they may not exist yet).
+    pub event_files: Vec<(ReplicaId, PathBuf)>,
 }
 
 impl Nemesis {
@@ -27,18 +43,19 @@ impl Nemesis {
         proxy: ProxyHandle,
         supervisor: Arc<Supervisor>,
         tracker: Arc<Mutex<PrimaryTracker>>,
-        links: Vec<LinkSpec>,
-        n: usize,
-        twins: Option<TwinsPlan>,
-        run_start: Instant,
+        setup: NemesisSetup,
     ) -> Nemesis {
+        let since_start = u64::try_from(setup.run_start.elapsed().as_nanos()).unwrap_or(0);
         Nemesis {
             proxy,
             supervisor,
             tracker,
-            run_start,
-            book: Mutex::new(FaultBook::new(n, links, twins.clone())),
-            twins,
+            run_start: setup.run_start,
+            run_start_unix_ns: super::watch::unix_now_ns().saturating_sub(since_start),
+            book: Mutex::new(FaultBook::new(setup.n, setup.links, setup.twins.clone())),
+            twins: setup.twins,
+            event_files: setup.event_files,
+            n: setup.n,
         }
     }
 
@@ -47,15 +64,15 @@ impl Nemesis {
         self.book().write(path)
     }
 
-    fn book(&self) -> MutexGuard<'_, FaultBook> {
+    pub(super) fn book(&self) -> MutexGuard<'_, FaultBook> {
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn now_ns(&self) -> u64 {
+    pub(super) fn now_ns(&self) -> u64 {
         u64::try_from(self.run_start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn primary(&self) -> ReplicaId {
+    pub(super) fn primary(&self) -> ReplicaId {
         self.tracker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -63,9 +80,22 @@ impl Nemesis {
     }
 
     /// Runs the schedule to its end, with fault times counted from `origin` (the workload's
-    /// start). Cancel it (abort the task) to stop early; `heal` then undoes what is in force.
+    /// start), and watches the replicas' events for the triggered faults meanwhile. Cancel it
+    /// (abort the task) to stop early; `heal` then undoes what is in force.
     pub async fn run(self: Arc<Self>, faults: Vec<PlannedFault>, origin: Instant) {
-        for (at_ms, starts, index) in timeline(&faults) {
+        let watch = TriggerWatch::new(&faults, self.n);
+        if watch.is_done() {
+            self.run_timed(&faults, origin).await;
+        } else {
+            tokio::join!(
+                self.run_timed(&faults, origin),
+                self.watch_triggers(watch, origin)
+            );
+        }
+    }
+
+    async fn run_timed(&self, faults: &[PlannedFault], origin: Instant) {
+        for (at_ms, starts, index) in timeline(faults) {
             let when = origin + Duration::from_millis(at_ms);
             tokio::time::sleep_until(when.into()).await;
             let fault = &faults[index];
@@ -88,7 +118,7 @@ impl Nemesis {
         }
     }
 
-    async fn carry_out(&self, step: &Step) {
+    pub(super) async fn carry_out(&self, step: &Step) {
         match step {
             Step::AddRules(rules) => {
                 for rule in rules {

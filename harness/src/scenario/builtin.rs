@@ -23,6 +23,14 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/partition-halves.yaml"),
     },
     Builtin {
+        name: "fault-after-commit",
+        yaml: include_str!("../../scenarios/fault-after-commit.yaml"),
+    },
+    Builtin {
+        name: "two-faulty-primaries",
+        yaml: include_str!("../../scenarios/two-faulty-primaries.yaml"),
+    },
+    Builtin {
         name: "primary-crash",
         yaml: include_str!("../../scenarios/primary-crash.yaml"),
     },
@@ -41,6 +49,10 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "too-many-crashes",
         yaml: include_str!("../../scenarios/too-many-crashes.yaml"),
+    },
+    Builtin {
+        name: "too-many-triggered-crashes",
+        yaml: include_str!("../../scenarios/too-many-triggered-crashes.yaml"),
     },
     Builtin {
         name: "byz-silent",

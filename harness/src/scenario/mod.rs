@@ -5,10 +5,12 @@
 mod builtin;
 mod clients;
 mod locate;
+mod trigger;
 mod twins;
 
 pub use builtin::{BUILTINS, Builtin, builtin};
 pub use clients::ClientSpec;
+pub use trigger::{SentKind, TriggerSpec};
 pub use twins::{Member, TwinsSpec};
 
 use crate::proxy::Rule;
@@ -257,8 +259,19 @@ pub enum NamedTarget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduledFault {
-    pub at_ms: u64,
+    /// When the fault starts, in ms after the workload started; with `on`, when its trigger
+    /// is armed (absent = at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+    /// A fault at a protocol point: it starts right after a replica sends a message
+    /// (`trigger.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<TriggerSpec>,
     pub action: FaultAction,
+    /// Triggered faults only: the replica is restarted / resumed this long after the trigger
+    /// fired; absent = at the final heal (`restart` alone: at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<u64>,
     /// How long the fault lasts; absent = until the final heal (or for `permanent` kills, forever).
     #[serde(default)]
     pub duration_ms: Option<u64>,
@@ -610,6 +623,7 @@ fn validate(s: &Scenario) -> Result<(), Problem> {
             "give either `schedule` or `generate`, not both",
         ));
     }
+    trigger::validate_triggers(s)?;
     for (index, fault) in nemesis.schedule.iter().enumerate() {
         let at = |field: &str| vec![key("nemesis"), key("schedule"), Index(index), key(field)];
         validate_fault(fault, n, duration_ms)
@@ -674,13 +688,12 @@ fn validate_fault(
     n: u32,
     duration_ms: u64,
 ) -> Result<(), (&'static str, String)> {
-    if fault.at_ms > duration_ms {
+    if let Some(at_ms) = fault.at_ms
+        && at_ms > duration_ms
+    {
         return Err((
             "at_ms",
-            format!(
-                "{} is after the workload ends ({duration_ms} ms)",
-                fault.at_ms
-            ),
+            format!("{at_ms} is after the workload ends ({duration_ms} ms)"),
         ));
     }
     if let Some(TargetSpec::Id(id)) = fault.target
@@ -717,7 +730,7 @@ fn validate_fault(
     if fault.permanent && fault.duration_ms.is_some() {
         return Err(("duration_ms", "a permanent kill has no duration".into()));
     }
-    if is_process && fault.target.is_none() {
+    if is_process && fault.target.is_none() && fault.on.is_none() {
         return Err(("target", "a process fault needs a `target`".into()));
     }
     if matches!(fault.action, FaultAction::Restart | FaultAction::Resume)
@@ -730,3 +743,5 @@ fn validate_fault(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trigger_tests;

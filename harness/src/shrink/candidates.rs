@@ -91,7 +91,9 @@ pub(crate) fn duration(s: &Scenario) -> Vec<Edit> {
         let mut next = s.clone();
         next.workload.duration_s = new as f64 / 1000.0;
         let before = next.nemesis.schedule.len();
-        next.nemesis.schedule.retain(|f| f.at_ms <= new);
+        next.nemesis
+            .schedule
+            .retain(|f| f.at_ms.is_none_or(|at| at <= new));
         let dropped = before - next.nemesis.schedule.len();
         let mut what = format!("duration {now} -> {new} ms");
         if dropped > 0 {
@@ -351,7 +353,13 @@ pub(crate) fn describe_fault(index: usize, fault: &ScheduledFault) -> String {
             if fault.rules.len() > 1 { ", ..." } else { "" }
         ));
     }
-    out.push_str(&format!(" at {} ms", fault.at_ms));
+    if let Some(on) = &fault.on {
+        // A triggered fault: the shrinker removes it or keeps it, never edits it.
+        out.push_str(&format!(" on {}", on.sent.name()));
+    }
+    if let Some(at_ms) = fault.at_ms {
+        out.push_str(&format!(" at {at_ms} ms"));
+    }
     if let Some(window) = fault.duration_ms {
         out.push_str(&format!(" for {window} ms"));
     }

@@ -12,10 +12,12 @@
 //! replica an `isolate-one` cut off). Only partitions decided at run time (`isolate-primary`)
 //! stay partitions; they draw nothing that matters.
 
-use crate::nemesis::{FaultBook, PlannedAction, PlannedFault, PlannedTarget};
+use crate::nemesis::{
+    FaultBook, PlannedAction, PlannedFault, PlannedTarget, PlannedTrigger, TriggerTarget,
+};
 use crate::plan::Plan;
 use crate::scenario::{
-    FaultAction, NamedTarget, PartitionShape, Scenario, ScheduledFault, TargetSpec,
+    FaultAction, NamedTarget, PartitionShape, Scenario, ScheduledFault, TargetSpec, TriggerSpec,
 };
 use replica::ReplicaId;
 
@@ -31,10 +33,20 @@ pub(crate) fn with_explicit_schedule(scenario: &Scenario, plan: &Plan) -> Scenar
 /// One `ScheduledFault` per planned fault, in the plan's order (which is by start time).
 pub(crate) fn schedule_of(plan: &Plan) -> Vec<ScheduledFault> {
     let book = FaultBook::new(plan.n(), plan.links.clone(), plan.twins.clone());
-    plan.nemesis
+    let mut schedule: Vec<ScheduledFault> = plan
+        .nemesis
         .iter()
         .map(|fault| scheduled(fault, &book))
-        .collect()
+        .collect();
+    // A chained trigger names the fault it follows by its position in this schedule.
+    for (index, fault) in plan.nemesis.iter().enumerate() {
+        let after = fault.trigger.as_ref().and_then(|t| t.after_fault.as_ref());
+        let position = after.and_then(|id| plan.nemesis.iter().position(|f| &f.id == id));
+        if let (Some(position), Some(on)) = (position, schedule[index].on.as_mut()) {
+            on.after_fault = Some(position);
+        }
+    }
+    schedule
 }
 
 fn target_spec(target: PlannedTarget) -> TargetSpec {
@@ -45,8 +57,13 @@ fn target_spec(target: PlannedTarget) -> TargetSpec {
 }
 
 fn scheduled(fault: &PlannedFault, book: &FaultBook) -> ScheduledFault {
+    if let Some(trigger) = &fault.trigger {
+        return triggered(fault, trigger);
+    }
     let mut out = ScheduledFault {
-        at_ms: fault.start_ms,
+        at_ms: Some(fault.start_ms),
+        on: None,
+        after_ms: None,
         action: FaultAction::LinkFault,
         duration_ms: fault.end_ms.map(|end| end.saturating_sub(fault.start_ms)),
         target: None,
@@ -106,6 +123,47 @@ fn scheduled(fault: &PlannedFault, book: &FaultBook) -> ScheduledFault {
         }
     }
     out
+}
+
+/// A triggered fault as the scenario wrote it (its `after_fault` by schedule position in
+/// the plan's order); the shrinker removes such a fault or keeps it whole.
+fn triggered(fault: &PlannedFault, trigger: &PlannedTrigger) -> ScheduledFault {
+    let by = trigger.by.map(target_spec);
+    let target = match trigger.target {
+        TriggerTarget::Sender => None,
+        TriggerTarget::Replica(ReplicaId(id)) => Some(TargetSpec::Id(id)),
+        TriggerTarget::Primary => Some(TargetSpec::Named(NamedTarget::Primary)),
+    };
+    let permanent = matches!(
+        fault.action,
+        PlannedAction::Kill {
+            permanent: true,
+            ..
+        }
+    );
+    let after_ms = match trigger.action {
+        FaultAction::Restart => trigger.after_ms.filter(|ms| *ms > 0),
+        _ => trigger.after_ms,
+    };
+    ScheduledFault {
+        at_ms: (fault.start_ms > 0).then_some(fault.start_ms),
+        on: Some(TriggerSpec {
+            sent: trigger.sent,
+            replica: by,
+            view: trigger.view,
+            seq: trigger.seq,
+            // Rewritten by `schedule_of`, which knows every fault's position.
+            after_fault: None,
+        }),
+        action: trigger.action,
+        after_ms,
+        duration_ms: None,
+        target,
+        shape: None,
+        one_way: false,
+        rules: Vec::new(),
+        permanent,
+    }
 }
 
 pub(crate) fn shape_name(shape: PartitionShape) -> &'static str {
@@ -193,5 +251,39 @@ mod tests {
             }
         }
         assert!(partitions > 3, "the seeds drew partitions");
+    }
+
+    #[test]
+    fn triggered_faults_are_written_back_whole_with_their_chain() {
+        let text = "name: t\nworkload:\n  kind: kv\n  duration_s: 5\nnemesis:\n  allow_over_f: true\n  schedule:\n    - at_ms: 1000\n      action: kill\n      target: 1\n      duration_ms: 500\n    - on: {sent: commit, replica: 2, after_fault: 0}\n      action: restart\n    - at_ms: 300\n      on: {sent: new-view}\n      action: pause\n      target: primary\n      after_ms: 200\n";
+        let loaded = crate::scenario::LoadedScenario::from_text(text, std::path::Path::new("t"))
+            .expect("parses");
+        let plan = resolve(&loaded, 4).expect("plan");
+        let explicit = with_explicit_schedule(&plan.scenario, &plan);
+        let rendered = super::super::render::render(&explicit);
+        let parsed = crate::scenario::parse(&rendered, std::path::Path::new("x"))
+            .expect("the explicit form is a valid scenario");
+        let again = resolve_schedule(&parsed.nemesis.schedule, plan.n(), &mut substream(4, "x"));
+        let followed = |faults: &[PlannedFault], i: usize| {
+            let after = faults[i].trigger.as_ref()?.after_fault.as_ref()?;
+            faults.iter().position(|f| &f.id == after)
+        };
+        assert_eq!(again.len(), plan.nemesis.len());
+        for (i, (then, now)) in plan.nemesis.iter().zip(&again).enumerate() {
+            assert_eq!(then.start_ms, now.start_ms);
+            assert_eq!(then.action, now.action);
+            assert_eq!(
+                followed(&plan.nemesis, i),
+                followed(&again, i),
+                "{rendered}"
+            );
+            let strip = |f: &PlannedFault| {
+                f.trigger.clone().map(|t| PlannedTrigger {
+                    after_fault: None,
+                    ..t
+                })
+            };
+            assert_eq!(strip(then), strip(now), "{rendered}");
+        }
     }
 }

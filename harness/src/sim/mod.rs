@@ -9,6 +9,7 @@
 mod clients;
 mod links;
 mod online;
+mod triggered;
 mod world;
 
 pub use links::HopLatency;
@@ -16,7 +17,7 @@ pub use world::{SIM_EPOCH_NS, calibrated_costs, hop_latency};
 
 use crate::backend::Backend;
 use crate::layout::RunDir;
-use crate::nemesis::{FaultBook, Step, timeline};
+use crate::nemesis::{FaultBook, Step, TriggerWatch, timeline};
 use crate::plan::Plan;
 use crate::proxy::open_log;
 use crate::verdict::{EarlyStop, Timeline, write_json};
@@ -29,6 +30,7 @@ use replica::ReplicaId;
 use replica::sim::SimNetwork;
 use std::collections::BTreeSet;
 use std::io::Write;
+use triggered::SimTriggers;
 
 /// Virtual time the replicas get to start before the workload does.
 const WORKLOAD_START_NS: u64 = 10_000_000;
@@ -50,6 +52,8 @@ struct SimRun<'a> {
     actions: u64,
     max_actions: u64,
     oracles: OnlineOracles,
+    /// The faults that start at protocol events (`triggered.rs`).
+    triggers: SimTriggers,
 }
 
 /// Carries out `plan` in the simulator and writes the run's files into `dir`.
@@ -77,6 +81,7 @@ pub fn drive_within(plan: &Plan, dir: &RunDir, max_actions: u64) -> anyhow::Resu
         actions: 0,
         max_actions,
         oracles: OnlineOracles::new(plan.honest(), &plan.scenario.checks.oracles),
+        triggers: SimTriggers::new(TriggerWatch::new(&plan.nemesis, plan.n()), plan.n()),
     };
     let timeline = run.phases();
     log_writer.close(&log);
@@ -160,6 +165,20 @@ impl SimRun<'_> {
         Ok(())
     }
 
+    /// Runs the world up to `at_ns` as `advance_to` does, but returns as soon as an action
+    /// fired a triggered fault (the fault's end may come before `at_ns`).
+    fn advance_watching(&mut self, at_ns: u64) -> Result<(), EarlyStop> {
+        while self.net.next_action_ns().is_some_and(|t| t <= at_ns) {
+            self.step()?;
+            if self.fire_triggers() {
+                return Ok(());
+            }
+        }
+        self.net.run_to_ns(at_ns);
+        self.clients.step(&mut self.net);
+        Ok(())
+    }
+
     fn workload_under_nemesis(&mut self, start: u64, end: u64) -> Result<(), EarlyStop> {
         let faults = self.plan.nemesis.clone();
         let mut schedule = timeline(&faults)
@@ -167,21 +186,25 @@ impl SimRun<'_> {
             .map(|(at_ms, starts, index)| (start + at_ms * MS, starts, index))
             .filter(|(at, _, _)| *at < end)
             .peekable();
+        self.arm_triggers(start);
         loop {
             let next_fault = schedule.peek().map(|(at, _, _)| *at);
             let next_pacing = self
                 .clients
                 .next_start_ns()
                 .filter(|t| *t > self.net.now_ns());
-            let until = [next_fault, next_pacing, Some(end)]
+            let next_end = self.triggers.next_end_ns();
+            let until = [next_fault, next_end, next_pacing, Some(end)]
                 .into_iter()
                 .flatten()
                 .min()
                 .unwrap_or(end);
-            self.advance_to(until)?;
-            if until >= end && next_fault.is_none_or(|t| t >= end) {
+            self.advance_watching(until)?;
+            if self.net.now_ns() >= end && next_fault.is_none_or(|t| t >= end) {
+                self.disarm_triggers();
                 return Ok(());
             }
+            self.end_due_triggers();
             while let Some(&(at, starts, index)) = schedule.peek() {
                 if at > self.net.now_ns() {
                     break;
