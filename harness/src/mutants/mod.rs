@@ -1,6 +1,7 @@
 //! `gauntlet mutants`: who tests the tester. Plants each bug cargo-mutants generates in the
 //! protocol code, one at a time, in a separate worktree, builds `gauntlet` from it and judges
-//! the build with a simulated `--fail-fast` campaign (not the unit tests): a mutant is caught
+//! the build with a simulated `--fail-fast` campaign (not the unit tests; on real processes for
+//! the node's own code, which the simulator does not run): a mutant is caught
 //! when a scenario ends other than it expects. Writes `mutants.jsonl` as it goes (an
 //! interrupted score keeps what it found), then `mutants.json` and `mutants.md`.
 
@@ -51,6 +52,18 @@ pub struct MutantsOptions {
     pub out: PathBuf,
     /// Trust that the unmutated tree passes the campaign instead of checking it first.
     pub skip_baseline: bool,
+}
+
+/// Code the simulator does not run (it has its own disk, network and clock): mutants here are
+/// judged by the same campaign on real processes.
+pub const REAL_ONLY: &[&str] = &["replica/src/node/"];
+
+fn backend_for(mutant: &Mutant) -> &'static str {
+    if REAL_ONLY.iter().any(|prefix| mutant.file.starts_with(prefix)) {
+        "real"
+    } else {
+        "sim"
+    }
 }
 
 /// A campaign that has not ended this long after its budget hung.
@@ -108,9 +121,9 @@ fn baseline(
 ) -> anyhow::Result<()> {
     writeln!(log, "baseline: building and judging the unmutated tree")?;
     worktree.reset()?;
-    worktree.build().map_err(|e| anyhow::anyhow!("{e}"))?;
+    worktree.build(false).map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
-    let campaign = run_campaign(worktree, options, &options.out.join("baseline"))?
+    let campaign = run_campaign(worktree, options, "sim", &options.out.join("baseline"))?
         .context("the baseline campaign hung")?;
     let finding = Finding::from_campaign("baseline".into(), &campaign, 0);
     anyhow::ensure!(
@@ -138,14 +151,15 @@ fn judge(
     worktree.reset()?;
     worktree.apply(&mutant.file, &mutant.diff)?;
     let started = Instant::now();
-    let built = worktree.build();
+    let backend = backend_for(mutant);
+    let built = worktree.build(backend == "real");
     let build_ms = started.elapsed().as_millis() as u64;
     if let Err(error) = built {
         return Ok(Finding::unviable(mutant.name.clone(), build_ms, &error));
     }
     let started = Instant::now();
     let folder = options.out.join(format!("campaigns/{index:04}"));
-    Ok(match run_campaign(worktree, options, &folder)? {
+    Ok(match run_campaign(worktree, options, backend, &folder)? {
         Some(campaign) => Finding::from_campaign(mutant.name.clone(), &campaign, build_ms),
         None => Finding::hung(
             mutant.name.clone(),
@@ -155,16 +169,17 @@ fn judge(
     })
 }
 
-/// Runs the worktree's `gauntlet campaign`; `None` when it had to be killed.
+/// Runs the worktree's `gauntlet campaign` on `backend`; `None` when it had to be killed.
 fn run_campaign(
     worktree: &Worktree,
     options: &MutantsOptions,
+    backend: &str,
     out: &Path,
 ) -> anyhow::Result<Option<CampaignSummary>> {
     let args = [
         "campaign".to_string(),
         "--backend".into(),
-        "sim".into(),
+        backend.into(),
         "--suite".into(),
         options.suite.clone(),
         "--seeds".into(),

@@ -65,10 +65,16 @@ impl Worktree {
         Ok(())
     }
 
-    /// Builds the worktree's `gauntlet`; the compiler's complaint when it does not build.
-    pub fn build(&self) -> Result<(), String> {
+    /// Builds the worktree's `gauntlet`, and with `replicas` the replica binaries a real run
+    /// starts; the compiler's complaint when it does not build.
+    pub fn build(&self, replicas: bool) -> Result<(), String> {
+        let mut args = vec!["build", "--profile", PROFILE, "-p", "harness", "--bin", "gauntlet"];
+        if replicas {
+            args.extend(["-p", "replica", "--bin", "replica"]);
+            args.extend(["-p", "byzantine", "--bin", "byzantine-replica"]);
+        }
         let output = Command::new("cargo")
-            .args(["build", "--profile", PROFILE, "-p", "harness", "--bin", "gauntlet"])
+            .args(args)
             .current_dir(&self.path)
             .env("CARGO_TARGET_DIR", self.path.join("target"))
             .stdin(Stdio::null())
@@ -88,9 +94,12 @@ impl Worktree {
     /// Runs the worktree's `gauntlet` with `args`; false when it was still running after
     /// `limit` and was killed, with everything it started.
     pub fn run_gauntlet(&self, args: &[String], limit: Duration) -> anyhow::Result<bool> {
-        let executable = self.path.join("target").join(PROFILE).join("gauntlet");
+        let binaries = self.path.join("target").join(PROFILE);
+        let executable = binaries.join("gauntlet");
         let mut child = Command::new(&executable)
             .args(args)
+            // A real run starts the mutated replicas, not the working tree's.
+            .env("GAUNTLET_BIN_DIR", &binaries)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
