@@ -91,47 +91,91 @@ impl Verified {
 }
 
 pub fn verify(message: WireMessage, keys: &KeyStore) -> Result<Verified, RejectReason> {
-    let mut checks = Vec::new();
-    collect(&message, keys, &mut checks)?;
-    verify_all(keys, &checks).map_err(reason)?;
-    Ok(Verified(message))
+    verify_counted(message, keys).result
+}
+
+/// `verify`'s answer on one message, with what the holder counts beyond it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub result: Result<Verified, RejectReason>,
+    /// Seals carrying both a signature and an authenticator (requests proposed in a
+    /// PRE-PREPARE: honest senders seal nothing else so) whose entry for this holder failed,
+    /// so that their signatures were checked instead: Aardvark's "MAC attack", and its
+    /// defence. Counted whether or not those signatures then verified, and only for a message
+    /// whose seals were all read (one refused before its signatures were checked counts none).
+    pub mac_fallbacks: u32,
+}
+
+/// `verify`, and how many of the message's MAC entries the signature had to stand in for.
+pub fn verify_counted(message: WireMessage, keys: &KeyStore) -> Verdict {
+    match seals_of(&message, keys) {
+        Ok(seals) => Verdict {
+            result: verify_all(keys, &seals.checks)
+                .map(|()| Verified(message))
+                .map_err(reason),
+            mac_fallbacks: seals.mac_fallbacks,
+        },
+        Err(refused) => Verdict {
+            result: Err(refused),
+            mac_fallbacks: 0,
+        },
+    }
 }
 
 /// Verifies many messages with one batch of signature checks; only when the batch fails is
-/// each message checked on its own to find the bad ones. Each verdict is the one `verify`
-/// gives the message alone (see `crypto`), whatever else was in the batch.
-pub fn verify_many(
-    messages: Vec<WireMessage>,
-    keys: &KeyStore,
-) -> Vec<Result<Verified, RejectReason>> {
-    let mut collected: Vec<Result<(WireMessage, Vec<SignatureCheck>), RejectReason>> = messages
+/// each message checked on its own to find the bad ones. Each verdict is the one
+/// `verify_counted` gives the message alone (see `crypto`), whatever else was in the batch.
+pub fn verify_many(messages: Vec<WireMessage>, keys: &KeyStore) -> Vec<Verdict> {
+    let mut collected: Vec<Result<(WireMessage, Seals), RejectReason>> = messages
         .into_iter()
-        .map(|message| {
-            let mut checks = Vec::new();
-            collect(&message, keys, &mut checks)?;
-            // Unknown signers are named now, so the batch below fails only on bad signatures.
-            if let Some(unknown) = checks.iter().find(|c| !keys.knows(c.signer)) {
-                return Err(reason(SignatureFailure::UnknownSigner(unknown.signer)));
-            }
-            Ok((message, checks))
-        })
+        .map(|message| seals_of(&message, keys).map(|seals| (message, seals)))
         .collect();
     let all_checks: Vec<&SignatureCheck> = collected
         .iter()
         .flatten()
-        .flat_map(|(_, checks)| checks)
+        .flat_map(|(_, seals)| &seals.checks)
         .collect();
     let batch_passes = verify_all(keys, all_checks).is_ok();
     collected
         .drain(..)
-        .map(|entry| {
-            let (message, checks) = entry?;
-            if !batch_passes {
-                verify_all(keys, &checks).map_err(reason)?;
+        .map(|entry| match entry {
+            Ok((message, seals)) => {
+                let signatures = if batch_passes {
+                    Ok(())
+                } else {
+                    verify_all(keys, &seals.checks).map_err(reason)
+                };
+                Verdict {
+                    result: signatures.map(|()| Verified(message)),
+                    mac_fallbacks: seals.mac_fallbacks,
+                }
             }
-            Ok(Verified(message))
+            Err(refused) => Verdict {
+                result: Err(refused),
+                mac_fallbacks: 0,
+            },
         })
         .collect()
+}
+
+/// What reading a message's seals leaves to do and to count.
+#[derive(Default)]
+struct Seals {
+    /// Signatures to check, in one batch.
+    checks: Vec<SignatureCheck>,
+    /// See `Verdict::mac_fallbacks`.
+    mac_fallbacks: u32,
+}
+
+/// Reads every seal of `message`: MACs for this holder checked now, signatures collected.
+/// Unknown signers are named here, so a failing batch of signatures fails only on bad ones.
+fn seals_of(message: &WireMessage, keys: &KeyStore) -> Result<Seals, RejectReason> {
+    let mut seals = Seals::default();
+    collect(message, keys, &mut seals)?;
+    if let Some(unknown) = seals.checks.iter().find(|c| !keys.knows(c.signer)) {
+        return Err(reason(SignatureFailure::UnknownSigner(unknown.signer)));
+    }
+    Ok(seals)
 }
 
 fn reason(failure: SignatureFailure) -> RejectReason {
@@ -150,13 +194,13 @@ enum Needs {
     AnySeal,
 }
 
-/// Checks `m`'s seal: a MAC for this holder at once (cheap), a signature into `checks` for
-/// one batch later.
+/// Checks `m`'s seal: a MAC for this holder at once (cheap), a signature into `seals` for
+/// one batch later (also when it stands in for a spoiled MAC entry, which `seals` counts).
 fn seal<T: Signable>(
     m: &Signed<T>,
     needs: Needs,
     keys: &KeyStore,
-    checks: &mut Vec<SignatureCheck>,
+    seals: &mut Seals,
 ) -> Result<(), RejectReason> {
     let mac_checks = |check: &dyn Fn(&crate::auth::SessionKeys, &[u8]) -> bool| {
         keys.sessions()
@@ -172,6 +216,11 @@ fn seal<T: Signable>(
             if mac_checks(&|s, bytes| s.check_entry(m.signer, bytes, macs)) {
                 return Ok(());
             }
+            // Counted only where there was an entry to check: a holder without session keys
+            // (a cluster under signatures) reads the signature as it would anyway.
+            if keys.sessions().is_some() {
+                seals.mac_fallbacks = seals.mac_fallbacks.saturating_add(1);
+            }
         }
         (Seal::Authenticator(macs), Needs::AnySeal) => {
             return mac_checks(&|s, bytes| s.check_entry(m.signer, bytes, macs))
@@ -184,7 +233,7 @@ fn seal<T: Signable>(
                 .ok_or(RejectReason::BadMac);
         }
     }
-    checks.extend(m.signature_check());
+    seals.checks.extend(m.signature_check());
     Ok(())
 }
 
@@ -192,24 +241,24 @@ fn by_replica<T: Signable>(
     m: &Signed<T>,
     needs: Needs,
     keys: &KeyStore,
-    checks: &mut Vec<SignatureCheck>,
+    seals: &mut Seals,
 ) -> Result<(), RejectReason> {
     if !matches!(m.signer, Principal::Replica(_)) {
         return Err(RejectReason::WrongSenderKind);
     }
-    seal(m, needs, keys, checks)
+    seal(m, needs, keys, seals)
 }
 
 fn by_client(
     m: &Signed<Request>,
     needs: Needs,
     keys: &KeyStore,
-    checks: &mut Vec<SignatureCheck>,
+    seals: &mut Seals,
 ) -> Result<(), RejectReason> {
     if m.signer != Principal::Client(m.body.client) {
         return Err(RejectReason::WrongSenderKind);
     }
-    seal(m, needs, keys, checks)
+    seal(m, needs, keys, seals)
 }
 
 /// Which of a PRE-PREPARE's requests get their seals checked.
@@ -229,15 +278,15 @@ fn pre_prepare(
     m: &Signed<PrePrepare>,
     batch: Batch,
     keys: &KeyStore,
-    checks: &mut Vec<SignatureCheck>,
+    seals: &mut Seals,
 ) -> Result<(), RejectReason> {
-    by_replica(m, Needs::Signature, keys, checks)?;
+    by_replica(m, Needs::Signature, keys, seals)?;
     if batch_digest(&m.body.batch) != m.body.digest {
         return Err(RejectReason::DigestMismatch);
     }
     for request in &m.body.batch {
         match batch {
-            Batch::Proposed => by_client(request, Needs::AnySeal, keys, checks)?,
+            Batch::Proposed => by_client(request, Needs::AnySeal, keys, seals)?,
             Batch::Certified if request.signer != Principal::Client(request.body.client) => {
                 return Err(RejectReason::WrongSenderKind);
             }
@@ -247,90 +296,78 @@ fn pre_prepare(
     Ok(())
 }
 
-fn prepared(
-    p: &PreparedProof,
-    keys: &KeyStore,
-    checks: &mut Vec<SignatureCheck>,
-) -> Result<(), RejectReason> {
-    pre_prepare(&p.pre_prepare, Batch::Certified, keys, checks)?;
+fn prepared(p: &PreparedProof, keys: &KeyStore, seals: &mut Seals) -> Result<(), RejectReason> {
+    pre_prepare(&p.pre_prepare, Batch::Certified, keys, seals)?;
     p.prepares
         .iter()
-        .try_for_each(|m| by_replica(m, Needs::Signature, keys, checks))
+        .try_for_each(|m| by_replica(m, Needs::Signature, keys, seals))
 }
 
 /// A committed certificate convinces only the replica it is sent to, which alone decides to
 /// apply it: so its COMMITs may be authenticators, of which that replica checks its own entry.
-fn committed(
-    p: &CommittedProof,
-    keys: &KeyStore,
-    checks: &mut Vec<SignatureCheck>,
-) -> Result<(), RejectReason> {
-    pre_prepare(&p.pre_prepare, Batch::Certified, keys, checks)?;
+fn committed(p: &CommittedProof, keys: &KeyStore, seals: &mut Seals) -> Result<(), RejectReason> {
+    pre_prepare(&p.pre_prepare, Batch::Certified, keys, seals)?;
     p.commits
         .iter()
-        .try_for_each(|m| by_replica(m, Needs::AnySeal, keys, checks))
+        .try_for_each(|m| by_replica(m, Needs::AnySeal, keys, seals))
 }
 
 fn view_change(
     m: &Signed<ViewChange>,
     keys: &KeyStore,
-    checks: &mut Vec<SignatureCheck>,
+    seals: &mut Seals,
 ) -> Result<(), RejectReason> {
-    by_replica(m, Needs::Signature, keys, checks)?;
+    by_replica(m, Needs::Signature, keys, seals)?;
     m.body
         .checkpoint_proof
         .iter()
-        .try_for_each(|c| by_replica(c, Needs::Signature, keys, checks))?;
+        .try_for_each(|c| by_replica(c, Needs::Signature, keys, seals))?;
     m.body
         .prepared
         .iter()
-        .try_for_each(|p| prepared(p, keys, checks))
+        .try_for_each(|p| prepared(p, keys, seals))
 }
 
-fn collect(
-    message: &WireMessage,
-    keys: &KeyStore,
-    checks: &mut Vec<SignatureCheck>,
-) -> Result<(), RejectReason> {
+fn collect(message: &WireMessage, keys: &KeyStore, seals: &mut Seals) -> Result<(), RejectReason> {
     use Needs::{AnySeal, Signature};
     match message {
         // The primary proposes only requests whose signature it checked, so a backup whose
         // MAC entry a client spoiled can fall back on the signature.
-        WireMessage::Request(m) => by_client(m, Signature, keys, checks)?,
+        WireMessage::Request(m) => by_client(m, Signature, keys, seals)?,
         WireMessage::Reply(m) => {
             if m.body.path.len() > reply_tree::MAX_PATH_LENGTH {
                 return Err(RejectReason::MalformedFrame);
             }
-            by_replica(m, AnySeal, keys, checks)?
+            by_replica(m, AnySeal, keys, seals)?
         }
-        WireMessage::PrePrepare(m) => pre_prepare(m, Batch::Proposed, keys, checks)?,
-        WireMessage::Prepare(m) => by_replica(m, Signature, keys, checks)?,
-        WireMessage::Commit(m) => by_replica(m, AnySeal, keys, checks)?,
-        WireMessage::Checkpoint(m) => by_replica(m, Signature, keys, checks)?,
-        WireMessage::FetchState(m) => by_replica(m, Signature, keys, checks)?,
-        WireMessage::ViewChange(m) => view_change(m, keys, checks)?,
+        WireMessage::PrePrepare(m) => pre_prepare(m, Batch::Proposed, keys, seals)?,
+        WireMessage::Prepare(m) => by_replica(m, Signature, keys, seals)?,
+        WireMessage::Commit(m) => by_replica(m, AnySeal, keys, seals)?,
+        WireMessage::Checkpoint(m) => by_replica(m, Signature, keys, seals)?,
+        WireMessage::FetchState(m) => by_replica(m, Signature, keys, seals)?,
+        WireMessage::ViewChange(m) => view_change(m, keys, seals)?,
         WireMessage::NewView(m) => {
-            by_replica(m, Signature, keys, checks)?;
+            by_replica(m, Signature, keys, seals)?;
             m.body
                 .view_changes
                 .iter()
-                .try_for_each(|vc| view_change(vc, keys, checks))?;
+                .try_for_each(|vc| view_change(vc, keys, seals))?;
             // Each must match the batch certified in the VIEW-CHANGEs (the core checks that).
             m.body
                 .pre_prepares
                 .iter()
-                .try_for_each(|p| pre_prepare(p, Batch::Certified, keys, checks))?;
+                .try_for_each(|p| pre_prepare(p, Batch::Certified, keys, seals))?;
         }
         WireMessage::StateTransfer(m) => {
-            by_replica(m, Signature, keys, checks)?;
+            by_replica(m, Signature, keys, seals)?;
             m.body
                 .checkpoint_proof
                 .iter()
-                .try_for_each(|c| by_replica(c, Signature, keys, checks))?;
+                .try_for_each(|c| by_replica(c, Signature, keys, seals))?;
             m.body
                 .committed
                 .iter()
-                .try_for_each(|p| committed(p, keys, checks))?;
+                .try_for_each(|p| committed(p, keys, seals))?;
         }
     }
     Ok(())
@@ -403,7 +440,7 @@ mod tests {
         ];
         let verdicts: Vec<Result<u64, RejectReason>> = verify_many(messages, &keys)
             .into_iter()
-            .map(|v| v.map(|m| m.message().seq().map_or(0, |s| s.0)))
+            .map(|v| v.result.map(|m| m.message().seq().map_or(0, |s| s.0)))
             .collect();
         assert_eq!(
             verdicts,
@@ -416,6 +453,6 @@ mod tests {
             ]
         );
         let good: Vec<_> = (0..4).map(|i| prepare(i, 10 + i as u64)).collect();
-        assert!(verify_many(good, &keys).iter().all(Result::is_ok));
+        assert!(verify_many(good, &keys).iter().all(|v| v.result.is_ok()));
     }
 }

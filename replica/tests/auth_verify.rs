@@ -11,7 +11,7 @@ use replica::message::{
     Commit, PrePrepare, Prepare, PreparedProof, Reply, Request, Seal, Signed, ViewChange,
     WireMessage, batch_digest,
 };
-use replica::verify::{RejectReason, verify};
+use replica::verify::{RejectReason, verify, verify_counted, verify_many};
 use replica::{ClientId, Principal, ReplicaId, Seq, Timestamp, View};
 
 const SEED: u64 = 21;
@@ -43,9 +43,13 @@ fn sessions(who: Principal) -> SessionKeys {
 }
 
 fn request() -> Signed<Request> {
+    request_at(7)
+}
+
+fn request_at(timestamp: u64) -> Signed<Request> {
     let body = Request {
         client: ClientId(0),
-        timestamp: Timestamp(7),
+        timestamp: Timestamp(timestamp),
         op: Operation::Put {
             key: "k".into(),
             value: "v".into(),
@@ -105,6 +109,88 @@ fn a_backup_whose_mac_entry_a_client_spoiled_accepts_the_request_on_its_signatur
         verdict_at(0, WireMessage::Request(spoiled)),
         Err(RejectReason::BadSignature),
         "a request received directly is judged by its signature alone"
+    );
+}
+
+/// What `verify_counted` says at `receiver`: the verdict, and the MAC entries the signature
+/// stood in for.
+fn counted_at(receiver: u32, message: WireMessage) -> (Result<(), RejectReason>, u32) {
+    let verdict = verify_counted(message, &keys_of(replica(receiver)));
+    (verdict.result.map(|_| ()), verdict.mac_fallbacks)
+}
+
+/// The MAC attack made visible: a backup counts each request whose entry for it was spoiled
+/// and which it accepted on the signature instead, and counts nothing for a valid entry.
+#[test]
+fn a_backup_counts_each_spoiled_entry_its_signature_rescued() {
+    let mut spoiled = request();
+    spoil_entry(&mut spoiled, 2);
+    let mut other = request_at(8);
+    spoil_entry(&mut other, 2);
+    let batch = vec![spoiled.clone(), other, request_at(9)];
+    let proposal = WireMessage::PrePrepare(pre_prepare(batch));
+    assert_eq!(
+        counted_at(1, proposal.clone()),
+        (Ok(()), 0),
+        "its entry is valid"
+    );
+    assert_eq!(
+        counted_at(2, proposal.clone()),
+        (Ok(()), 2),
+        "two of the three requests rescued by their signatures"
+    );
+    // The node's verifier batches: the same verdict and count, whatever else is in the batch.
+    let many = verify_many(
+        vec![
+            proposal.clone(),
+            WireMessage::PrePrepare(pre_prepare(vec![request()])),
+        ],
+        &keys_of(replica(2)),
+    );
+    let counts: Vec<(bool, u32)> = many
+        .iter()
+        .map(|v| (v.result.is_ok(), v.mac_fallbacks))
+        .collect();
+    assert_eq!(counts, vec![(true, 2), (true, 0)]);
+    // The primary judges a request it receives directly by its signature alone: no fallback.
+    assert_eq!(counted_at(0, WireMessage::Request(spoiled)), (Ok(()), 0));
+    // Under signatures there is no entry to spoil, so nothing to count.
+    let at_public = verify_counted(proposal, &public());
+    assert_eq!(
+        (at_public.result.is_ok(), at_public.mac_fallbacks),
+        (true, 0)
+    );
+}
+
+/// A spoiled entry and a bad signature: still refused, and counted, since the backup had to
+/// check the signature because its entry failed (only a faulty primary proposes such a request).
+#[test]
+fn a_spoiled_entry_with_a_bad_signature_is_refused_and_counted() {
+    let mut spoiled = request();
+    spoil_entry(&mut spoiled, 3);
+    spoil_signature(&mut spoiled);
+    let proposal = WireMessage::PrePrepare(pre_prepare(vec![spoiled]));
+    assert_eq!(
+        counted_at(3, proposal.clone()),
+        (Err(RejectReason::BadSignature), 1)
+    );
+    let batched = verify_many(
+        vec![
+            WireMessage::PrePrepare(pre_prepare(vec![request()])),
+            proposal.clone(),
+        ],
+        &keys_of(replica(3)),
+    );
+    assert_eq!(batched[0].result.as_ref().map(|_| ()), Ok(()));
+    assert_eq!(
+        batched[1].result.as_ref().map(|_| ()),
+        Err(&RejectReason::BadSignature)
+    );
+    assert_eq!(batched[1].mac_fallbacks, 1);
+    assert_eq!(
+        counted_at(1, proposal),
+        (Ok(()), 0),
+        "a backup whose entry checks"
     );
 }
 

@@ -34,8 +34,15 @@ fn under_macs_operations_complete_and_match_a_sequential_replay() {
     }
 }
 
-/// Every replica is honest here, so no MAC may fail anywhere.
+/// Every replica is honest here, so no MAC may fail anywhere: none refused, and none whose
+/// request's signature had to stand in for it (`mac_fallbacks`, the MAC attack's trace).
 fn assert_every_mac_checked(net: &replica::sim::SimNetwork, seed: u64) {
+    for replica in net.replica_ids() {
+        let stats = net
+            .process_stats(replica::sim::Endpoint::Replica(replica))
+            .expect("a replica of the network");
+        assert_eq!(stats.mac_fallbacks, 0, "seed {seed}: r{replica}");
+    }
     for reason in [RejectReason::BadMac, RejectReason::Unsigned] {
         let rejected: u64 = net
             .replica_ids()

@@ -106,7 +106,7 @@ impl ReplyTally {
             .into_iter()
             .zip(verify_many(messages, &self.keys))
         {
-            match verdict {
+            match verdict.result {
                 Ok(_) => {
                     group.verified.insert(replica, view);
                 }

@@ -374,6 +374,9 @@ impl Engine {
                 messages.into_iter().map(|m| verify(m, &keys)).collect()
             } else {
                 verify_many(messages, &keys)
+                    .into_iter()
+                    .map(|verdict| verdict.result)
+                    .collect()
             }
         };
         let verdicts: Vec<Result<Verified, RejectReason>> =

@@ -50,6 +50,12 @@ pub struct StatsSnapshot {
     /// no room for another sender (`node::intake`).
     #[serde(default)]
     pub requests_shed: u64,
+    /// Requests proposed in a PRE-PREPARE whose MAC entry for this replica failed, so that it
+    /// checked their signatures instead (Aardvark's "MAC attack"; see
+    /// `verify::Verdict::mac_fallbacks`). Those whose signature failed too are also among
+    /// `rejected`'s `bad-signature`.
+    #[serde(default)]
+    pub mac_fallbacks: u64,
 }
 
 pub struct NodeStats {
@@ -64,6 +70,7 @@ pub struct NodeStats {
     connections_accepted: AtomicU64,
     verify_batches: AtomicU64,
     requests_shed: AtomicU64,
+    mac_fallbacks: AtomicU64,
     view: AtomicU64,
     in_view_change: AtomicBool,
     last_executed: AtomicU64,
@@ -87,6 +94,7 @@ impl NodeStats {
             connections_accepted: AtomicU64::new(0),
             verify_batches: AtomicU64::new(0),
             requests_shed: AtomicU64::new(0),
+            mac_fallbacks: AtomicU64::new(0),
             view: AtomicU64::new(0),
             in_view_change: AtomicBool::new(false),
             last_executed: AtomicU64::new(0),
@@ -111,6 +119,13 @@ impl NodeStats {
 
     pub fn request_shed(&self) {
         self.requests_shed.fetch_add(1, Relaxed);
+    }
+
+    /// Counts MAC entries a verdict's signatures stood in for (zero is a no-op).
+    pub fn mac_fallbacks(&self, count: u32) {
+        if count > 0 {
+            self.mac_fallbacks.fetch_add(u64::from(count), Relaxed);
+        }
     }
 
     pub fn rejected(&self, reason: RejectReason) {
@@ -198,6 +213,7 @@ impl NodeStats {
             connections_accepted: self.connections_accepted.load(Relaxed),
             verify_batches: self.verify_batches.load(Relaxed),
             requests_shed: self.requests_shed.load(Relaxed),
+            mac_fallbacks: self.mac_fallbacks.load(Relaxed),
         }
     }
 

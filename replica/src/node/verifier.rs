@@ -75,7 +75,10 @@ pub async fn run(mut replicas: mpsc::Receiver<Unverified>, to_core: ToCore, inbo
         inbound.stats.verify_batch();
         let verdicts = verify_many(messages, &inbound.keys);
         for (verdict, (kind, signer, reply_route)) in verdicts.into_iter().zip(details) {
-            let verified = match verdict {
+            // Counted whatever the verdict: a refused PRE-PREPARE whose spoiled entries also
+            // had bad signatures was still an attempt at the MAC attack.
+            inbound.stats.mac_fallbacks(verdict.mac_fallbacks);
+            let verified = match verdict.result {
                 Ok(verified) => verified,
                 Err(reason) => {
                     inbound.reject(reason, Some(kind), Some(signer));

@@ -414,7 +414,8 @@ impl SimNetwork {
     }
 
     /// Decodes and verifies a frame as the node's receive path does (memoized by frame digest;
-    /// see `SimNetwork::verdicts`).
+    /// see `SimNetwork::verdicts`), and counts the MAC entries its signatures stood in for, as
+    /// the node's verifier does: on every delivery, memoized or not, whatever the verdict.
     fn verdict(
         &mut self,
         process: Proc,
@@ -427,7 +428,7 @@ impl SimNetwork {
         let verdict = match self.verdicts.get(&memo_key) {
             Some(verdict) => verdict.clone(),
             None => {
-                let verdict = verify::verify(message, &keys);
+                let verdict = verify::verify_counted(message, &keys);
                 if self.verdicts.len() >= super::MAX_MEMOIZED_VERDICTS {
                     self.verdicts.clear();
                 }
@@ -435,7 +436,10 @@ impl SimNetwork {
                 verdict
             }
         };
-        verdict.map_err(|reason| (reason, what))
+        self.replicas[process]
+            .stats
+            .mac_fallbacks(verdict.mac_fallbacks);
+        verdict.result.map_err(|reason| (reason, what))
     }
 
     /// The receive path refused a frame: reported and counted like the node does.

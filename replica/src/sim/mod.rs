@@ -196,7 +196,7 @@ pub struct SimNetwork {
     /// `auth: macs` each replica checks its own MAC entry, so the receiver is part of the key.
     verdicts: std::collections::HashMap<
         (Option<Principal>, crate::digest::Digest),
-        Result<crate::verify::Verified, RejectReason>,
+        crate::verify::Verdict,
     >,
 }
 
