@@ -63,6 +63,11 @@ pub struct Defence {
     pub view_changes_started: u64,
     pub view_changes_completed: u64,
     pub state_transfers: u64,
+    /// Requests proposed to it whose MAC entry for it failed, so that it checked their
+    /// signatures instead (Aardvark's "MAC attack"; `mac_fallbacks` of its `stats.json`, zero
+    /// without one). Those whose signature failed too are also among `rejected`.
+    #[serde(default)]
+    pub mac_fallbacks: u64,
     /// The view it ended in, and the last sequence number it executed (from `stats.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_view: Option<u64>,
@@ -75,7 +80,8 @@ impl Defence {
         self.rejected.values().sum()
     }
 
-    /// `view 1, 2 view changes, 0 state transfers, executed to 812; rejected 120 (bad-signature 100, stale-view 20)`
+    /// `view 1, 2 view changes, 0 state transfers, executed to 812; rejected 120 (bad-signature 100, stale-view 20)`,
+    /// with `, 40 spoiled MAC entries checked by signature` before the `;` under a MAC attack.
     pub fn describe(&self) -> String {
         let mut out = String::new();
         if let Some(view) = self.final_view {
@@ -87,6 +93,13 @@ impl Defence {
         ));
         if let Some(seq) = self.last_executed {
             out.push_str(&format!(", executed to {seq}"));
+        }
+        if self.mac_fallbacks > 0 {
+            // Only under attack: an honest run has no spoiled entry to mention.
+            out.push_str(&format!(
+                ", {} spoiled MAC entries checked by signature",
+                self.mac_fallbacks
+            ));
         }
         out.push_str(&format!("; rejected {}", self.rejected_total()));
         if !self.rejected.is_empty() {
@@ -146,6 +159,7 @@ pub fn defence_of(events: &[EventLine], stats_path: &Path) -> Defence {
                 .view_changes_completed
                 .max(stats.view_changes_completed);
             defence.state_transfers = defence.state_transfers.max(stats.state_transfers);
+            defence.mac_fallbacks = stats.mac_fallbacks;
             defence.final_view = Some(stats.view.0);
             defence.last_executed = Some(stats.last_executed.0);
         }
@@ -215,6 +229,25 @@ mod tests {
         let text = defence.describe();
         assert!(
             text.contains("rejected 3 (bad-signature 2, stale-view 1)"),
+            "{text}"
+        );
+        assert!(!text.contains("MAC"), "no fallback, nothing said: {text}");
+    }
+
+    #[test]
+    fn defence_reads_mac_fallbacks_from_stats_and_says_so() {
+        let dir = std::env::temp_dir().join(format!("defence-macs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let stats = replica::node::NodeStats::new(ReplicaId(2));
+        stats.mac_fallbacks(40);
+        stats.mac_fallbacks(2);
+        stats.write(&dir).expect("stats.json");
+        let defence = defence_of(&[], &dir.join(replica::node::STATS_FILE));
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(defence.mac_fallbacks, 42);
+        let text = defence.describe();
+        assert!(
+            text.contains(", 42 spoiled MAC entries checked by signature; rejected 0"),
             "{text}"
         );
     }

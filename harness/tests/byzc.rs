@@ -232,7 +232,31 @@ fn a_mac_attack_changes_no_view_and_its_requests_execute_everywhere_or_nowhere()
             "r{replica}: no view change"
         );
         assert_eq!(defence.final_view, Some(0), "r{replica}");
+        // The attack made visible: each backup counts every attacking request proposed to it
+        // (each executed one at least) as a spoiled entry its signature stood in for; the
+        // primary, which checks each request's signature anyway, counts none.
+        let executed = executed_of_client_3(&dir, replica.0);
+        if replica.0 == 0 {
+            assert_eq!(
+                defence.mac_fallbacks,
+                0,
+                "the primary: {}",
+                defence.describe()
+            );
+        } else {
+            assert!(
+                defence.mac_fallbacks >= executed && executed > 0,
+                "r{replica}: {} fallbacks for {executed} executed",
+                defence.mac_fallbacks
+            );
+        }
     }
+    harness::report::write_report(&dir).expect("report.html");
+    let page = read(&dir, "report.html");
+    assert!(
+        page.contains("id=\"attack\"") && page.contains("<th>MAC fallbacks</th>"),
+        "the report shows them, though no replica was faulty"
+    );
 
     let loaded = scenario_text(
         "name: byzc-mac-attack-bad-signature\n\
@@ -262,5 +286,29 @@ fn a_mac_attack_changes_no_view_and_its_requests_execute_everywhere_or_nowhere()
         let backup = &defence[&replica::ReplicaId(backup)];
         assert_eq!(backup.rejected_total(), 0, "{}", backup.describe());
         assert_eq!(backup.view_changes_started, 0);
+        assert_eq!(backup.mac_fallbacks, 0, "an honest primary proposed none");
+    }
+}
+
+/// With no attack, nothing falls back: an honest run under `auth: macs`, whose clients'
+/// authenticators are all valid, counts no MAC fallback anywhere.
+#[test]
+fn an_honest_run_under_macs_counts_no_mac_fallback() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let loaded = scenario::load("smoke")
+        .expect("built-in")
+        .with_auth(replica::auth::AuthMode::Macs)
+        .with_duration(2.0)
+        .expect("shorter");
+    let (verdict, _dir) = run_sim(&loaded, 1, out.path());
+    assert!(verdict.as_expected, "{}", verdict.summary());
+    assert_eq!(verdict.counts.defence.len(), 4);
+    for (replica, defence) in &verdict.counts.defence {
+        assert_eq!(
+            defence.mac_fallbacks,
+            0,
+            "r{replica}: {}",
+            defence.describe()
+        );
     }
 }

@@ -351,21 +351,25 @@ pub fn render(data: &RunData) -> String {
 }
 
 /// Who attacked and how the honest replicas held (the verdict's `counts.faulty` and
-/// `counts.defence`); nothing when every replica was honest.
+/// `counts.defence`); nothing when every replica was honest and none had to fall back on a
+/// request's signature (a client's MAC attack needs no faulty replica).
 fn attack_html(data: &RunData) -> String {
     let Some(counts) = data.verdict.as_ref().map(|v| &v.counts) else {
         return String::new();
     };
-    if counts.faulty.is_empty() {
+    let mac_attacked = counts.defence.values().any(|d| d.mac_fallbacks > 0);
+    if counts.faulty.is_empty() && !mac_attacked {
         return String::new();
     }
-    let mut html = String::from(
-        "<section id=\"attack\"><h2>Attack</h2><div class=\"scroll\"><table><tr><th>faulty replica</th><th>build</th><th>behaviour</th><th>params / split</th></tr>",
-    );
-    for replica in &counts.faulty {
-        html.push_str(&faulty_row(replica));
+    let mut html = String::from("<section id=\"attack\"><h2>Attack</h2>");
+    if !counts.faulty.is_empty() {
+        html.push_str("<div class=\"scroll\"><table><tr><th>faulty replica</th><th>build</th><th>behaviour</th><th>params / split</th></tr>");
+        for replica in &counts.faulty {
+            html.push_str(&faulty_row(replica));
+        }
+        html.push_str("</table></div>");
     }
-    html.push_str("</table></div><h3>How the honest replicas held</h3><div class=\"scroll\"><table><tr><th>honest replica</th><th>rejected inputs by reason</th><th>view changes started / completed</th><th>state transfers</th></tr>");
+    html.push_str("<h3>How the honest replicas held</h3><div class=\"scroll\"><table><tr><th>honest replica</th><th>rejected inputs by reason</th><th>view changes started / completed</th><th>state transfers</th><th>MAC fallbacks</th></tr>");
     for (replica, defence) in &counts.defence {
         html.push_str(&defence_row(*replica, defence));
     }
@@ -410,7 +414,7 @@ fn defence_row(replica: ReplicaId, defence: &Defence) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "<tr><td>r{replica}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+        "<tr><td>r{replica}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td></tr>",
         escape(if rejected.is_empty() {
             "none"
         } else {
@@ -418,7 +422,8 @@ fn defence_row(replica: ReplicaId, defence: &Defence) -> String {
         }),
         defence.view_changes_started,
         defence.view_changes_completed,
-        defence.state_transfers
+        defence.state_transfers,
+        defence.mac_fallbacks
     )
 }
 
@@ -471,6 +476,7 @@ mod tests {
                 rejected: BTreeMap::from([("bad-signature".into(), 3), ("stale-view".into(), 1)]),
                 view_changes_started: 2,
                 view_changes_completed: 1,
+                mac_fallbacks: 7,
                 ..Defence::default()
             },
         )]);
@@ -481,13 +487,35 @@ mod tests {
         );
         assert!(
             html.contains(
-                "<tr><td>r0</td><td>bad-signature 3, stale-view 1</td><td>2 / 1</td><td>0</td></tr>"
+                "<tr><td>r0</td><td>bad-signature 3, stale-view 1</td><td>2 / 1</td><td>0</td><td>7</td></tr>"
             ),
             "{html}"
         );
         assert!(
             !page_with(passed_on(Backend::Real)).contains("id=\"attack\""),
             "no faulty replica, no attack section"
+        );
+    }
+
+    #[test]
+    fn a_clients_mac_attack_shows_the_defence_without_a_faulty_replica() {
+        let mut verdict = passed_on(Backend::Sim);
+        verdict.counts.defence = BTreeMap::from([
+            (ReplicaId(0), Defence::default()),
+            (
+                ReplicaId(1),
+                Defence {
+                    mac_fallbacks: 12,
+                    ..Defence::default()
+                },
+            ),
+        ]);
+        let html = page_with(verdict);
+        assert!(html.contains("id=\"attack\""), "{html}");
+        assert!(!html.contains("faulty replica</th>"), "{html}");
+        assert!(
+            html.contains("<tr><td>r1</td><td>none</td><td>0 / 0</td><td>0</td><td>12</td></tr>"),
+            "{html}"
         );
     }
 }

@@ -169,6 +169,10 @@ pub fn replica_table(replicas: &[ReplicaFiles]) -> String {
         Some(s) => breakdown(&s.rejected),
         None => breakdown(&c.rejected),
     });
+    // A request's MAC entry spoiled for this replica, its signature checked instead.
+    row("MAC fallbacks", &|_, s| {
+        s.map_or_else(missing, |s| s.mac_fallbacks.to_string())
+    });
     row("view changes started / completed", &|c, s| match s {
         Some(s) => format!("{} / {}", s.view_changes_started, s.view_changes_completed),
         None => format!("{} / {}", c.view_changes_started, c.view_changes_completed),
