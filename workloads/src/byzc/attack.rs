@@ -8,7 +8,7 @@ use super::{Rate, SizeClass, Spec, Spoil, Targets};
 use ed25519_dalek::SigningKey;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use replica::auth::{Mac, SessionKeys};
+use replica::auth::{AuthMode, Mac, SessionKeys};
 use replica::ids::{ClientId, Principal, ReplicaId, Timestamp, View};
 use replica::kv::Operation;
 use replica::message::{Request, Seal, Signed, WireMessage};
@@ -117,12 +117,36 @@ const REPLAY_BLOCK: u64 = 4;
 /// Private keys a behaviour writes: honest workloads use `k<i>` and `r<i>`.
 const PRIVATE_KEYS: u64 = 4;
 
+/// See `Attack::caveat`. The client holds session keys exactly when the cluster is under MACs.
+fn caveat(spec: &Spec, config: &AttackConfig) -> Option<String> {
+    let needs = spec.needs_auth()?;
+    let has = if config.sessions.is_some() {
+        AuthMode::Macs
+    } else {
+        AuthMode::Signatures
+    };
+    (needs != has).then(|| {
+        format!(
+            "`{}` needs `auth: {needs}`, but the cluster runs under `{has}`: its requests carry \
+             no authenticator to spoil, so it sends validly signed requests only (`{}` in \
+             byzantine-clients.json) and this run does not test the MAC attack",
+            spec.behaviour().name(),
+            SendClass::SignedOnly.name()
+        )
+    })
+}
+
 fn frame_of(request: Signed<Request>) -> Arc<[u8]> {
     Arc::from(encode_frame(&WireMessage::Request(request)))
 }
 
 impl Attack {
+    /// Warns (once, in the run's log) when the behaviour cannot do what it is named for in
+    /// this cluster: see `caveat`.
     pub fn new(spec: Spec, config: AttackConfig) -> Attack {
+        if let Some(caveat) = caveat(&spec, &config) {
+            tracing::warn!("Byzantine client {}: {caveat}", config.client);
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let large_value = match &spec {
             Spec::NeverRead { value_bytes, .. } => (0..*value_bytes)
@@ -146,6 +170,13 @@ impl Attack {
 
     pub fn spec(&self) -> &Spec {
         &self.spec
+    }
+
+    /// Why this attack is not the one its behaviour names, if it is not: `mac-attack` in a
+    /// cluster under `signatures`, which only an `--auth` override can make (a scenario that
+    /// asks for it is refused at load), has no authenticator to spoil.
+    pub fn caveat(&self) -> Option<String> {
+        caveat(&self.spec, &self.config)
     }
 
     pub fn client(&self) -> ClientId {
@@ -481,5 +512,41 @@ impl Attack {
         {
             self.push(at, SendClass::LargeRead, timestamp, Dest::All, frame);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attack_without_sessions(behaviour: &str) -> Attack {
+        let spec = super::super::validate(behaviour, &Default::default()).expect("valid");
+        let client = ClientId(3);
+        Attack::new(
+            spec,
+            AttackConfig {
+                client,
+                key: replica::crypto::key_from_seed(9, Principal::Client(client)),
+                sessions: None,
+                replicas: 4,
+                max_frame: 1 << 20,
+                seed: 1,
+                unpaced_gap: Duration::from_micros(50),
+            },
+        )
+    }
+
+    /// Under `signatures` a `mac-attack` says that it mounts no MAC attack; a behaviour that
+    /// needs no particular mode says nothing.
+    #[test]
+    fn a_mac_attack_without_session_keys_says_it_spoils_nothing() {
+        let caveat = attack_without_sessions("mac-attack")
+            .caveat()
+            .expect("nothing to spoil");
+        assert!(
+            caveat.contains("needs `auth: macs`") && caveat.contains("`signed-only`"),
+            "{caveat}"
+        );
+        assert_eq!(attack_without_sessions("flood").caveat(), None);
     }
 }

@@ -49,6 +49,22 @@ impl SendClass {
     pub fn over_cap(self) -> bool {
         self == SendClass::OverCap
     }
+
+    /// The kebab-case name `byzantine-clients.json` uses.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    }
+
+    /// What a request of this class says about the whole attack, for the tally's readers.
+    fn caveat(self) -> Option<&'static str> {
+        (self == SendClass::SignedOnly).then_some(
+            "mac-attack under auth: signatures (an --auth override): no authenticator to \
+             spoil, every request was only signed; the MAC attack was not mounted",
+        )
+    }
 }
 
 /// Counters of one Byzantine client over its run.
@@ -67,11 +83,18 @@ pub struct Tally {
     /// Connections opened, and those the replica (or the proxy in front of it) closed.
     pub connects: u64,
     pub closed_by_peer: u64,
+    /// Set when what was sent is not the attack the behaviour names (see
+    /// `SendClass::caveat`), so that a run which tested nothing does not read as if it had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
 }
 
 impl Tally {
     pub fn produced(&mut self, class: SendClass) {
         *self.requests.entry(class).or_default() += 1;
+        if self.caveat.is_none() {
+            self.caveat = class.caveat().map(String::from);
+        }
     }
 
     pub fn wrote(&mut self, class: SendClass, bytes: usize) {
@@ -85,5 +108,29 @@ impl Tally {
 
     pub fn total_requests(&self) -> u64 {
         self.requests.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A signed-only request marks the whole tally, so `byzantine-clients.json` says the MAC
+    /// attack was not mounted; the attack's own classes leave no caveat.
+    #[test]
+    fn a_signed_only_request_leaves_a_caveat_in_the_tally() {
+        let mut tally = Tally::default();
+        tally.produced(SendClass::SpoiledMacs);
+        assert_eq!(tally.caveat, None);
+        let json = serde_json::to_string(&tally).expect("serializes");
+        assert!(!json.contains("caveat"), "{json}");
+        tally.produced(SendClass::SignedOnly);
+        tally.produced(SendClass::SignedOnly);
+        let json = serde_json::to_string(&tally).expect("serializes");
+        assert!(
+            json.contains("\"caveat\":\"mac-attack under auth: signatures"),
+            "{json}"
+        );
+        assert_eq!(SendClass::SignedOnly.name(), "signed-only");
     }
 }
