@@ -17,14 +17,9 @@ use std::time::Duration;
 /// epoch): fixed, so event files are identical from run to run.
 pub const SIM_EPOCH_NS: u64 = 1_000_000_000;
 
-/// What one replica's work costs, measured on the 2-core reference machine
-/// (`cargo bench -p replica --bench signatures`, and the node's turn profile).
+/// What one replica's work costs (`CostModel::CALIBRATED`).
 pub fn calibrated_costs() -> CostModel {
-    CostModel {
-        turn: Duration::from_micros(60),
-        verify: Duration::from_micros(140),
-        sign: Duration::from_micros(65),
-    }
+    CostModel::CALIBRATED
 }
 
 /// One hop over loopback TCP through the proxy.

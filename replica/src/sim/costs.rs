@@ -26,6 +26,15 @@ impl CostModel {
         sign: Duration::ZERO,
     };
 
+    /// What one replica's work costs, measured on the 2-core reference machine
+    /// (`cargo bench -p replica --bench signatures`, and the node's turn profile): what the
+    /// harness's simulated runs charge.
+    pub const CALIBRATED: CostModel = CostModel {
+        turn: Duration::from_micros(60),
+        verify: Duration::from_micros(140),
+        sign: Duration::from_micros(65),
+    };
+
     pub fn is_free(&self) -> bool {
         *self == CostModel::FREE
     }

@@ -85,12 +85,12 @@ impl SimNetwork {
                 ..
             } => self.deliver_to_client(from, client, &frame),
             Action::Deliver {
+                from,
                 to,
                 incarnation,
                 frame,
-                ..
             } => match self.process_of(to) {
-                Some(process) => self.deliver_to_replica(process, incarnation, &frame),
+                Some(process) => self.deliver_to_replica(from, process, incarnation, &frame),
                 None => self.stats.lost_to_crash += 1,
             },
             Action::Wake {
@@ -183,7 +183,13 @@ impl SimNetwork {
         if r.paused {
             return;
         }
-        let inputs = std::mem::take(&mut r.inbox);
+        let mut inputs = std::mem::take(&mut r.inbox);
+        let requests = r.requests.take_round();
+        for frame in requests {
+            if let Some(verified) = self.check(process, &frame) {
+                inputs.push(verified);
+            }
+        }
         let count = inputs
             .iter()
             .filter(|v| v.message().seal().signature().is_some())
@@ -193,6 +199,9 @@ impl SimNetwork {
                 host.handle_input(now, Input::Message(verified));
             }
         });
+        if !self.replicas[process].requests.is_empty() {
+            self.schedule_drain(process);
+        }
     }
 
     /// Carries out what the turn produced (the disk first, then the network) and schedules
@@ -353,27 +362,71 @@ impl SimNetwork {
         }
     }
 
-    fn deliver_to_replica(&mut self, process: Proc, incarnation: u64, frame: &[u8]) {
+    fn deliver_to_replica(
+        &mut self,
+        from: Option<Endpoint>,
+        process: Proc,
+        incarnation: u64,
+        frame: &[u8],
+    ) {
         if !self.is_current(process, incarnation) {
             self.stats.lost_to_crash += 1;
             return;
         }
+        let now = self.now_ns;
         let r = &mut self.replicas[process];
         if r.paused {
-            r.held.push(frame.to_vec());
+            r.held.push((from, frame.to_vec()));
             return;
         }
         r.stats.bytes_in(frame.len());
         self.stats.delivered += 1;
+        let busy = r.busy_until_ns > now || !r.inbox.is_empty() || !r.requests.is_empty();
+        if busy && let Ok(WireMessage::Request(request)) = self.decode(frame) {
+            let r = &mut self.replicas[process];
+            if r.requests.push(from, request.client(), frame.to_vec()) {
+                r.stats.request_shed();
+            }
+            self.schedule_drain(process);
+            return;
+        }
+        if let Some(verified) = self.check(process, frame) {
+            self.accept(process, verified);
+        }
+    }
+
+    /// Verifies a frame for `process`, counting it in or refusing it.
+    fn check(&mut self, process: Proc, frame: &[u8]) -> Option<Verified> {
         match self.verdict(process, frame) {
             Ok(verified) => {
                 self.replicas[process]
                     .stats
                     .message_in(verified.message().kind());
-                self.accept(process, verified);
+                Some(verified)
             }
-            Err((reason, what)) => self.reject(process, reason, what),
+            Err((reason, what)) => {
+                self.reject(process, reason, what);
+                None
+            }
         }
+    }
+
+    /// A turn for what queued, once the replica's current one is over.
+    fn schedule_drain(&mut self, process: Proc) {
+        let now = self.now_ns;
+        let r = &mut self.replicas[process];
+        if r.drain_scheduled {
+            return;
+        }
+        r.drain_scheduled = true;
+        let (at, incarnation) = (r.busy_until_ns.max(now), r.incarnation);
+        self.schedule(
+            at,
+            Action::Drain {
+                process,
+                incarnation,
+            },
+        );
     }
 
     /// A verified message for `replica`: handled now if the replica is idle, else queued for
@@ -389,17 +442,7 @@ impl SimNetwork {
             return;
         }
         r.inbox.push(verified);
-        if !r.drain_scheduled {
-            r.drain_scheduled = true;
-            let (at, incarnation) = (r.busy_until_ns.max(now), r.incarnation);
-            self.schedule(
-                at,
-                Action::Drain {
-                    process,
-                    incarnation,
-                },
-            );
-        }
+        self.schedule_drain(process);
     }
 
     /// Delivers what reached a paused replica while it was stopped, then fires its due timers.
@@ -407,8 +450,8 @@ impl SimNetwork {
         let r = &mut self.replicas[process];
         let held = std::mem::take(&mut r.held);
         let incarnation = r.incarnation;
-        for frame in held {
-            self.deliver_to_replica(process, incarnation, &frame);
+        for (from, frame) in held {
+            self.deliver_to_replica(from, process, incarnation, &frame);
         }
         self.turn(process, |_, _| {});
     }

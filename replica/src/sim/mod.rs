@@ -10,6 +10,7 @@
 mod client;
 mod costs;
 mod exec;
+mod intake;
 mod links;
 mod replica;
 mod workload;

@@ -71,11 +71,13 @@ pub(super) struct SimReplica {
     /// the inputs that queued while it worked.
     pub(super) busy_until_ns: u64,
     pub(super) inbox: Vec<Verified>,
+    /// Client requests that arrived while the replica was busy, unchecked (see `intake`).
+    pub(super) requests: super::intake::RequestBacklog,
     pub(super) drain_scheduled: bool,
     /// Paused (SIGSTOP): frames that arrive wait in `held`, as in a socket buffer, and no
     /// timer fires until `resume`.
     pub(super) paused: bool,
-    pub(super) held: Vec<Vec<u8>>,
+    pub(super) held: Vec<(Option<super::links::Endpoint>, Vec<u8>)>,
     /// The node's own counters, kept the way the node keeps them.
     pub(super) stats: NodeStats,
     /// The most bytes the log held just before a stable checkpoint truncated it, since the
@@ -107,6 +109,7 @@ impl SimReplica {
             rejections: BTreeMap::new(),
             busy_until_ns: 0,
             inbox: Vec::new(),
+            requests: Default::default(),
             drain_scheduled: false,
             paused: false,
             held: Vec::new(),
@@ -165,6 +168,7 @@ impl SimReplica {
         self.incarnation += 1;
         // What was queued in memory or in socket buffers dies with the process.
         self.inbox.clear();
+        self.requests.clear();
         self.drain_scheduled = false;
         self.paused = false;
         self.held.clear();
