@@ -67,7 +67,11 @@ fn a_request_flood_at_the_primary_does_not_stall_agreement() {
         .count();
     for replica in net.replica_ids() {
         let view = net.core(replica).expect("running").view();
-        assert_eq!(view, View(0), "replica {replica} changed view under the flood");
+        assert_eq!(
+            view,
+            View(0),
+            "replica {replica} changed view under the flood"
+        );
     }
     // Unflooded, each honest client completes an operation every few milliseconds.
     assert!(
