@@ -60,8 +60,9 @@ impl CheckpointLie {
                 }
             }
             _ => {
-                let i = self.rng.random_range(0..transfer.committed.len());
-                transfer.committed[i] = self_certified(&transfer.committed[i], ctx);
+                // The first certificate: the one the asker applies next, before an honest
+                // answer can bring it past that sequence number.
+                transfer.committed[0] = self_certified(&transfer.committed[0], ctx);
             }
         }
         transfer
