@@ -106,7 +106,7 @@ const CATALOGUE: &[BehaviourInfo] = &[
     },
     BehaviourInfo {
         name: "checkpoint-lie",
-        summary: "CHECKPOINTs with wrong state digests and state-transfer answers with altered state or certificates",
+        summary: "CHECKPOINTs with wrong state digests and state-transfer answers with altered state or certificates, or a certificate it signed alone",
         params: "",
         in_process: true,
     },

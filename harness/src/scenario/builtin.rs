@@ -107,6 +107,10 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/byz-checkpoint-lie.yaml"),
     },
     Builtin {
+        name: "byz-checkpoint-lie-alone",
+        yaml: include_str!("../../scenarios/byz-checkpoint-lie-alone.yaml"),
+    },
+    Builtin {
         name: "byz-stale-view",
         yaml: include_str!("../../scenarios/byz-stale-view.yaml"),
     },
