@@ -117,6 +117,10 @@ struct MutantsArgs {
     /// The suite each mutant is judged by.
     #[arg(long, default_value = "nightly")]
     suite: String,
+    /// Judge by these scenarios instead of the suite (repeatable): to check that a new attack
+    /// kills a survivor.
+    #[arg(long = "scenario")]
+    scenarios: Vec<String>,
     #[arg(long, default_value_t = 1)]
     seeds: u64,
     #[arg(long, default_value_t = 2)]
@@ -492,6 +496,7 @@ fn mutants(args: MutantsArgs) -> i32 {
             names: args.names,
             sample: args.sample,
             seed: args.seed,
+            scenarios: args.scenarios,
             suite: args.suite,
             seeds: args.seeds,
             jobs: args.jobs.max(1),

@@ -42,7 +42,8 @@ pub struct MutantsOptions {
     pub seed: u64,
     /// Where the mutated tree lives; kept between scores so builds are incremental.
     pub worktree: PathBuf,
-    /// The campaign that judges each mutant.
+    /// The campaign that judges each mutant: these scenarios, or when there are none the suite.
+    pub scenarios: Vec<String>,
     pub suite: String,
     pub seeds: u64,
     pub jobs: usize,
@@ -176,12 +177,19 @@ fn run_campaign(
     backend: &str,
     out: &Path,
 ) -> anyhow::Result<Option<CampaignSummary>> {
+    let judges = if options.scenarios.is_empty() {
+        vec!["--suite".to_string(), options.suite.clone()]
+    } else {
+        options.scenarios.clone()
+    };
     let args = [
         "campaign".to_string(),
         "--backend".into(),
         backend.into(),
-        "--suite".into(),
-        options.suite.clone(),
+    ]
+    .into_iter()
+    .chain(judges)
+    .chain([
         "--seeds".into(),
         options.seeds.to_string(),
         "--jobs".into(),
@@ -191,7 +199,8 @@ fn run_campaign(
         "--fail-fast".into(),
         "--out".into(),
         out.display().to_string(),
-    ];
+    ])
+    .collect::<Vec<String>>();
     if !worktree.run_gauntlet(&args, options.budget + HANG_GRACE)? {
         return Ok(None);
     }
