@@ -10,6 +10,7 @@ pub mod layout;
 pub mod mutants;
 pub mod nemesis;
 pub mod orchestrator;
+mod pipeline;
 pub mod plan;
 pub mod primary;
 pub mod processes;

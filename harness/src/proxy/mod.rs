@@ -17,7 +17,7 @@ mod rules;
 mod stats;
 
 pub use fate::{Copy, Fate, Taken, decide};
-pub(crate) use log::{LogEntry, ProxyLog, open as open_log};
+pub(crate) use log::{LogEntry, LogWriter, ProxyLog, open as open_log};
 pub use matching::{FrameInfo, endpoint_label};
 pub use mutate::{Rewritten, rewrite};
 pub use partition::partition_rules;

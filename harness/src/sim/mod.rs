@@ -1,8 +1,8 @@
-//! `--backend sim`: the run of `orchestrator::drive`, carried out in one process in virtual
-//! time. The same plan picks the same replica builds (each Byzantine behaviour is the same
-//! interceptor in the same `Host`), the proxy's own rule engine decides every frame's fate
-//! (`links.rs`), the nemesis's `FaultBook` says what each fault does, and the clients draw
-//! from the same generators (`clients.rs`). It writes the same files, so the same judges
+//! `--backend sim`: the pipeline's `Cluster` (`SimCluster`), carried out in one process in
+//! virtual time. The same plan picks the same replica builds (each Byzantine behaviour is the
+//! same interceptor in the same `Host`), the proxy's own rule engine decides every frame's
+//! fate (`links.rs`), the nemesis's `FaultBook` says what each fault does, and the clients
+//! draw from the same generators (`clients.rs`). It writes the same files, so the same judges
 //! read them. Nothing here reads the wall clock or an unseeded random source: the seed and
 //! the build fix every byte of the history and of the replicas' events.
 
@@ -18,18 +18,22 @@ pub use world::{SIM_EPOCH_NS, calibrated_costs, hop_latency};
 use crate::backend::Backend;
 use crate::layout::RunDir;
 use crate::nemesis::{FaultBook, Step, TriggerWatch, timeline};
+use crate::pipeline::{self, Cluster, Collected, Healed, Phase, Probed, Started, WorkloadDone};
 use crate::plan::Plan;
-use crate::proxy::open_log;
+use crate::proxy::{LogWriter, ProxyLog, Rule, open_log};
 use crate::verdict::{EarlyStop, Timeline, write_json};
 use crate::workload::HistoryWriter;
-use anyhow::Context;
+use anyhow::Context as _;
 use clients::SimClients;
 use links::SimProxy;
 use online::OnlineOracles;
 use replica::ReplicaId;
+use replica::signature_ledger::LedgerGuard;
 use replica::sim::SimNetwork;
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::io::Write;
+use std::task::{Context, Poll, Waker};
 use triggered::SimTriggers;
 
 /// Virtual time the replicas get to start before the workload does.
@@ -54,90 +58,168 @@ struct SimRun<'a> {
     oracles: OnlineOracles,
     /// The faults that start at protocol events (`triggered.rs`).
     triggers: SimTriggers,
+    /// `proxy.jsonl` and its writer thread, closed before the other files are written.
+    log: ProxyLog,
+    log_writer: LogWriter,
+    /// Every honest signature is made on this thread while the run lives, so its check needs
+    /// no curve arithmetic; anything else is checked in full (see `signature_ledger`).
+    _ledger: LedgerGuard,
 }
 
-/// Carries out `plan` in the simulator and writes the run's files into `dir`.
-pub fn drive(plan: &Plan, dir: &RunDir) -> anyhow::Result<Timeline> {
-    drive_within(plan, dir, MAX_ACTIONS)
+/// The simulator behind the pipeline's `Cluster`: the plan's world, built at `start`. Each
+/// phase interleaves the clients, the faults (timed and triggered) and the online oracles
+/// action by action, and ends early at the first violation or when the budget is spent.
+pub(crate) struct SimCluster<'a> {
+    plan: &'a Plan,
+    dir: &'a RunDir,
+    max_actions: u64,
+    run: Option<SimRun<'a>>,
 }
 
-/// `drive`, ending the run inconclusive after `max_actions` simulator actions.
+/// Carries out `plan` in the simulator, writes the run's files into `dir` (all but
+/// `timeline.json` and the verdict) and returns the timeline; the run ends inconclusive after
+/// `max_actions` simulator actions.
 pub fn drive_within(plan: &Plan, dir: &RunDir, max_actions: u64) -> anyhow::Result<Timeline> {
-    // Every honest signature is made on this thread, so its check needs no curve arithmetic;
-    // anything else is checked in full (see `signature_ledger`).
-    let _ledger = replica::signature_ledger::enable();
-    let (log, log_writer) = open_log(&dir.proxy_log())
-        .with_context(|| format!("cannot create {}", dir.proxy_log().display()))?;
-    let proxy = SimProxy::new(plan, hop_latency(), log.clone());
-    let net = world::build(plan, &proxy)?;
-    let links = proxy.links();
-    let mut run = SimRun {
-        plan,
-        net,
-        proxy,
-        book: FaultBook::new(plan.n(), plan.links.clone(), plan.twins.clone()),
-        clients: SimClients::new(plan, HistoryWriter::create(&dir.history())?, links)?,
-        down_for_good: BTreeSet::new(),
-        actions: 0,
-        max_actions,
-        oracles: OnlineOracles::new(plan.honest(), &plan.scenario.checks.oracles),
-        triggers: SimTriggers::new(TriggerWatch::new(&plan.nemesis, plan.n()), plan.n()),
-    };
-    let timeline = run.phases();
-    log_writer.close(&log);
-    run.write_files(dir)?;
-    Ok(timeline)
+    let drive = pipeline::drive(SimCluster::new(plan, dir, max_actions), plan);
+    // The simulator's phases never wait, so the pipeline's future is ready at its first poll.
+    let mut context = Context::from_waker(Waker::noop());
+    match std::pin::pin!(drive).poll(&mut context) {
+        Poll::Ready(ran) => Ok(ran?.timeline(Backend::Sim)),
+        Poll::Pending => anyhow::bail!("a simulated run waited on something outside it"),
+    }
 }
 
-impl SimRun<'_> {
-    /// The phases of a run, as `orchestrator::drive_cluster` has them; a run that stops
-    /// early (an online oracle's first violation, the budget) says so in its timeline.
-    fn phases(&mut self) -> Timeline {
-        let mut timeline = Timeline {
-            started_at_ns: SIM_EPOCH_NS,
-            backend: Backend::Sim,
-            ..Timeline::default()
-        };
-        if let Err(stop) = self.phases_until_stopped(&mut timeline) {
-            tracing::warn!("{}", stop.describe());
-            let now = self.net.now_ns();
-            self.clients.end_phase(&mut self.net, now);
-            if timeline.workload_end_ns == 0 {
-                timeline.workload_end_ns = now;
-            }
-            timeline.stopped = Some(stop);
+impl<'a> SimCluster<'a> {
+    /// Nothing is built until `start`.
+    pub(crate) fn new(plan: &'a Plan, dir: &'a RunDir, max_actions: u64) -> SimCluster<'a> {
+        SimCluster {
+            plan,
+            dir,
+            max_actions,
+            run: None,
         }
-        timeline
     }
 
-    fn phases_until_stopped(&mut self, timeline: &mut Timeline) -> Result<(), EarlyStop> {
-        let scenario = &self.plan.scenario;
-        let mut rules = self.plan.standing_rules();
-        rules.extend(scenario.network.rules.iter().cloned());
-        self.proxy.set_rules(rules);
+    fn run(&mut self) -> anyhow::Result<&mut SimRun<'a>> {
+        self.run
+            .as_mut()
+            .context("the simulated cluster was not started")
+    }
+}
 
-        let workload_start = WORKLOAD_START_NS;
-        let workload_end = workload_start + self.plan.duration_ms() * MS;
-        timeline.workload_start_ns = workload_start;
-        self.advance_to(workload_start)?;
-        self.clients.start_workload(workload_start, workload_end);
-        self.workload_under_nemesis(workload_start, workload_end)?;
-        self.clients.end_phase(&mut self.net, workload_end);
-        timeline.workload_end_ns = workload_end;
+impl Cluster for SimCluster<'_> {
+    const BACKEND: Backend = Backend::Sim;
+
+    async fn start(&mut self) -> anyhow::Result<Started> {
+        self.run = Some(SimRun::build(self.plan, self.dir, self.max_actions)?);
+        Ok(Started {
+            started_at_ns: SIM_EPOCH_NS,
+        })
+    }
+
+    fn install_rules(&mut self, rules: Vec<Rule>) -> anyhow::Result<()> {
+        self.run()?.proxy.set_rules(rules);
+        Ok(())
+    }
+
+    async fn workload_under_nemesis(&mut self) -> anyhow::Result<Phase<WorkloadDone>> {
+        let run = self.run()?;
+        let start_ns = WORKLOAD_START_NS;
+        let end_ns = start_ns + run.plan.duration_ms() * MS;
+        let ran = run
+            .workload(start_ns, end_ns)
+            .map(|()| WorkloadDone { start_ns, end_ns });
+        Ok(run.ended(ran, |now| WorkloadDone {
+            start_ns,
+            end_ns: now,
+        }))
+    }
+
+    async fn heal(&mut self) -> anyhow::Result<Healed> {
+        Ok(Healed {
+            heal_ns: self.run()?.heal(),
+        })
+    }
+
+    async fn settle(&mut self, ms: u64) -> anyhow::Result<Phase<()>> {
+        let run = self.run()?;
+        let ran = run.advance_to(run.net.now_ns() + ms * MS);
+        Ok(run.ended(ran, |_| ()))
+    }
+
+    async fn probe(&mut self, ops: u32, deadline_ns: u64) -> anyhow::Result<Phase<Probed>> {
+        let run = self.run()?;
+        let start_ns = run.net.now_ns();
+        run.clients.start_probe(ops, deadline_ns);
+        let ran = run.probe(deadline_ns).map(|()| {
+            let end_ns = run.net.now_ns();
+            run.clients.end_phase(&mut run.net, end_ns);
+            Probed { start_ns, end_ns }
+        });
+        Ok(run.ended(ran, |_| Probed {
+            start_ns,
+            end_ns: 0,
+        }))
+    }
+
+    async fn stop_and_collect(mut self) -> anyhow::Result<Collected> {
+        let Some(run) = self.run.take() else {
+            return Ok(Collected {
+                summary: "nothing was built".into(),
+            });
+        };
+        run.close_and_write(self.dir)
+    }
+}
+
+impl<'a> SimRun<'a> {
+    /// The plan's world at virtual time 0, its proxy log open.
+    fn build(plan: &'a Plan, dir: &RunDir, max_actions: u64) -> anyhow::Result<SimRun<'a>> {
+        let ledger = replica::signature_ledger::enable();
+        let (log, log_writer) = open_log(&dir.proxy_log())
+            .with_context(|| format!("cannot create {}", dir.proxy_log().display()))?;
+        let proxy = SimProxy::new(plan, hop_latency(), log.clone());
+        let net = world::build(plan, &proxy)?;
+        let links = proxy.links();
+        Ok(SimRun {
+            plan,
+            net,
+            proxy,
+            book: FaultBook::new(plan.n(), plan.links.clone(), plan.twins.clone()),
+            clients: SimClients::new(plan, HistoryWriter::create(&dir.history())?, links)?,
+            down_for_good: BTreeSet::new(),
+            actions: 0,
+            max_actions,
+            oracles: OnlineOracles::new(plan.honest(), &plan.scenario.checks.oracles),
+            triggers: SimTriggers::new(TriggerWatch::new(&plan.nemesis, plan.n()), plan.n()),
+            log,
+            log_writer,
+            _ledger: ledger,
+        })
+    }
+
+    /// A phase's value: what `ran` gave, or, at an early stop, what `cut` makes of the stop's
+    /// time, with the clients' open operations ended there.
+    fn ended<T>(&mut self, ran: Result<T, EarlyStop>, cut: impl FnOnce(u64) -> T) -> Phase<T> {
+        match ran {
+            Ok(done) => Phase::Done(done),
+            Err(stop) => {
+                let now = self.net.now_ns();
+                self.clients.end_phase(&mut self.net, now);
+                Phase::Stopped(cut(now), stop)
+            }
+        }
+    }
+
+    /// The workload from `start` to `end` with the faults at their times and events.
+    fn workload(&mut self, start: u64, end: u64) -> Result<(), EarlyStop> {
+        self.advance_to(start)?;
+        self.clients.start_workload(start, end);
+        self.under_nemesis(start, end)?;
+        self.clients.end_phase(&mut self.net, end);
         for (client, invoked, ok) in self.clients.counts() {
             tracing::info!(%client, invoked, ok, "workload done");
         }
-
-        let heal = self.heal();
-        timeline.heal_ns = heal;
-        self.advance_to(heal + scenario.checks.settle_ms * MS)?;
-        timeline.probe_start_ns = self.net.now_ns();
-        let probe_deadline = heal + scenario.checks.liveness_bound_ms * MS;
-        self.clients
-            .start_probe(scenario.checks.probe_ops.max(1), probe_deadline);
-        self.probe(probe_deadline)?;
-        timeline.probe_end_ns = self.net.now_ns();
-        self.clients.end_phase(&mut self.net, timeline.probe_end_ns);
         Ok(())
     }
 
@@ -179,7 +261,7 @@ impl SimRun<'_> {
         Ok(())
     }
 
-    fn workload_under_nemesis(&mut self, start: u64, end: u64) -> Result<(), EarlyStop> {
+    fn under_nemesis(&mut self, start: u64, end: u64) -> Result<(), EarlyStop> {
         let faults = self.plan.nemesis.clone();
         let mut schedule = timeline(&faults)
             .into_iter()
@@ -299,7 +381,10 @@ impl SimRun<'_> {
         Ok(())
     }
 
-    fn write_files(&self, dir: &RunDir) -> anyhow::Result<()> {
+    /// Closes `proxy.jsonl`, then writes the other files the replicas, the clients, the
+    /// nemesis and the proxy recorded.
+    fn close_and_write(self, dir: &RunDir) -> anyhow::Result<Collected> {
+        self.log_writer.close(&self.log);
         self.clients
             .flush_history()
             .with_context(|| format!("cannot write {}", dir.history().display()))?;
@@ -332,9 +417,9 @@ impl SimRun<'_> {
             .write(&dir.nemesis())
             .with_context(|| format!("cannot write {}", dir.nemesis().display()))?;
         write_json(&dir.proxy_stats(), &self.proxy.stats())?;
-        let sim = world::summary(&self.net, self.actions);
-        tracing::info!(%sim, "simulation done");
-        Ok(())
+        Ok(Collected {
+            summary: world::summary(&self.net, self.actions),
+        })
     }
 }
 
