@@ -238,23 +238,7 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
         ..t
     });
 
-    let mut nemesis_rng = substream(seed, "nemesis");
-    let faults = match &scenario.nemesis.generate {
-        Some(spec) => nemesis::generate(spec, n, scenario.workload.duration_ms(), &mut nemesis_rng),
-        None => nemesis::resolve_schedule(&scenario.nemesis.schedule, n, &mut nemesis_rng),
-    };
-    let down = nemesis::max_down(&faults);
-    if down > scenario.cluster.f && !scenario.nemesis.allow_over_f {
-        return Err(PlanError::Scenario(locate_field(
-            loaded,
-            &["nemesis", "schedule"],
-            format!(
-                "up to {down} replicas are down or paused at once, more than f = {}; \
-                 set `nemesis.allow_over_f: true` if this is a negative control",
-                scenario.cluster.f
-            ),
-        )));
-    }
+    let faults = plan_nemesis(loaded, seed, &links, twins.as_ref())?;
 
     Ok(Plan {
         source: loaded.source.clone(),
@@ -268,6 +252,50 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
         nemesis: faults,
         twins,
     })
+}
+
+/// The nemesis schedule: generated (timed and round-bound faults) or written out, refused
+/// when it takes down more than f replicas at once unless the scenario allows it.
+fn plan_nemesis(
+    loaded: &LoadedScenario,
+    seed: u64,
+    links: &[LinkSpec],
+    twins: Option<&TwinsPlan>,
+) -> Result<Vec<PlannedFault>, PlanError> {
+    let scenario = &loaded.scenario;
+    let n = scenario.cluster.n();
+    let mut nemesis_rng = substream(seed, "nemesis");
+    let faults = match &scenario.nemesis.generate {
+        Some(spec) => {
+            // Round-bound faults draw from a stream of their own, so adding them to a
+            // scenario leaves its timed faults as they were.
+            let context = nemesis::RoundContext { n, links, twins };
+            let mut rounds_rng = substream(seed, "nemesis/rounds");
+            let mut faults = nemesis::generate_rounds(spec, &context, &mut rounds_rng);
+            let duration_ms = scenario.workload.duration_ms();
+            faults.extend(nemesis::generate(spec, n, duration_ms, &mut nemesis_rng));
+            faults
+        }
+        None => nemesis::resolve_schedule(&scenario.nemesis.schedule, n, &mut nemesis_rng),
+    };
+    let down = nemesis::max_down(&faults);
+    if down > scenario.cluster.f && !scenario.nemesis.allow_over_f {
+        let section = match scenario.nemesis.generate {
+            Some(_) => "generate",
+            None => "schedule",
+        };
+        return Err(PlanError::Scenario(locate_field(
+            loaded,
+            &["nemesis", section],
+            format!(
+                "up to {down} replicas are down or paused at once, more than f = {}; \
+                 set `nemesis.allow_over_f: true` if this is a negative control",
+                scenario.cluster.f
+            ),
+        )));
+    }
+
+    Ok(faults)
 }
 
 /// A seeded base port such that `count` consecutive ports are free right now. Deterministic

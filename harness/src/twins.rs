@@ -30,6 +30,10 @@ pub struct TwinsPlan {
     /// Standing drop rules that keep the sides apart: in force from the start, re-installed
     /// after the final heal (they are the attack, not a network fault).
     pub rules: Vec<Rule>,
+    /// The generator's `twins-round` partitions, one per view, take the place of the
+    /// standing separation: `rules` stays empty and the groups only route the links.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_round: bool,
 }
 
 impl TwinsPlan {
@@ -54,6 +58,11 @@ impl TwinsPlan {
             groups: [side_a, side_b],
             partition: scenario.twins.as_ref().is_some_and(|t| t.partition),
             rules: Vec::new(),
+            per_round: scenario
+                .nemesis
+                .generate
+                .as_ref()
+                .is_some_and(|g| g.kinds.contains(&crate::scenario::FaultKind::TwinsRound)),
         })
     }
 
@@ -78,6 +87,25 @@ impl TwinsPlan {
         self.side(from).unwrap_or(Side::A)
     }
 
+    /// The process a link's frames reach: for a link to a twinned replica, the twin on the
+    /// dialer's side (routing is fixed for the run: a principal never reaches the other twin).
+    pub fn listener(&self, link: &LinkSpec) -> Endpoint {
+        if self.is_twinned(link.to) && self.route(link.from) == Side::B {
+            Endpoint::Twin(link.to)
+        } else {
+            Endpoint::Replica(link.to)
+        }
+    }
+
+    /// Every replica process: each replica (twin A for a twinned one), then every twin B.
+    pub fn processes(&self, n: usize) -> Vec<Endpoint> {
+        let mut all: Vec<Endpoint> = (0..n as u32)
+            .map(|r| Endpoint::Replica(ReplicaId(r)))
+            .collect();
+        all.extend(self.twinned.iter().map(|r| Endpoint::Twin(*r)));
+        all
+    }
+
     fn is_twin_process(&self, endpoint: Endpoint) -> bool {
         match endpoint {
             Endpoint::Replica(r) => self.is_twinned(r),
@@ -91,6 +119,9 @@ impl TwinsPlan {
     /// replica is never cut: it is routed to the twin on the dialer's side.
     pub fn separation_rules(&self, links: &[LinkSpec]) -> Vec<Rule> {
         let mut rules = Vec::new();
+        if self.per_round {
+            return rules;
+        }
         for link in links {
             if self.is_twinned(link.to) {
                 continue;
@@ -137,7 +168,9 @@ impl TwinsPlan {
             side(&self.groups[0], false),
             side(&self.groups[1], true),
             side(&self.groups[1], false),
-            if self.partition {
+            if self.per_round {
+                " (partitioned per view by twins-round)"
+            } else if self.partition {
                 " (sides partitioned)"
             } else {
                 ""

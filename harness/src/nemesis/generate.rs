@@ -66,8 +66,9 @@ fn everywhere(id: String, action: Action) -> Rule {
     }
 }
 
-/// Generates one fault per interval, one at a time, so at most one replica is ever down or
-/// paused (within f for every f ≥ 1); every fault ends before the workload does.
+/// Generates one timed fault per interval, one at a time, so at most one replica is ever down
+/// or paused (within f for every f ≥ 1); every fault ends before the workload does. The
+/// round-bound kinds are not dealt here: `rounds::generate_rounds` draws them.
 pub fn generate(
     spec: &GenerateSpec,
     n: usize,
@@ -87,14 +88,21 @@ pub fn generate(
         let start_ms = slot_start + rng.random_range(0..slack.min(spec.interval_ms / 4).max(1));
         let end_ms = (start_ms + length).min(duration_ms.saturating_sub(QUIET_END_MS));
         if bag.is_empty() {
-            bag = spec.kinds.clone();
+            bag = spec
+                .kinds
+                .iter()
+                .copied()
+                .filter(|k| !k.is_round_bound())
+                .collect();
             bag.shuffle(rng);
         }
         let Some(kind) = bag.pop() else {
             break;
         };
         let id = format!("g{index:02}-{}", kind_name(kind));
-        let action = generated_action(kind, &id, intensity, n, rng);
+        let Some(action) = generated_action(kind, &id, intensity, n, rng) else {
+            break;
+        };
         planned.push(PlannedFault {
             id,
             start_ms,
@@ -118,6 +126,9 @@ fn kind_name(kind: FaultKind) -> &'static str {
         FaultKind::Rewrite => "rewrite",
         FaultKind::Kill => "kill",
         FaultKind::Pause => "pause",
+        FaultKind::RoundPartition => "round-partition",
+        FaultKind::TwinsRound => "twins-round",
+        FaultKind::RoundCrash => "round-crash",
     }
 }
 
@@ -135,11 +146,11 @@ fn generated_action(
     intensity: f64,
     n: usize,
     rng: &mut ChaCha20Rng,
-) -> PlannedAction {
+) -> Option<PlannedAction> {
     let rule = |action: Action| PlannedAction::LinkFault {
         rules: vec![everywhere(format!("{id}-0"), action)],
     };
-    match kind {
+    let action = match kind {
         FaultKind::Partition => {
             let shapes = [
                 PartitionShape::Halves,
@@ -191,7 +202,10 @@ fn generated_action(
         FaultKind::Pause => PlannedAction::Pause {
             target: process_target(rng, n),
         },
-    }
+        // Bound to rounds, not to an interval: never dealt from the bag.
+        FaultKind::RoundPartition | FaultKind::TwinsRound | FaultKind::RoundCrash => return None,
+    };
+    Some(action)
 }
 
 #[cfg(test)]
@@ -206,6 +220,7 @@ mod tests {
             interval_ms,
             intensity,
             start_ms: 500,
+            rounds: None,
         }
     }
 

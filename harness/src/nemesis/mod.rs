@@ -5,6 +5,7 @@
 mod book;
 mod generate;
 mod over_f;
+mod rounds;
 mod run;
 mod schedule;
 mod trigger;
@@ -13,6 +14,7 @@ mod watch;
 pub use book::{FaultBook, NemesisRecord, Start, Step, timeline};
 pub use generate::generate;
 pub use over_f::max_down;
+pub use rounds::{RoundContext, generate_rounds};
 pub use run::{Nemesis, NemesisSetup};
 pub use schedule::resolve_schedule;
 pub use trigger::{Fired, PlannedTrigger, TriggerRecord, TriggerTarget, TriggerWatch};

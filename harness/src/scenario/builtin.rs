@@ -55,6 +55,18 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/too-many-triggered-crashes.yaml"),
     },
     Builtin {
+        name: "byz-byzzfuzz",
+        yaml: include_str!("../../scenarios/byz-byzzfuzz.yaml"),
+    },
+    Builtin {
+        name: "twins-rounds",
+        yaml: include_str!("../../scenarios/twins-rounds.yaml"),
+    },
+    Builtin {
+        name: "neg-twins-rounds-f1",
+        yaml: include_str!("../../scenarios/neg-twins-rounds-f1.yaml"),
+    },
+    Builtin {
         name: "byz-silent",
         yaml: include_str!("../../scenarios/byz-silent.yaml"),
     },

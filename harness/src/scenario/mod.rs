@@ -5,11 +5,13 @@
 mod builtin;
 mod clients;
 mod locate;
+mod rounds;
 mod trigger;
 mod twins;
 
 pub use builtin::{BUILTINS, Builtin, builtin};
 pub use clients::ClientSpec;
+pub use rounds::RoundSpec;
 pub use trigger::{SentKind, TriggerSpec};
 pub use twins::{Member, TwinsSpec};
 
@@ -302,23 +304,42 @@ pub enum FaultKind {
     Rewrite,
     Kill,
     Pause,
+    /// A partition of the replica processes bound to one protocol round (view, seqs,
+    /// optionally one phase), not to a time: ByzzFuzz's network faults (`rounds.rs`).
+    RoundPartition,
+    /// A partition of the replica processes, twins included, for each of the first views
+    /// (Twins); replaces the twins' standing separation.
+    TwinsRound,
+    /// The sender of a round's message is killed right after sending it and restarted.
+    RoundCrash,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateSpec {
     pub kinds: Vec<FaultKind>,
-    /// One fault starts in every interval of this length.
+    /// One timed fault starts in every interval of this length.
+    #[serde(default = "default_interval")]
     pub interval_ms: u64,
     /// In (0, 1]: the share of an interval a fault lasts, and how hard link faults hit.
+    #[serde(default = "default_intensity")]
     pub intensity: f64,
     /// No fault before this time, so the cluster gets going first.
     #[serde(default = "default_quiet_start")]
     pub start_ms: u64,
+    /// How the round-bound kinds draw their rounds; absent = the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<RoundSpec>,
 }
 
 fn default_quiet_start() -> u64 {
     1000
+}
+fn default_interval() -> u64 {
+    1000
+}
+fn default_intensity() -> f64 {
+    0.5
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -640,6 +661,7 @@ fn validate(s: &Scenario) -> Result<(), Problem> {
         if !(generate.intensity > 0.0 && generate.intensity <= 1.0) {
             return Err(problem(at("intensity"), "must be in (0, 1]"));
         }
+        rounds::validate_rounds(s)?;
     }
     if s.checks.oracles.is_empty() {
         return Err(problem(
