@@ -7,10 +7,10 @@ use crate::rewrite::{me, pass, random_digest, sign_as};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replica::core::Effect;
-use replica::ids::{ClientId, Timestamp};
+use replica::ids::{ClientId, Seq, Timestamp};
 use replica::kv::Operation;
 use replica::message::{
-    Checkpoint, Commit, CommittedProof, StateTransfer, WireMessage, batch_digest,
+    Checkpoint, Commit, CommittedProof, PrePrepare, StateTransfer, WireMessage, batch_digest,
 };
 use replica::node::{InterceptContext, Interceptor};
 use std::time::Duration;
@@ -33,12 +33,7 @@ impl CheckpointLie {
         mut transfer: StateTransfer,
         ctx: &InterceptContext<'_>,
     ) -> StateTransfer {
-        let lie = if transfer.committed.is_empty() {
-            0
-        } else {
-            self.rng.random_range(0..3)
-        };
-        match lie {
+        match self.rng.random_range(0..3) {
             0 => {
                 let forged = Operation::Put {
                     key: "checkpoint-lie".into(),
@@ -48,7 +43,7 @@ impl CheckpointLie {
                     .state
                     .execute(ClientId(u32::MAX), Timestamp(u64::MAX), &forged);
             }
-            1 => {
+            1 if !transfer.committed.is_empty() => {
                 let i = self.rng.random_range(0..transfer.committed.len());
                 let proof = &mut transfer.committed[i];
                 let batch = &mut proof.pre_prepare.body.batch;
@@ -61,8 +56,25 @@ impl CheckpointLie {
             }
             _ => {
                 // The first certificate: the one the asker applies next, before an honest
-                // answer can bring it past that sequence number.
-                transfer.committed[0] = self_certified(&transfer.committed[0], ctx);
+                // answer can bring it past that sequence number. With none to replace, one
+                // for the sequence number after the checkpoint, with an empty batch.
+                let next = match transfer.committed.first() {
+                    Some(proof) => proof.pre_prepare.body.clone(),
+                    None => PrePrepare {
+                        view: ctx.core.view(),
+                        seq: transfer
+                            .checkpoint_proof
+                            .first()
+                            .map_or(Seq(1), |c| c.body.seq.next()),
+                        digest: batch_digest(&[]),
+                        batch: Vec::new(),
+                    },
+                };
+                let made_up = self_certified(next, ctx);
+                match transfer.committed.first_mut() {
+                    Some(first) => *first = made_up,
+                    None => transfer.committed.push(made_up),
+                }
             }
         }
         transfer
@@ -90,8 +102,7 @@ impl CheckpointLie {
 /// the batch changed (a request dropped), signed as a PRE-PREPARE and COMMITted by itself
 /// alone. Only the receiver's quorum check (a PRE-PREPARE from the view's primary and 2f+1
 /// matching COMMITs) can refuse it.
-fn self_certified(proof: &CommittedProof, ctx: &InterceptContext<'_>) -> CommittedProof {
-    let mut body = proof.pre_prepare.body.clone();
+fn self_certified(mut body: PrePrepare, ctx: &InterceptContext<'_>) -> CommittedProof {
     body.batch.pop();
     body.digest = batch_digest(&body.batch);
     let commit = Commit {
