@@ -275,3 +275,26 @@ fn mixed_kinds_keep_the_timed_faults_of_the_plain_generator() {
         assert!(crate::nemesis::max_down(&both) <= 1);
     }
 }
+
+#[test]
+fn the_over_f_guard_counts_round_crashes_with_timed_process_faults_but_not_partitions() {
+    let text = |kinds: &str, f: u32| {
+        format!(
+            "name: t\ncluster:\n  f: {f}\nworkload:\n  kind: kv\n  duration_s: 10\nnemesis:\n  generate:\n    kinds: [{kinds}]\n"
+        )
+    };
+    let resolve = |text: &str| {
+        let loaded = LoadedScenario::from_text(text, Path::new("t.yaml")).expect("parses");
+        crate::plan::resolve(&loaded, 4)
+    };
+    assert!(resolve(&text("round-partition, kill, pause, loss", 1)).is_ok());
+    assert!(resolve(&text("round-partition, round-crash, loss", 1)).is_ok());
+    let error = resolve(&text("kill, round-crash", 1)).expect_err("two down with f = 1");
+    assert!(
+        error
+            .to_string()
+            .starts_with("t.yaml:8: field `nemesis.generate`"),
+        "{error}"
+    );
+    assert!(resolve(&text("kill, round-crash, round-partition", 2)).is_ok());
+}

@@ -172,7 +172,8 @@ fn check_kinds(
 ) -> Result<(), Problem> {
     let processes = s.cluster.n() + s.twinned().len();
     let [low, high] = spec.groups;
-    if !kinds.is_empty() && !(2 <= low && low <= high && high <= processes) {
+    let groups_fit = 2 <= low && low <= high && high <= processes;
+    if !kinds.is_empty() && !groups_fit {
         return Err(problem(
             at("groups"),
             format!("give [min, max] with 2 <= min <= max <= {processes} (the replica processes)"),
