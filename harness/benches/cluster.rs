@@ -140,7 +140,12 @@ impl Proxied {
                 }
                 let target = real(to).context("a replica without an address")?;
                 let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-                links.push(LinkSpec { from, to, listen, target });
+                links.push(LinkSpec {
+                    from,
+                    to,
+                    listen,
+                    target,
+                });
                 endpoints.push((from, to));
             }
         }

@@ -84,7 +84,12 @@ fn fail_fast_starts_no_run_after_an_unexpected_outcome() {
         ..CampaignOptions::default()
     };
     let summary = run_campaign(&options).expect("campaign ran");
-    assert_eq!(summary.count(RunStatus::Unexpected), 1, "{}", summary.table());
+    assert_eq!(
+        summary.count(RunStatus::Unexpected),
+        1,
+        "{}",
+        summary.table()
+    );
     assert_eq!(summary.count(RunStatus::Skipped), 3, "{}", summary.table());
     assert!(
         summary

@@ -212,7 +212,10 @@ mod tests {
             "{links}"
         );
         assert!(!links.contains("real processes"), "{links}");
-        assert_eq!(triage_links(&campaign.path().join("other"), campaign.path()), "");
+        assert_eq!(
+            triage_links(&campaign.path().join("other"), campaign.path()),
+            ""
+        );
     }
 
     #[test]

@@ -197,8 +197,9 @@ pub fn run_cells(config: &RunnerConfig) -> Vec<RunRecord> {
     let workers = config.jobs.clamp(1, config.cells.len().max(1));
     let budget_spent = || config.budget.is_some_and(|b| started.elapsed() >= b);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let stop_starting =
-        || budget_spent() || (config.fail_fast && failed.load(std::sync::atomic::Ordering::Relaxed));
+    let stop_starting = || {
+        budget_spent() || (config.fail_fast && failed.load(std::sync::atomic::Ordering::Relaxed))
+    };
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {

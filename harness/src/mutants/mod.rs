@@ -60,7 +60,10 @@ pub struct MutantsOptions {
 pub const REAL_ONLY: &[&str] = &["replica/src/node/"];
 
 fn backend_for(mutant: &Mutant) -> &'static str {
-    if REAL_ONLY.iter().any(|prefix| mutant.file.starts_with(prefix)) {
+    if REAL_ONLY
+        .iter()
+        .any(|prefix| mutant.file.starts_with(prefix))
+    {
         "real"
     } else {
         "sim"
@@ -182,29 +185,27 @@ fn run_campaign(
     } else {
         options.scenarios.clone()
     };
-    let args = [
-        "campaign".to_string(),
-        "--backend".into(),
-        backend.into(),
-    ]
-    .into_iter()
-    .chain(judges)
-    .chain([
-        "--seeds".into(),
-        options.seeds.to_string(),
-        "--jobs".into(),
-        options.jobs.to_string(),
-        "--budget".into(),
-        format!("{}s", options.budget.as_secs().max(1)),
-        "--fail-fast".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .collect::<Vec<String>>();
+    let args = ["campaign".to_string(), "--backend".into(), backend.into()]
+        .into_iter()
+        .chain(judges)
+        .chain([
+            "--seeds".into(),
+            options.seeds.to_string(),
+            "--jobs".into(),
+            options.jobs.to_string(),
+            "--budget".into(),
+            format!("{}s", options.budget.as_secs().max(1)),
+            "--fail-fast".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ])
+        .collect::<Vec<String>>();
     if !worktree.run_gauntlet(&args, options.budget + HANG_GRACE)? {
         return Ok(None);
     }
-    let summary = out.join(crate::campaign::LATEST_LINK).join(crate::campaign::SUMMARY_FILE);
+    let summary = out
+        .join(crate::campaign::LATEST_LINK)
+        .join(crate::campaign::SUMMARY_FILE);
     let text = std::fs::read_to_string(&summary)
         .with_context(|| format!("the campaign wrote no {}", summary.display()))?;
     Ok(Some(serde_json::from_str(&text).with_context(|| {

@@ -149,7 +149,8 @@ impl Score {
     }
 
     pub fn line(&self) -> String {
-        let seconds = |ms: Option<u64>| ms.map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+        let seconds =
+            |ms: Option<u64>| ms.map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
         format!(
             "{} mutants: {} caught, {} hung, {} missed, {} unviable; score {}; detection median {}, worst {}",
             self.generated,
@@ -157,7 +158,8 @@ impl Score {
             self.hung,
             self.missed,
             self.unviable,
-            self.score.map_or("-".into(), |s| format!("{:.1}%", s * 100.0)),
+            self.score
+                .map_or("-".into(), |s| format!("{:.1}%", s * 100.0)),
             seconds(self.median_detection_ms),
             seconds(self.worst_detection_ms),
         )
@@ -231,8 +233,18 @@ mod tests {
         let runs = campaign(
             vec![
                 record("smoke", 1, RunStatus::AsExpected, ""),
-                record("default", 1, RunStatus::Unexpected, "agreement: seq 4 differs"),
-                record("byz-silent", 1, RunStatus::Skipped, "not started (--fail-fast)"),
+                record(
+                    "default",
+                    1,
+                    RunStatus::Unexpected,
+                    "agreement: seq 4 differs",
+                ),
+                record(
+                    "byz-silent",
+                    1,
+                    RunStatus::Skipped,
+                    "not started (--fail-fast)",
+                ),
             ],
             2500,
         );

@@ -68,7 +68,15 @@ impl Worktree {
     /// Builds the worktree's `gauntlet`, and with `replicas` the replica binaries a real run
     /// starts; the compiler's complaint when it does not build.
     pub fn build(&self, replicas: bool) -> Result<(), String> {
-        let mut args = vec!["build", "--profile", PROFILE, "-p", "harness", "--bin", "gauntlet"];
+        let mut args = vec![
+            "build",
+            "--profile",
+            PROFILE,
+            "-p",
+            "harness",
+            "--bin",
+            "gauntlet",
+        ];
         if replicas {
             args.extend(["-p", "replica", "--bin", "replica"]);
             args.extend(["-p", "byzantine", "--bin", "byzantine-replica"]);

@@ -83,12 +83,7 @@ pub enum Delivery {
 }
 
 impl ClientRoutes {
-    pub(super) fn register(
-        &self,
-        client: ClientId,
-        connection: u64,
-        replies: &ReplySender,
-    ) {
+    pub(super) fn register(&self, client: ClientId, connection: u64, replies: &ReplySender) {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let newer = routes
             .get(&client)

@@ -13,8 +13,8 @@ pub mod event_log;
 mod inbound;
 mod intake;
 mod intercept;
-mod reply_queue;
 pub mod outbound;
+mod reply_queue;
 pub mod stats;
 pub mod testnet;
 #[cfg(test)]

@@ -48,11 +48,11 @@ pub fn reply_queue(max_frames: usize, max_bytes: usize) -> (ReplySender, ReplyRe
 impl ReplySender {
     pub fn try_send(&self, frame: Bytes) -> Result<(), QueueError> {
         let size = frame.len();
-        let reserved = self
-            .queued_bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
-                (queued == 0 || queued + size <= self.max_bytes).then_some(queued + size)
-            });
+        let reserved =
+            self.queued_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                    (queued == 0 || queued + size <= self.max_bytes).then_some(queued + size)
+                });
         if reserved.is_err() {
             return Err(QueueError::Full);
         }
