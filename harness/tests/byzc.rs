@@ -5,30 +5,13 @@
 //! processes (a client that never reads its connections).
 
 mod run_support;
+mod sim_support;
 
-use harness::backend::Backend;
-use harness::layout::RunFolder;
-use harness::orchestrator::{self, RunOptions};
 use harness::scenario::{self, LoadedScenario};
 use harness::workload::ByzantineClientsReport;
 use run_support::{check_outcome, gauntlet_run, replicas_still_running};
-use std::path::{Path, PathBuf};
-
-fn run_sim(loaded: &LoadedScenario, seed: u64, out: &Path) -> (harness::verdict::Verdict, PathBuf) {
-    let options = RunOptions {
-        folder: RunFolder::Under(out.to_path_buf()),
-        duration_override: None,
-        keep_data: false,
-        backend: Backend::Sim,
-    };
-    let (plan, dir) = orchestrator::prepare(loaded, seed, &options).expect("prepared");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let outcome = runtime.block_on(orchestrator::execute(plan, dir, &options));
-    (outcome.verdict, outcome.dir)
-}
+use sim_support::run_loaded as run_sim;
+use std::path::Path;
 
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))

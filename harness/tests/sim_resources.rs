@@ -3,30 +3,12 @@
 //! and the same files edited to hold a log over its bound, or stripped of their samples as a
 //! folder from before them would be, are judged a violation and inconclusive.
 
-use harness::backend::Backend;
-use harness::check::{CheckOutcome, CheckResult};
-use harness::layout::RunFolder;
-use harness::orchestrator::{self, RunOptions};
-use harness::scenario;
-use harness::verdict::{self, Verdict};
-use std::path::{Path, PathBuf};
+mod sim_support;
 
-fn run_sim(name: &str, seed: u64, out: &Path) -> (Verdict, PathBuf) {
-    let loaded = scenario::load(name).expect("built-in scenario loads");
-    let options = RunOptions {
-        folder: RunFolder::Under(out.to_path_buf()),
-        duration_override: None,
-        keep_data: false,
-        backend: Backend::Sim,
-    };
-    let (plan, dir) = orchestrator::prepare(&loaded, seed, &options).expect("prepared");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let outcome = runtime.block_on(orchestrator::execute(plan, dir, &options));
-    (outcome.verdict, outcome.dir)
-}
+use harness::check::{CheckOutcome, CheckResult};
+use harness::verdict::{self, Verdict};
+use sim_support::run_named as run_sim;
+use std::path::Path;
 
 fn resources_check(verdict: &Verdict) -> &CheckResult {
     verdict

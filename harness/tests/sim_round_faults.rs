@@ -2,31 +2,14 @@
 //! drops frames of its own round only, and the built-in round scenarios meet their
 //! expectation on a few seeds.
 
-use harness::backend::Backend;
-use harness::layout::RunFolder;
+mod sim_support;
+
 use harness::nemesis::NemesisRecord;
-use harness::orchestrator::{self, RunOptions};
 use harness::proxy::Rule;
 use harness::scenario::{self, LoadedScenario};
-use harness::verdict::Verdict;
+use sim_support::run_loaded as run_sim;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn run_sim(loaded: &LoadedScenario, seed: u64, out: &Path) -> (Verdict, PathBuf) {
-    let options = RunOptions {
-        folder: RunFolder::Under(out.to_path_buf()),
-        duration_override: None,
-        keep_data: false,
-        backend: Backend::Sim,
-    };
-    let (plan, dir) = orchestrator::prepare(loaded, seed, &options).expect("prepared");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let outcome = runtime.block_on(orchestrator::execute(plan, dir, &options));
-    (outcome.verdict, outcome.dir)
-}
+use std::path::Path;
 
 fn lines(dir: &Path, name: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -1,28 +1,14 @@
 //! `--backend sim` end to end through the library: a scenario runs in virtual time, writes
 //! the run folder the judges read, and the same seed gives the same bytes.
 
+mod sim_support;
+
 use harness::backend::Backend;
 use harness::layout::RunFolder;
 use harness::orchestrator::{self, RunOptions};
 use harness::scenario;
+use sim_support::run_named as run_sim;
 use std::path::Path;
-
-fn run_sim(name: &str, seed: u64, out: &Path) -> (harness::verdict::Verdict, std::path::PathBuf) {
-    let loaded = scenario::load(name).expect("built-in scenario loads");
-    let options = RunOptions {
-        folder: RunFolder::Under(out.to_path_buf()),
-        duration_override: None,
-        keep_data: false,
-        backend: Backend::Sim,
-    };
-    let (plan, dir) = orchestrator::prepare(&loaded, seed, &options).expect("prepared");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let outcome = runtime.block_on(orchestrator::execute(plan, dir, &options));
-    (outcome.verdict, outcome.dir)
-}
 
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))

@@ -2,9 +2,8 @@
 //! event that triggers it, `nemesis.jsonl` says which event and when, and the replica sends
 //! nothing between the kill and its restart.
 
-use harness::backend::Backend;
-use harness::layout::RunFolder;
-use harness::orchestrator::{self, RunOptions};
+mod sim_support;
+
 use harness::scenario;
 use harness::sim::SIM_EPOCH_NS;
 use replica::events::{EventLine, ReplicaEvent};
@@ -18,21 +17,11 @@ fn run_sim(
     duration_s: f64,
     out: &Path,
 ) -> (harness::verdict::Verdict, PathBuf) {
-    let loaded = scenario::load(name).expect("built-in scenario loads");
-    let options = RunOptions {
-        folder: RunFolder::Under(out.to_path_buf()),
-        duration_override: Some(duration_s),
-        keep_data: false,
-        backend: Backend::Sim,
-    };
-    let loaded = loaded.with_duration(duration_s).expect("valid duration");
-    let (plan, dir) = orchestrator::prepare(&loaded, seed, &options).expect("prepared");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let outcome = runtime.block_on(orchestrator::execute(plan, dir, &options));
-    (outcome.verdict, outcome.dir)
+    let loaded = scenario::load(name)
+        .expect("built-in scenario loads")
+        .with_duration(duration_s)
+        .expect("valid duration");
+    sim_support::run_loaded_with(&loaded, seed, out, Some(duration_s))
 }
 
 fn nemesis_lines(dir: &Path) -> Vec<serde_json::Value> {
