@@ -7,10 +7,11 @@ use crate::rewrite::{me, pass, random_digest, sign_as};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replica::core::Effect;
-use replica::ids::{ClientId, Seq, Timestamp};
+use replica::ids::{ClientId, Principal, Seq, Timestamp};
 use replica::kv::Operation;
 use replica::message::{
-    Checkpoint, Commit, CommittedProof, PrePrepare, StateTransfer, WireMessage, batch_digest,
+    Checkpoint, Commit, CommittedProof, PrePrepare, Request, Signed, StateTransfer, WireMessage,
+    batch_digest,
 };
 use replica::node::{InterceptContext, Interceptor};
 use std::time::Duration;
@@ -56,10 +57,16 @@ impl CheckpointLie {
             }
             _ => {
                 // The first certificate: the one the asker applies next, before an honest
-                // answer can bring it past that sequence number. With none to replace, one
-                // for the sequence number after the checkpoint, with an empty batch.
+                // answer can bring it past that sequence number: a request dropped from it.
+                // With none to replace, one for the sequence number after the checkpoint
+                // carrying a request nobody sent (not an empty batch: that is what a view
+                // change fills a gap with, so it may well match what the others commit).
                 let next = match transfer.committed.first() {
-                    Some(proof) => proof.pre_prepare.body.clone(),
+                    Some(proof) => {
+                        let mut body = proof.pre_prepare.body.clone();
+                        body.batch.pop();
+                        body
+                    }
                     None => PrePrepare {
                         view: ctx.core.view(),
                         seq: transfer
@@ -67,7 +74,7 @@ impl CheckpointLie {
                             .first()
                             .map_or(Seq(1), |c| c.body.seq.next()),
                         digest: batch_digest(&[]),
-                        batch: Vec::new(),
+                        batch: vec![self.request_nobody_sent(ctx)],
                     },
                 };
                 let made_up = self_certified(next, ctx);
@@ -78,6 +85,20 @@ impl CheckpointLie {
             }
         }
         transfer
+    }
+
+    /// A request in client 0's name, signed with this replica's key: a certified batch's
+    /// requests are not checked again, so only the certificate's quorum keeps it out.
+    fn request_nobody_sent(&mut self, ctx: &InterceptContext<'_>) -> Signed<Request> {
+        let request = Request {
+            client: ClientId(0),
+            timestamp: Timestamp(u64::MAX),
+            op: Operation::Put {
+                key: "checkpoint-lie".into(),
+                value: format!("{}", self.rng.random::<u32>()),
+            },
+        };
+        Signed::sign(request, Principal::Client(ClientId(0)), ctx.key)
     }
 
     fn lie(&mut self, message: WireMessage, ctx: &InterceptContext<'_>) -> WireMessage {
@@ -98,12 +119,11 @@ impl CheckpointLie {
     }
 }
 
-/// A committed certificate whose every signature is valid, all of them this replica's own:
-/// the batch changed (a request dropped), signed as a PRE-PREPARE and COMMITted by itself
-/// alone. Only the receiver's quorum check (a PRE-PREPARE from the view's primary and 2f+1
-/// matching COMMITs) can refuse it.
+/// A committed certificate for `body` whose every signature is valid, all of them this
+/// replica's own: signed as a PRE-PREPARE and COMMITted by itself alone. Only the receiver's
+/// quorum check (a PRE-PREPARE from the view's primary and 2f+1 matching COMMITs) can refuse
+/// it.
 fn self_certified(mut body: PrePrepare, ctx: &InterceptContext<'_>) -> CommittedProof {
-    body.batch.pop();
     body.digest = batch_digest(&body.batch);
     let commit = Commit {
         view: body.view,
