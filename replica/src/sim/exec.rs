@@ -185,8 +185,8 @@ impl SimNetwork {
         }
         let mut inputs = std::mem::take(&mut r.inbox);
         let requests = r.requests.take_round();
-        for frame in requests {
-            if let Some(verified) = self.check(process, &frame) {
+        for (frame, message) in requests {
+            if let Some(verified) = self.check(process, &frame, Ok(message)) {
                 inputs.push(verified);
             }
         }
@@ -382,22 +382,32 @@ impl SimNetwork {
         r.stats.bytes_in(frame.len());
         self.stats.delivered += 1;
         let busy = r.busy_until_ns > now || !r.inbox.is_empty() || !r.requests.is_empty();
-        if busy && let Ok(WireMessage::Request(request)) = self.decode(frame) {
+        let decoded = self.decode(frame);
+        if busy && let Ok(WireMessage::Request(request)) = &decoded {
+            let client = request.client();
             let r = &mut self.replicas[process];
-            if r.requests.push(from, request.client(), frame.to_vec()) {
+            if let Ok(message) = decoded
+                && r.requests.push(from, client, (frame.to_vec(), message))
+            {
                 r.stats.request_shed();
             }
             self.schedule_drain(process);
             return;
         }
-        if let Some(verified) = self.check(process, frame) {
+        if let Some(verified) = self.check(process, frame, decoded) {
             self.accept(process, verified);
         }
     }
 
-    /// Verifies a frame for `process`, counting it in or refusing it.
-    fn check(&mut self, process: Proc, frame: &[u8]) -> Option<Verified> {
-        match self.verdict(process, frame) {
+    /// Verifies a frame for `process` (`decoded` is what `decode` made of it), counting it in
+    /// or refusing it.
+    fn check(
+        &mut self,
+        process: Proc,
+        frame: &[u8],
+        decoded: Result<WireMessage, RejectReason>,
+    ) -> Option<Verified> {
+        match self.verdict(process, frame, decoded) {
             Ok(verified) => {
                 self.replicas[process]
                     .stats
@@ -463,8 +473,9 @@ impl SimNetwork {
         &mut self,
         process: Proc,
         frame: &[u8],
+        decoded: Result<WireMessage, RejectReason>,
     ) -> Result<Verified, (RejectReason, Option<Signer>)> {
-        let message = self.decode(frame).map_err(|reason| (reason, None))?;
+        let message = decoded.map_err(|reason| (reason, None))?;
         let what = Some((message.kind(), message.signer()));
         let keys = self.replicas[process].keys.clone();
         let memo_key = (keys.sessions().map(|s| s.me()), Digest::of(frame));

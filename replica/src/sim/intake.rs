@@ -9,35 +9,43 @@
 
 use super::links::Endpoint;
 use crate::ids::ClientId;
+use crate::message::WireMessage;
 use std::collections::{BTreeMap, VecDeque};
 
 type Sender = (Option<Endpoint>, ClientId);
+/// A request's frame (its verdict is memoized by the frame's digest) and the message decoded
+/// from it on arrival, so it is not decoded twice.
+pub(super) type Queued = (Vec<u8>, WireMessage);
 
-#[derive(Debug, Default)]
-pub(super) struct RequestBacklog {
-    senders: BTreeMap<Sender, VecDeque<Vec<u8>>>,
+/// Requests of type `T` (a `Queued` in the simulator) per sender.
+#[derive(Debug)]
+pub(super) struct RequestBacklog<T = Queued> {
+    senders: BTreeMap<Sender, VecDeque<T>>,
 }
 
-impl RequestBacklog {
+impl<T> Default for RequestBacklog<T> {
+    fn default() -> Self {
+        RequestBacklog {
+            senders: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> RequestBacklog<T> {
     /// Queues a request frame; true when it pushed out an older forwarded one (shed).
-    pub(super) fn push(
-        &mut self,
-        from: Option<Endpoint>,
-        client: ClientId,
-        frame: Vec<u8>,
-    ) -> bool {
+    pub(super) fn push(&mut self, from: Option<Endpoint>, client: ClientId, request: T) -> bool {
         let queue = self.senders.entry((from, client)).or_default();
         let forwarded = matches!(from, Some(Endpoint::Replica(_) | Endpoint::Twin(_)));
         let shed = forwarded && !queue.is_empty();
         if shed {
             queue.clear();
         }
-        queue.push_back(frame);
+        queue.push_back(request);
         shed
     }
 
     /// The oldest waiting request of every sender, in sender order.
-    pub(super) fn take_round(&mut self) -> Vec<Vec<u8>> {
+    pub(super) fn take_round(&mut self) -> Vec<T> {
         let taken = self
             .senders
             .values_mut()
@@ -63,7 +71,7 @@ mod tests {
 
     #[test]
     fn each_round_takes_one_request_from_every_sender_in_order() {
-        let mut backlog = RequestBacklog::default();
+        let mut backlog = RequestBacklog::<Vec<u8>>::default();
         let flooder = Some(Endpoint::Client(ClientId(3)));
         let honest = Some(Endpoint::Client(ClientId(0)));
         for i in 0..100u8 {
@@ -78,7 +86,7 @@ mod tests {
 
     #[test]
     fn a_forwarding_replica_keeps_only_its_newest_request_per_client() {
-        let mut backlog = RequestBacklog::default();
+        let mut backlog = RequestBacklog::<Vec<u8>>::default();
         let peer = Some(Endpoint::Replica(ReplicaId(2)));
         assert!(!backlog.push(peer, ClientId(1), vec![1]));
         assert!(backlog.push(peer, ClientId(1), vec![2]));
