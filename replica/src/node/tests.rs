@@ -67,6 +67,23 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
+impl Node {
+    /// One pass of the verifier's `take_batch` into `batch`; whether more is waiting.
+    async fn take_batch(
+        &mut self,
+        requests_to_core: &mpsc::Sender<Input>,
+        batch: &mut Vec<Unverified>,
+    ) -> bool {
+        verifier::take_batch(
+            &mut self.replicas,
+            &self.inbound.intake,
+            requests_to_core,
+            batch,
+        )
+        .await
+    }
+}
+
 fn node() -> Node {
     let dir = tempfile::tempdir().expect("temp dir");
     let (intake, replicas) = Intake::new(64);
@@ -109,13 +126,7 @@ async fn a_batch_takes_replica_traffic_before_queued_requests() {
     flood_then_prepare(&node.inbound).await;
     let (requests_tx, _requests_rx) = mpsc::channel(1024);
     let mut batch = Vec::new();
-    let more = verifier::take_batch(
-        &mut node.replicas,
-        &node.inbound.intake,
-        &requests_tx,
-        &mut batch,
-    )
-    .await;
+    let more = node.take_batch(&requests_tx, &mut batch).await;
     assert!(more);
     assert_eq!(batch.len(), MAX_BATCH);
     assert_eq!(batch[0].message.kind(), MessageKind::Prepare);
@@ -126,13 +137,7 @@ async fn a_batch_takes_replica_traffic_before_queued_requests() {
     );
     // The rest of the flood comes next, in the order its senders queued.
     batch.clear();
-    verifier::take_batch(
-        &mut node.replicas,
-        &node.inbound.intake,
-        &requests_tx,
-        &mut batch,
-    )
-    .await;
+    node.take_batch(&requests_tx, &mut batch).await;
     assert_eq!(batch.len(), CLIENTS as usize - (MAX_BATCH - 1));
     assert_eq!(
         batch[0].message.signer(),
@@ -198,13 +203,7 @@ async fn a_flooding_client_connection_has_one_request_checked_per_batch_and_none
     let mut taken = Vec::new();
     for batch_number in 0..1000 {
         let mut batch = Vec::new();
-        verifier::take_batch(
-            &mut node.replicas,
-            &node.inbound.intake,
-            &requests_tx,
-            &mut batch,
-        )
-        .await;
+        node.take_batch(&requests_tx, &mut batch).await;
         let flood = batch
             .iter()
             .filter(|u| u.message.signer() == Principal::Client(ClientId(0)));
@@ -234,13 +233,7 @@ async fn a_flood_forwarded_on_a_peer_connection_keeps_one_slot_with_its_newest_r
     node.inbound.intake.push_request(2, request(1, 1));
     let (requests_tx, _requests_rx) = mpsc::channel(1024);
     let mut batch = Vec::new();
-    verifier::take_batch(
-        &mut node.replicas,
-        &node.inbound.intake,
-        &requests_tx,
-        &mut batch,
-    )
-    .await;
+    node.take_batch(&requests_tx, &mut batch).await;
     let stamps: Vec<_> = batch
         .iter()
         .map(|u| match &u.message {
@@ -261,13 +254,7 @@ async fn requests_wait_unverified_while_the_core_has_no_room_for_them() {
     let (requests_tx, _requests_rx) = mpsc::channel(1);
     requests_tx.try_send(Input::Start).expect("room for one");
     let mut batch = Vec::new();
-    verifier::take_batch(
-        &mut node.replicas,
-        &node.inbound.intake,
-        &requests_tx,
-        &mut batch,
-    )
-    .await;
+    node.take_batch(&requests_tx, &mut batch).await;
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].message.kind(), MessageKind::Prepare);
     assert!(node.inbound.intake.requests_waiting());
