@@ -403,9 +403,27 @@ fn judge_files(
         };
         let liveness_judged = oracle == Oracle::Liveness && result.outcome != CheckOutcome::Skipped;
         checks.push(result);
-        // Reported beside `liveness`, which turns it on: progress in every fault-free window.
+        // Reported beside `liveness`, which turns them on: progress in every fault-free
+        // window, no view change while nothing is wrong, restarted replicas catching up.
         if liveness_judged {
-            checks.push(window_liveness(dir, plan, timeline, &history)?);
+            let faults = check::read_nemesis(&dir.nemesis())?;
+            let clients = plan.scenario.honest_clients();
+            let spec = window_spec(plan, timeline, &faults, &clients);
+            checks.push(check::window_liveness(&spec, &history));
+            checks.push(check::view_stability(
+                &spec,
+                &events,
+                &honest,
+                timeline.started_at_ns,
+            ));
+            let retry = plan.scenario.cluster.timeouts.state_transfer_retry_ms;
+            checks.push(check::catch_up(
+                &spec,
+                &events,
+                &honest,
+                timeline.started_at_ns,
+                check::catch_up_bound(Duration::from_millis(retry)),
+            ));
         }
     }
     if let Some(stop @ EarlyStop::OutOfBudget { .. }) = &timeline.stopped {
@@ -485,18 +503,16 @@ fn bounded_resources(
     }
 }
 
-/// The `window-liveness` check (`check::window_liveness`) over the run's `nemesis.jsonl`.
-fn window_liveness(
-    dir: &RunDir,
+/// The fault-free windows' inputs (`check::WindowSpec`): the run's faults from `nemesis.jsonl`.
+fn window_spec<'a>(
     plan: &Plan,
     timeline: &Timeline,
-    history: &[HistoryEvent],
-) -> anyhow::Result<CheckResult> {
-    let faults = check::read_nemesis(&dir.nemesis())?;
+    faults: &'a [crate::nemesis::NemesisRecord],
+    clients: &'a [replica::ClientId],
+) -> check::WindowSpec<'a> {
     let scenario = &plan.scenario;
-    let clients = scenario.honest_clients();
-    let spec = check::WindowSpec {
-        faults: &faults,
+    check::WindowSpec {
+        faults,
         byzantine: plan.faulty().into_iter().map(|r| r.id).collect(),
         f: scenario.cluster.f,
         standing_rules: scenario.network.rules.len(),
@@ -505,9 +521,8 @@ fn window_liveness(
         heal_ns: timeline.heal_ns,
         bound_ns: scenario.checks.liveness_bound_ms * 1_000_000,
         grace_ns: scenario.cluster.timeouts.max_view_change_ms * 1_000_000,
-        clients: &clients,
-    };
-    Ok(check::window_liveness(&spec, history))
+        clients,
+    }
 }
 
 /// `gauntlet check RUN_DIR`: re-judges a stored run and rewrites its verdict.

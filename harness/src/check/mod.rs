@@ -16,7 +16,8 @@ pub enum CheckOutcome {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// `linearizability`, `agreement`, `state-agreement`, `no-amnesia`, `validity`,
-    /// `integrity`, `liveness`, `window-liveness`, `bounded-resources`.
+    /// `integrity`, `liveness`, `window-liveness`, `view-stability`, `catch-up`,
+    /// `bounded-resources`.
     pub name: String,
     pub outcome: CheckOutcome,
     /// One human sentence: what was checked and what was found.
@@ -28,15 +29,18 @@ pub struct CheckResult {
 }
 
 mod amnesia;
+mod catch_up;
 mod claims;
 mod files;
 mod linearizability;
 mod liveness;
 mod oracles;
 mod resources;
+mod view_stability;
 mod windows;
 
 pub use amnesia::{NoAmnesiaOracle, no_amnesia};
+pub use catch_up::{CatchUpDetails, NAME as CATCH_UP, Restart, catch_up, catch_up_bound};
 pub use files::{ReadError, parse_history, read_events, read_history};
 pub use linearizability::{
     KeyHistory, KeyOutcome, KeyVerdict, LinearizabilityOptions, MalformedHistory, check_keys,
@@ -50,6 +54,9 @@ pub use oracles::{
 pub use resources::{
     BoundedResourcesOracle, Breach, NAME as BOUNDED_RESOURCES, Peaks, ResourceBounds, Sample,
     bounded_resources,
+};
+pub use view_stability::{
+    NAME as VIEW_STABILITY, StableWindow, UncalledViewChange, ViewStabilityDetails, view_stability,
 };
 pub use windows::{
     NAME as WINDOW_LIVENESS, Stall, Window, WindowSpec, read_nemesis, stalls, window_liveness,

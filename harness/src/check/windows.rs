@@ -168,7 +168,7 @@ fn spans(spec: &WindowSpec) -> (Vec<Span>, BTreeSet<u64>) {
 }
 
 /// The judged windows (before the grace is taken off) and what was in force just before each.
-fn windows(spec: &WindowSpec) -> Vec<(Window, Vec<String>)> {
+pub(super) fn fault_free_windows(spec: &WindowSpec) -> Vec<(Window, Vec<String>)> {
     let (spans, transitions) = spans(spec);
     let mut cuts: Vec<u64> = transitions
         .into_iter()
@@ -258,7 +258,7 @@ pub fn stalls(spec: &WindowSpec, history: &[HistoryEvent]) -> (Vec<Window>, Vec<
     let (ops, completions) = operations(history, spec.clients);
     let mut judged = Vec::new();
     let mut stalls = Vec::new();
-    for (window, before) in windows(spec) {
+    for (window, before) in fault_free_windows(spec) {
         let start = window.from_ns.saturating_add(spec.grace_ns);
         let end = window.to_ns;
         if end <= start || end - start < spec.bound_ns {

@@ -13,7 +13,7 @@ use super::tables::{
     replica_table,
 };
 use super::timeline::timeline_svg;
-use super::windows::stall_table;
+use super::windows::{stall_table, stuck_restarts, uncalled_view_changes};
 use crate::defence::{Defence, FaultyReplica};
 use crate::scenario::Build;
 use crate::verdict::Outcome;
@@ -185,6 +185,24 @@ fn failure_views(data: &RunData) -> String {
             let _ = write!(
                 html,
                 "<section id=\"window-liveness\"><h2>Window liveness failure: stalls with at most f faulty</h2>{view}</section>"
+            );
+        }
+        if check.name == crate::check::VIEW_STABILITY
+            && check.outcome == crate::check::CheckOutcome::Violation
+            && let Some(view) = uncalled_view_changes(&check.details)
+        {
+            let _ = write!(
+                html,
+                "<section id=\"view-stability\"><h2>View stability failure: view changes with nothing wrong</h2>{view}</section>"
+            );
+        }
+        if check.name == crate::check::CATCH_UP
+            && check.outcome == crate::check::CheckOutcome::Violation
+            && let Some(view) = stuck_restarts(&check.details)
+        {
+            let _ = write!(
+                html,
+                "<section id=\"catch-up\"><h2>Catch-up failure: restarted replicas that stayed behind</h2>{view}</section>"
             );
         }
         if check.name == "no-amnesia"

@@ -1,7 +1,9 @@
-//! A `window-liveness` failure: each stall, its window and what was in force before it.
+//! Failures of the checks judged in fault-free windows: `window-liveness` (each stall, its
+//! window and what was in force before it), `view-stability` (each view change started while
+//! nothing was wrong) and `catch-up` (each restart that stayed behind).
 
 use super::html::escape;
-use crate::check::Stall;
+use crate::check::{CatchUpDetails, Stall, ViewStabilityDetails};
 use std::fmt::Write as _;
 
 fn secs(ns: u64) -> String {
@@ -57,6 +59,72 @@ pub fn stall_table(details: &serde_json::Value) -> Option<String> {
     Some(html)
 }
 
+/// One row per view change of a violated `view-stability` check; `None` when there is none.
+pub fn uncalled_view_changes(details: &serde_json::Value) -> Option<String> {
+    let details: ViewStabilityDetails = serde_json::from_value(details.clone()).ok()?;
+    if details.view_changes.is_empty() {
+        return None;
+    }
+    let mut html = format!(
+        "<p>An honest replica asked for a new view while every replica was up and honest and no network fault was in force, {} ms (<code>max_view_change_ms</code>) or more after the last change of faults. Nothing should have waited long enough to suspect the primary: look for a view-change timer left running or started without a pending request. Times are since the run started.</p>",
+        details.grace_ms
+    );
+    html.push_str(
+        "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>at</th><th>replica</th><th>from view</th><th>to view</th><th>judged window</th><th>in force just before</th></tr></thead><tbody>",
+    );
+    for change in &details.view_changes {
+        let before = if change.faults_before.is_empty() {
+            "nothing (run start)".to_string()
+        } else {
+            change.faults_before.join(", ")
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>r{}</td><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
+            secs(change.at_ns),
+            change.replica.0,
+            change.from.0,
+            change.to.0,
+            secs(change.window_from_ns),
+            secs(change.window_to_ns),
+            escape(&before)
+        );
+    }
+    html.push_str("</tbody></table></div>");
+    Some(html)
+}
+
+/// One row per restart of a violated `catch-up` check that stayed behind; `None` when none did.
+pub fn stuck_restarts(details: &serde_json::Value) -> Option<String> {
+    let details: CatchUpDetails = serde_json::from_value(details.clone()).ok()?;
+    let stuck: Vec<_> = details.stuck().collect();
+    if stuck.is_empty() {
+        return None;
+    }
+    let mut html = format!(
+        "<p>An honest replica restarted while the network worked and at most f replicas were faulty, behind a checkpoint another honest replica had made stable, and had not reached it {} ms later (the peers' 1 s redial wait plus four <code>state_transfer_retry_ms</code>). Its peers answer its FETCH-STATE with their stable checkpoint: look at whether it asked, whether they answered (its <code>rejected</code> events) and whether it installed what came. Times are since the run started.</p>",
+        details.bound_ms
+    );
+    html.push_str(
+        "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>replica</th><th>back at</th><th>executed then</th><th>stable elsewhere</th><th>reached by the deadline</th><th>deadline</th></tr></thead><tbody>",
+    );
+    for restart in stuck {
+        let _ = write!(
+            html,
+            "<tr><td>r{}</td><td>{}</td><td>seq {}</td><td>seq {} (r{})</td><td>seq {}</td><td>{}</td></tr>",
+            restart.replica.0,
+            secs(restart.at_ns),
+            restart.recovered_seq.0,
+            restart.target.0,
+            restart.target_holder.0,
+            restart.reached.0,
+            secs(restart.deadline_ns)
+        );
+    }
+    html.push_str("</tbody></table></div>");
+    Some(html)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +147,40 @@ mod tests {
             "{html}"
         );
         assert_eq!(stall_table(&serde_json::json!({"stalls": []})), None);
+    }
+
+    #[test]
+    fn an_uncalled_view_change_is_listed_with_its_window() {
+        let details = serde_json::json!({
+            "grace_ms": 8000,
+            "windows": [{"from_ns": 0, "to_ns": 20_000_000_000u64, "faults_before": []}],
+            "view_changes": [{
+                "replica": 2, "at_ns": 1_500_000_000u64, "from": 0, "to": 1,
+                "window_from_ns": 0, "window_to_ns": 20_000_000_000u64, "faults_before": []
+            }]
+        });
+        let html = uncalled_view_changes(&details).expect("a table");
+        assert!(
+            html.contains("<td>1.500 s</td><td>r2</td><td>0</td><td>1</td>"),
+            "{html}"
+        );
+        assert!(html.contains("nothing (run start)"), "{html}");
+    }
+
+    #[test]
+    fn a_stuck_restart_is_listed_with_its_target() {
+        let details = serde_json::json!({
+            "bound_ms": 5000,
+            "restarts": [{
+                "replica": 1, "at_ns": 12_000_000_000u64, "recovered_seq": 40, "target": 128,
+                "target_holder": 0, "caught_up_ns": null, "deadline_ns": 17_000_000_000u64,
+                "reached": 40
+            }]
+        });
+        let html = stuck_restarts(&details).expect("a table");
+        assert!(
+            html.contains("<td>r1</td><td>12.000 s</td><td>seq 40</td><td>seq 128 (r0)</td>"),
+            "{html}"
+        );
     }
 }

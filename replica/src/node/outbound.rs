@@ -16,7 +16,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest a dialer waits between attempts, so a restarted peer is reached again within it.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Frames written to the socket in one go: coalescing saves system calls under load.
 const MAX_COALESCED_BYTES: usize = 1024 * 1024;
 

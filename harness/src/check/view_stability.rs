@@ -1,0 +1,294 @@
+//! View stability: while nothing is wrong, no honest replica asks for a new view.
+//!
+//! A view change costs the cluster its throughput for at least a timeout, so one that starts
+//! without cause is a bug even when every run stays safe and live: a timer that is not
+//! cancelled when the request it guards executes, a primary that suspects itself, a timeout
+//! that fires on an idle replica. Castro & Liskov start a view change only when a request has
+//! waited too long; in a stretch with every replica up and honest and no network fault, none
+//! should wait that long.
+//!
+//! The judged stretches are `window-liveness`'s windows (see `windows.rs`) narrowed to those
+//! with no faulty replica at all: no Byzantine build in the run, none killed or paused, no
+//! network fault. A window that follows a change of faults starts with the same grace
+//! (`timeouts.max_view_change_ms`): a replica cut off before may still be climbing views. The
+//! window at the run's start has no grace, since nothing was wrong before it. A view change an
+//! honest replica starts inside the judged part (its `view-change-started` event) is a
+//! violation. Times are the history's, so both backends are judged alike.
+
+use super::windows::{WindowSpec, fault_free_windows};
+use super::{CheckOutcome, CheckResult};
+use replica::events::{EventLine, ReplicaEvent};
+use replica::{ReplicaId, View};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The check's name in the verdict.
+pub const NAME: &str = "view-stability";
+
+/// A stretch the check judged: every replica up and honest, no network fault.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StableWindow {
+    /// Where judging started: the window's start, after the grace when a fault preceded it.
+    pub from_ns: u64,
+    pub to_ns: u64,
+    /// The faults in force just before the window; empty at the run's start.
+    pub faults_before: Vec<String>,
+}
+
+/// A view change an honest replica started inside a judged window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UncalledViewChange {
+    pub replica: ReplicaId,
+    pub at_ns: u64,
+    pub from: View,
+    pub to: View,
+    /// The judged window it fell in.
+    pub window_from_ns: u64,
+    pub window_to_ns: u64,
+    pub faults_before: Vec<String>,
+}
+
+/// The check's details, as `verdict.json` stores them and the report reads them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewStabilityDetails {
+    pub grace_ms: u64,
+    pub windows: Vec<StableWindow>,
+    pub view_changes: Vec<UncalledViewChange>,
+}
+
+/// The parts of the fault-free windows this check judges.
+fn judged_windows(spec: &WindowSpec) -> Vec<StableWindow> {
+    fault_free_windows(spec)
+        .into_iter()
+        .filter(|(window, _)| window.faulty.is_empty())
+        .filter_map(|(window, before)| {
+            let grace = if before.is_empty() { 0 } else { spec.grace_ns };
+            let from_ns = window.from_ns.saturating_add(grace);
+            (from_ns < window.to_ns).then_some(StableWindow {
+                from_ns,
+                to_ns: window.to_ns,
+                faults_before: before,
+            })
+        })
+        .collect()
+}
+
+/// The view changes honest replicas started, on the history's clock.
+fn view_change_starts(
+    events: &BTreeMap<ReplicaId, Vec<EventLine>>,
+    honest: &[ReplicaId],
+    started_at_ns: u64,
+) -> Vec<(ReplicaId, u64, View, View)> {
+    let mut starts: Vec<_> = events
+        .iter()
+        .filter(|(replica, _)| honest.contains(replica))
+        .flat_map(|(replica, lines)| {
+            lines.iter().filter_map(move |line| match line.event {
+                ReplicaEvent::ViewChangeStarted { from, view } => Some((
+                    *replica,
+                    line.time_ns.saturating_sub(started_at_ns),
+                    from,
+                    view,
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    starts.sort_by_key(|(replica, at, _, _)| (*at, *replica));
+    starts
+}
+
+/// The check over a run: `events` are every replica's, `honest` the replicas to hold to it.
+pub fn view_stability(
+    spec: &WindowSpec,
+    events: &BTreeMap<ReplicaId, Vec<EventLine>>,
+    honest: &[ReplicaId],
+    started_at_ns: u64,
+) -> CheckResult {
+    let windows = judged_windows(spec);
+    let view_changes: Vec<UncalledViewChange> = view_change_starts(events, honest, started_at_ns)
+        .into_iter()
+        .filter_map(|(replica, at_ns, from, to)| {
+            let window = windows
+                .iter()
+                .find(|w| w.from_ns <= at_ns && at_ns < w.to_ns)?;
+            Some(UncalledViewChange {
+                replica,
+                at_ns,
+                from,
+                to,
+                window_from_ns: window.from_ns,
+                window_to_ns: window.to_ns,
+                faults_before: window.faults_before.clone(),
+            })
+        })
+        .collect();
+    let judged_ns: u64 = windows.iter().map(|w| w.to_ns - w.from_ns).sum();
+    let summary = match view_changes.first() {
+        None => format!(
+            "no honest replica started a view change in {} window(s) with every replica up and no network fault ({} judged)",
+            windows.len(),
+            secs(judged_ns)
+        ),
+        Some(first) => format!(
+            "{} view change(s) started with every replica up and honest and no network fault; first: r{} from view {} to {} at {} ({})",
+            view_changes.len(),
+            first.replica.0,
+            first.from.0,
+            first.to.0,
+            secs(first.at_ns),
+            describe_before(&first.faults_before)
+        ),
+    };
+    let outcome = if view_changes.is_empty() {
+        CheckOutcome::Pass
+    } else {
+        CheckOutcome::Violation
+    };
+    let details = ViewStabilityDetails {
+        grace_ms: spec.grace_ns / 1_000_000,
+        windows,
+        view_changes,
+    };
+    CheckResult {
+        name: NAME.into(),
+        outcome,
+        summary,
+        details: serde_json::to_value(details).unwrap_or_default(),
+    }
+}
+
+/// What preceded a window, for a sentence.
+pub fn describe_before(faults_before: &[String]) -> String {
+    if faults_before.is_empty() {
+        "no fault since the run started".into()
+    } else {
+        format!("after {}", faults_before.join(", "))
+    }
+}
+
+fn secs(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nemesis::NemesisRecord;
+    use replica::ClientId;
+
+    const S: u64 = 1_000_000_000;
+    const EPOCH: u64 = 1_700_000_000 * S;
+
+    fn spec<'a>(faults: &'a [NemesisRecord], byzantine: &[u32]) -> WindowSpec<'a> {
+        WindowSpec {
+            faults,
+            byzantine: byzantine.iter().map(|r| ReplicaId(*r)).collect(),
+            f: 1,
+            standing_rules: 0,
+            from_ns: S,
+            to_ns: 40 * S,
+            heal_ns: 30 * S,
+            bound_ns: 10 * S,
+            grace_ns: 8 * S,
+            clients: &[ClientId(0)],
+        }
+    }
+
+    fn partition(start: u64, end: u64) -> NemesisRecord {
+        NemesisRecord {
+            id: "p1".into(),
+            action: "partition".into(),
+            start_ns: start * S,
+            end_ns: Some(end * S),
+            targets: vec![ReplicaId(0)],
+            rules: Vec::new(),
+        }
+    }
+
+    fn view_change(replica: u32, at_s: u64, to: u64) -> (ReplicaId, EventLine) {
+        let line = EventLine {
+            time_ns: EPOCH + at_s * S,
+            replica: ReplicaId(replica),
+            event: ReplicaEvent::ViewChangeStarted {
+                from: View(to - 1),
+                view: View(to),
+            },
+        };
+        (ReplicaId(replica), line)
+    }
+
+    fn judge(spec: &WindowSpec, changes: &[(ReplicaId, EventLine)]) -> CheckResult {
+        let mut events: BTreeMap<ReplicaId, Vec<EventLine>> = BTreeMap::new();
+        for (replica, line) in changes {
+            events.entry(*replica).or_default().push(line.clone());
+        }
+        let honest: Vec<ReplicaId> = (0..4).map(ReplicaId).collect();
+        view_stability(spec, &events, &honest, EPOCH)
+    }
+
+    fn found(result: &CheckResult) -> Vec<(u32, u64)> {
+        let details: ViewStabilityDetails =
+            serde_json::from_value(result.details.clone()).expect("typed details");
+        details
+            .view_changes
+            .iter()
+            .map(|v| (v.replica.0, v.at_ns / S))
+            .collect()
+    }
+
+    #[test]
+    fn a_view_change_in_a_run_without_faults_is_a_violation() {
+        let result = judge(&spec(&[], &[]), &[view_change(2, 5, 1)]);
+        assert_eq!(
+            result.outcome,
+            CheckOutcome::Violation,
+            "{}",
+            result.summary
+        );
+        assert_eq!(found(&result), vec![(2, 5)]);
+        assert!(
+            result.summary.contains("r2 from view 0 to 1"),
+            "{}",
+            result.summary
+        );
+    }
+
+    #[test]
+    fn no_view_change_passes_and_says_how_much_was_judged() {
+        let result = judge(&spec(&[], &[]), &[]);
+        assert_eq!(result.outcome, CheckOutcome::Pass);
+        assert!(
+            result.summary.contains("39.000 s judged"),
+            "{}",
+            result.summary
+        );
+    }
+
+    #[test]
+    fn view_changes_during_a_fault_and_its_grace_are_allowed_but_not_after() {
+        let faults = [partition(5, 10)];
+        // During the partition (7 s), in the grace after it (17 s), and after the grace (19 s).
+        let result = judge(
+            &spec(&faults, &[]),
+            &[
+                view_change(1, 7, 1),
+                view_change(1, 17, 2),
+                view_change(3, 19, 1),
+            ],
+        );
+        assert_eq!(found(&result), vec![(3, 19)], "{}", result.summary);
+        assert!(result.summary.contains("after p1"), "{}", result.summary);
+    }
+
+    #[test]
+    fn a_run_with_a_byzantine_replica_is_not_judged() {
+        let result = judge(&spec(&[], &[3]), &[view_change(1, 5, 1)]);
+        assert_eq!(result.outcome, CheckOutcome::Pass);
+        assert!(
+            result.summary.contains("in 0 window(s)"),
+            "{}",
+            result.summary
+        );
+    }
+}
