@@ -6,24 +6,23 @@
 //! single source of truth, and the attacker only owns the replica's key, which it uses to
 //! re-sign what it rewrites (except `forge-sender`, which claims other identities).
 //!
-//! [`catalogue`] lists the behaviours; [`build`] makes one from its name, parameters and seed,
-//! and [`validate`] checks a name and parameters exactly as `build` does, without building.
+//! [`catalogue`] lists the behaviours. [`Behaviour::parse`] checks a name and its parameters
+//! once, where a scenario is loaded; the typed [`Behaviour`] then travels through the plan to
+//! the simulator, which [`build`]s it with a seed, and to the launcher, whose command line
+//! [`Behaviour::args`] writes and `byzantine-replica` reads back with [`BehaviourArgs`].
 //! Every random choice comes from that seed (ChaCha8), so a run reproduces.
 
+mod behaviour;
 mod behaviours;
+mod command_line;
 mod params;
 mod rewrite;
 
+pub use behaviour::{Behaviour, Censored, build};
+pub use behaviours::equivocate_all::Targets;
+pub use behaviours::mutate::Scope;
+pub use command_line::BehaviourArgs;
 pub use params::{BehaviourError, closest};
-
-use behaviours::equivocate_all::Targets;
-use behaviours::mutate::Scope;
-use params::Params;
-use replica::ClientId;
-use replica::message::MessageKind;
-use replica::node::Interceptor;
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 /// One entry of the catalogue, as `byzantine-replica --list` and `gauntlet list` show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,183 +132,4 @@ const CATALOGUE: &[BehaviourInfo] = &[
 /// Every behaviour, in a stable order.
 pub fn catalogue() -> Vec<BehaviourInfo> {
     CATALOGUE.to_vec()
-}
-
-/// Checks that `name` is an in-process behaviour and that it accepts `params` (each key, and
-/// each value as it will be parsed), without building it: what [`build`] refuses, this refuses
-/// with the same error, so a scenario can be checked when it is loaded rather than when the
-/// replica starts.
-pub fn validate(name: &str, params: &BTreeMap<String, String>) -> Result<(), BehaviourError> {
-    configure(name, params).map(drop)
-}
-
-/// Builds the behaviour `name` with its parameters; `seed` drives every random choice it makes.
-pub fn build(
-    name: &str,
-    params: &BTreeMap<String, String>,
-    seed: u64,
-) -> Result<Box<dyn Interceptor>, BehaviourError> {
-    use behaviours::*;
-    Ok(match configure(name, params)? {
-        Config::Silent => Box::new(silence::Silent),
-        Config::CrashLater { after_ms } => Box::new(silence::CrashLater::new(after_ms)),
-        Config::Equivocate => Box::new(equivocate::Equivocate::new(seed)),
-        Config::EquivocateAll { targets, hold_ms } => Box::new(equivocate_all::EquivocateAll::new(
-            seed,
-            targets,
-            Duration::from_millis(hold_ms),
-        )),
-        Config::WrongReply { value, early } => Box::new(replies::WrongReply::new(value, early)),
-        Config::Censor { clients } => Box::new(primary::Censor::new(clients)),
-        Config::SlowPrimary { delay_ms } => Box::new(primary::SlowPrimary::new(delay_ms)),
-        Config::BadViewChange => Box::new(view_change::BadViewChange::new(seed)),
-        Config::Replay { burst } => Box::new(noise::Replay::new(seed, burst)),
-        Config::ForgeSender => Box::new(noise::ForgeSender::new(seed)),
-        Config::Flood { rate } => Box::new(noise::Flood::new(seed, rate)),
-        Config::CheckpointLie => Box::new(checkpoint::CheckpointLie::new(seed)),
-        Config::StaleView => Box::new(noise::StaleView::new(seed)),
-        Config::Mutate {
-            kinds,
-            probability,
-            scope,
-        } => Box::new(mutate::Mutate::new(seed, kinds, probability, scope)),
-    })
-}
-
-/// A behaviour with its parameters checked and parsed: everything [`build`] needs but the seed.
-enum Config {
-    Silent,
-    CrashLater {
-        after_ms: u64,
-    },
-    Equivocate,
-    EquivocateAll {
-        targets: Targets,
-        hold_ms: u64,
-    },
-    WrongReply {
-        value: String,
-        early: bool,
-    },
-    Censor {
-        clients: Option<BTreeSet<ClientId>>,
-    },
-    SlowPrimary {
-        delay_ms: Option<u64>,
-    },
-    BadViewChange,
-    Replay {
-        burst: u64,
-    },
-    ForgeSender,
-    Flood {
-        rate: u64,
-    },
-    CheckpointLie,
-    StaleView,
-    Mutate {
-        kinds: BTreeSet<MessageKind>,
-        probability: f64,
-        scope: Scope,
-    },
-}
-
-/// The one place that knows each behaviour's parameters, their defaults and how they parse.
-fn configure(name: &str, params: &BTreeMap<String, String>) -> Result<Config, BehaviourError> {
-    let Some(info) = CATALOGUE.iter().find(|b| b.name == name) else {
-        return Err(BehaviourError::Unknown {
-            name: name.to_string(),
-            known: CATALOGUE
-                .iter()
-                .map(|b| b.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-            closest: params::closest(name, CATALOGUE.iter().map(|b| b.name)),
-        });
-    };
-    let name = info.name;
-    Ok(match name {
-        "silent" => {
-            Params::new(name, params, &[])?;
-            Config::Silent
-        }
-        "crash-later" => {
-            let p = Params::new(name, params, &["after_ms"])?;
-            Config::CrashLater {
-                after_ms: p.u64("after_ms")?.unwrap_or(3000),
-            }
-        }
-        "equivocate" => {
-            Params::new(name, params, &[])?;
-            Config::Equivocate
-        }
-        "equivocate-all" => {
-            let p = Params::new(name, params, &["targets", "hold_ms"])?;
-            Config::EquivocateAll {
-                targets: p.targets("targets")?,
-                hold_ms: p.u64("hold_ms")?.unwrap_or(20),
-            }
-        }
-        "wrong-reply" => {
-            let p = Params::new(name, params, &["value", "early"])?;
-            Config::WrongReply {
-                value: p.string("value").unwrap_or("forged").to_string(),
-                early: p.bool("early")?.unwrap_or(true),
-            }
-        }
-        "censor" => {
-            let p = Params::new(name, params, &["clients"])?;
-            Config::Censor {
-                clients: p.clients("clients")?,
-            }
-        }
-        "slow-primary" => {
-            let p = Params::new(name, params, &["delay_ms"])?;
-            Config::SlowPrimary {
-                delay_ms: p.u64("delay_ms")?,
-            }
-        }
-        "bad-view-change" => {
-            Params::new(name, params, &[])?;
-            Config::BadViewChange
-        }
-        "replay" => {
-            let p = Params::new(name, params, &["burst"])?;
-            Config::Replay {
-                burst: p.u64("burst")?.unwrap_or(8),
-            }
-        }
-        "forge-sender" => {
-            Params::new(name, params, &[])?;
-            Config::ForgeSender
-        }
-        "flood" => {
-            let p = Params::new(name, params, &["rate"])?;
-            Config::Flood {
-                rate: p.u64("rate")?.unwrap_or(2000),
-            }
-        }
-        "checkpoint-lie" => {
-            Params::new(name, params, &[])?;
-            Config::CheckpointLie
-        }
-        "stale-view" => {
-            Params::new(name, params, &[])?;
-            Config::StaleView
-        }
-        "mutate" => {
-            let p = Params::new(name, params, &["kinds", "probability", "scope"])?;
-            Config::Mutate {
-                kinds: p.kinds("kinds")?,
-                probability: p.probability("probability")?.unwrap_or(0.2),
-                scope: p.scope("scope")?,
-            }
-        }
-        other => {
-            return Err(BehaviourError::NotInProcess {
-                name: other.to_string(),
-                why: info.summary,
-            });
-        }
-    })
 }

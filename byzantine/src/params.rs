@@ -1,10 +1,11 @@
 //! `--param key=value` pairs, checked against what each behaviour accepts.
 
+use crate::behaviour::Censored;
 use crate::behaviours::equivocate_all::Targets;
 use crate::behaviours::mutate::Scope;
 use replica::ClientId;
 use replica::message::MessageKind;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -46,8 +47,6 @@ fn did_you_mean(closest: Option<&str>) -> String {
 /// How alike two names must be (Jaro-Winkler, 0 to 1) for one to be offered for the other.
 const SIMILAR_ENOUGH: f64 = 0.8;
 
-/// The candidate most like `word` (ignoring case, `_` and `-`), if any is alike enough to be
-/// what a typo of it meant.
 /// The candidate nearest to `word` (ignoring case, `_` and `-`), when it is near enough to be
 /// a typo of it: the "did you mean" of every catalogue of behaviours.
 pub fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
@@ -130,43 +129,32 @@ impl<'a> Params<'a> {
             .transpose()
     }
 
-    /// A comma-separated list of client ids, or `all` / absent for every client.
-    pub(crate) fn clients(
-        &self,
-        param: &'static str,
-    ) -> Result<Option<BTreeSet<ClientId>>, BehaviourError> {
-        match self.string(param).map(str::trim) {
-            None | Some("all") => Ok(None),
-            Some(list) => list
-                .split(',')
-                .map(|id| {
-                    id.trim()
-                        .parse::<u32>()
-                        .map(ClientId)
-                        .map_err(|_| self.bad(param, format!("`{id}` is not a client id")))
-                })
-                .collect::<Result<_, _>>()
-                .map(Some),
+    /// A comma-separated list of client ids, or `all`.
+    pub(crate) fn clients(&self, param: &'static str) -> Result<Option<Censored>, BehaviourError> {
+        let Some(list) = self.string(param).map(str::trim) else {
+            return Ok(None);
+        };
+        if list == "all" {
+            return Ok(Some(Censored::All));
         }
+        list.split(',')
+            .map(|id| {
+                id.trim()
+                    .parse::<u32>()
+                    .map(ClientId)
+                    .map_err(|_| self.bad(param, format!("`{id}` is not a client id")))
+            })
+            .collect::<Result<_, _>>()
+            .map(|ids| Some(Censored::Only(ids)))
     }
 
-    /// A comma-separated list of message kinds (`pre-prepare,commit`); absent = every protocol
-    /// round a replica sends.
+    /// A comma-separated list of message kinds (`pre-prepare,commit`), in the order given.
     pub(crate) fn kinds(
         &self,
         param: &'static str,
-    ) -> Result<BTreeSet<MessageKind>, BehaviourError> {
+    ) -> Result<Option<Vec<MessageKind>>, BehaviourError> {
         let Some(list) = self.string(param) else {
-            return Ok([
-                MessageKind::PrePrepare,
-                MessageKind::Prepare,
-                MessageKind::Commit,
-                MessageKind::Checkpoint,
-                MessageKind::ViewChange,
-                MessageKind::NewView,
-                MessageKind::Reply,
-            ]
-            .into());
+            return Ok(None);
         };
         list.split(',')
             .map(|name| {
@@ -178,25 +166,30 @@ impl<'a> Params<'a> {
                     )
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
-    pub(crate) fn scope(&self, param: &'static str) -> Result<Scope, BehaviourError> {
-        match self.string(param).map(str::trim) {
-            None | Some("small") => Ok(Scope::Small),
-            Some("any") => Ok(Scope::Any),
-            Some(_) => Err(self.bad(param, "expected `small` or `any`")),
-        }
+    pub(crate) fn scope(&self, param: &'static str) -> Result<Option<Scope>, BehaviourError> {
+        self.string(param)
+            .map(|v| match v.trim() {
+                "small" => Ok(Scope::Small),
+                "any" => Ok(Scope::Any),
+                _ => Err(self.bad(param, "expected `small` or `any`")),
+            })
+            .transpose()
     }
 
-    /// Which rounds an equivocator lies in: as `primary`, as `backup`, or `both` (absent).
-    pub(crate) fn targets(&self, param: &'static str) -> Result<Targets, BehaviourError> {
-        match self.string(param).map(str::trim) {
-            None | Some("both") => Ok(Targets::Both),
-            Some("primary") => Ok(Targets::Primary),
-            Some("backup") => Ok(Targets::Backup),
-            Some(_) => Err(self.bad(param, "expected `primary`, `backup` or `both`")),
-        }
+    /// Which rounds an equivocator lies in: as `primary`, as `backup`, or `both`.
+    pub(crate) fn targets(&self, param: &'static str) -> Result<Option<Targets>, BehaviourError> {
+        self.string(param)
+            .map(|v| match v.trim() {
+                "both" => Ok(Targets::Both),
+                "primary" => Ok(Targets::Primary),
+                "backup" => Ok(Targets::Backup),
+                _ => Err(self.bad(param, "expected `primary`, `backup` or `both`")),
+            })
+            .transpose()
     }
 }
 

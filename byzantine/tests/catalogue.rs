@@ -1,6 +1,7 @@
-//! The catalogue, `build`, `validate` and their errors, and the `byzantine-replica` command line.
+//! The catalogue, `Behaviour::parse` and its errors, `build`, and the `byzantine-replica`
+//! command line.
 
-use byzantine::{BehaviourError, build, catalogue, validate};
+use byzantine::{Behaviour, BehaviourError, build, catalogue};
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -35,29 +36,29 @@ fn the_catalogue_names_every_behaviour_of_the_issue_and_each_in_process_one_buil
     assert_eq!(names, EXPECTED);
     for info in catalogue() {
         assert!(!info.summary.is_empty() && !info.summary.contains('\n'));
-        let built = build(info.name, &BTreeMap::new(), 1);
-        assert_eq!(built.is_ok(), info.in_process, "{}", info.name);
+        let parsed = Behaviour::parse(info.name, &BTreeMap::new());
+        assert_eq!(parsed.is_ok(), info.in_process, "{}", info.name);
+        if let Ok(behaviour) = parsed {
+            assert_eq!(behaviour.name(), info.name);
+            drop(build(&behaviour, 1));
+        }
     }
     assert!(matches!(
-        build("twin", &BTreeMap::new(), 1),
+        Behaviour::parse("twin", &BTreeMap::new()),
         Err(BehaviourError::NotInProcess { .. })
     ));
 }
 
 #[test]
 fn an_unknown_behaviour_or_parameter_is_refused_naming_it() {
-    let error = build("teleport", &BTreeMap::new(), 0)
-        .err()
-        .expect("unknown");
+    let error = Behaviour::parse("teleport", &BTreeMap::new()).expect_err("unknown");
     let text = error.to_string();
     assert!(
         text.contains("teleport") && text.contains("equivocate"),
         "{text}"
     );
 
-    let error = build("flood", &params(&[("speed", "9")]), 0)
-        .err()
-        .expect("no such param");
+    let error = Behaviour::parse("flood", &params(&[("speed", "9")])).expect_err("no such param");
     assert!(
         error.to_string().contains("speed") && error.to_string().contains("rate"),
         "{error}"
@@ -74,59 +75,25 @@ fn an_unknown_behaviour_or_parameter_is_refused_naming_it() {
         ("wrong-reply", "early", "maybe"),
     ];
     for (behaviour, param, value) in bad {
-        let error = build(behaviour, &params(&[(param, value)]), 0)
-            .err()
-            .unwrap_or_else(|| panic!("{behaviour} accepted {param}={value}"));
+        let Err(error) = Behaviour::parse(behaviour, &params(&[(param, value)])) else {
+            panic!("{behaviour} accepted {param}={value}");
+        };
         let text = error.to_string();
         assert!(text.contains(param) && text.contains(value), "{text}");
     }
-    assert!(build("censor", &params(&[("clients", "0, 2")]), 0).is_ok());
+    assert!(Behaviour::parse("censor", &params(&[("clients", "0, 2")])).is_ok());
     assert!(
-        build(
+        Behaviour::parse(
             "mutate",
             &params(&[("kinds", "pre-prepare,reply"), ("scope", "any")]),
-            0
         )
         .is_ok()
     );
 }
 
 #[test]
-fn validate_refuses_exactly_what_build_refuses_with_the_same_error() {
-    let cases: Vec<(&str, BTreeMap<String, String>)> = vec![
-        ("teleport", BTreeMap::new()),
-        ("twin", BTreeMap::new()),
-        ("equivocate", BTreeMap::new()),
-        ("equivocate", params(&[("rate", "1")])),
-        ("flood", params(&[("rate", "10")])),
-        ("flood", params(&[("rate", "fast")])),
-        ("crash-later", params(&[("after", "5")])),
-        ("censor", params(&[("clients", "0,x")])),
-        ("censor", params(&[("clients", "all")])),
-        ("mutate", params(&[("probability", "1.5")])),
-        ("mutate", params(&[("kinds", "prepare,gossip")])),
-        ("mutate", params(&[("kinds", "prepare"), ("scope", "any")])),
-        ("wrong-reply", params(&[("early", "maybe")])),
-        ("slow-primary", params(&[("delay_ms", "450")])),
-    ];
-    for (name, params) in &cases {
-        let validated = validate(name, params);
-        let built = build(name, params, 3).map(drop);
-        assert_eq!(validated, built, "{name} {params:?}");
-    }
-    for info in catalogue() {
-        assert_eq!(
-            validate(info.name, &BTreeMap::new()).is_ok(),
-            info.in_process,
-            "{}",
-            info.name
-        );
-    }
-}
-
-#[test]
 fn a_misspelt_behaviour_or_parameter_gets_the_closest_known_name() {
-    let error = validate("equivocat", &BTreeMap::new()).expect_err("misspelt");
+    let error = Behaviour::parse("equivocat", &BTreeMap::new()).expect_err("misspelt");
     assert!(
         matches!(
             &error,
@@ -149,7 +116,7 @@ fn a_misspelt_behaviour_or_parameter_gets_the_closest_known_name() {
         ("crash-latr", "crash-later"),
         ("stale-veiw", "stale-view"),
     ] {
-        let error = validate(typo, &BTreeMap::new()).expect_err("misspelt");
+        let error = Behaviour::parse(typo, &BTreeMap::new()).expect_err("misspelt");
         assert!(
             error
                 .to_string()
@@ -158,20 +125,22 @@ fn a_misspelt_behaviour_or_parameter_gets_the_closest_known_name() {
         );
     }
     // Nothing near: no guess, only the list.
-    let error = validate("teleport", &BTreeMap::new()).expect_err("unknown");
+    let error = Behaviour::parse("teleport", &BTreeMap::new()).expect_err("unknown");
     assert!(!error.to_string().contains("did you mean"), "{error}");
 
-    let error = validate("crash-later", &params(&[("after", "5")])).expect_err("no such param");
+    let error =
+        Behaviour::parse("crash-later", &params(&[("after", "5")])).expect_err("no such param");
     assert_eq!(
         error.to_string(),
         "behaviour `crash-later` has no parameter `after`; did you mean `after_ms`? (it takes: after_ms)"
     );
-    let error = validate("mutate", &params(&[("probabilty", "0.5")])).expect_err("no such param");
+    let error =
+        Behaviour::parse("mutate", &params(&[("probabilty", "0.5")])).expect_err("no such param");
     assert!(
         error.to_string().contains("did you mean `probability`?"),
         "{error}"
     );
-    let error = validate("flood", &params(&[("speed", "9")])).expect_err("no such param");
+    let error = Behaviour::parse("flood", &params(&[("speed", "9")])).expect_err("no such param");
     assert!(!error.to_string().contains("did you mean"), "{error}");
 }
 
@@ -210,4 +179,11 @@ fn the_binary_refuses_an_unknown_behaviour_with_the_configuration_exit_code() {
         .expect("the binary runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("key=value"));
+
+    let output = binary()
+        .args(["--config", "/nonexistent/cluster.yaml", "--id", "0"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--behaviour"));
 }

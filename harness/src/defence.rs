@@ -122,8 +122,8 @@ pub fn faulty_replicas(plan: &Plan) -> Vec<FaultyReplica> {
         .map(|r| FaultyReplica {
             replica: r.id,
             build: r.build,
-            behaviour: r.behaviour.clone(),
-            params: r.params.clone(),
+            behaviour: r.behaviour.as_ref().map(|b| b.name().to_string()),
+            params: r.behaviour.as_ref().map(|b| b.params()).unwrap_or_default(),
             split: (r.build == Build::Twin)
                 .then(|| plan.twins.as_ref().map(|t| t.describe()))
                 .flatten(),

@@ -7,11 +7,13 @@ use crate::nemesis::{self, PlannedFault};
 use crate::proxy::{Endpoint, LinkSpec};
 use crate::scenario::{Build, LoadedScenario, Scenario, ScenarioError, locate_field};
 use crate::twins::{Side, TwinsPlan};
+use byzantine::Behaviour;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use replica::digest::Digest;
 use replica::{ClientId, ReplicaId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use thiserror::Error;
 
@@ -35,21 +37,73 @@ pub fn substream(seed: u64, name: &str) -> ChaCha20Rng {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ReplicaPlanFields", into = "ReplicaPlanFields")]
 pub struct ReplicaPlan {
     pub id: ReplicaId,
     /// Where the replica really listens (only the proxy dials it there).
     pub address: SocketAddr,
     pub build: Build,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub behaviour: Option<String>,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub params: std::collections::BTreeMap<String, String>,
+    /// `Some` exactly for a byzantine build.
+    pub behaviour: Option<Behaviour>,
     /// Drives the random choices of a non-honest build (`byzantine-replica --seed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behaviour_seed: Option<u64>,
     /// A twinned replica's second process (twin B) listens here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twin_address: Option<SocketAddr>,
+}
+
+/// A replica's plan as `plan.json` spells it: the behaviour as its name and its parameters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(expecting = "struct ReplicaPlan")]
+struct ReplicaPlanFields {
+    id: ReplicaId,
+    address: SocketAddr,
+    build: Build,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    behaviour: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    params: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    behaviour_seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    twin_address: Option<SocketAddr>,
+}
+
+impl From<ReplicaPlan> for ReplicaPlanFields {
+    fn from(plan: ReplicaPlan) -> ReplicaPlanFields {
+        ReplicaPlanFields {
+            id: plan.id,
+            address: plan.address,
+            build: plan.build,
+            params: plan
+                .behaviour
+                .as_ref()
+                .map(Behaviour::params)
+                .unwrap_or_default(),
+            behaviour: plan.behaviour.map(|b| b.name().to_string()),
+            behaviour_seed: plan.behaviour_seed,
+            twin_address: plan.twin_address,
+        }
+    }
+}
+
+impl TryFrom<ReplicaPlanFields> for ReplicaPlan {
+    type Error = String;
+
+    fn try_from(fields: ReplicaPlanFields) -> Result<ReplicaPlan, String> {
+        let behaviour = match fields.behaviour {
+            Some(name) => Some(Behaviour::parse(&name, &fields.params).map_err(|e| e.to_string())?),
+            None if fields.params.is_empty() => None,
+            None => return Err("`params` without a `behaviour`".to_string()),
+        };
+        Ok(ReplicaPlan {
+            id: fields.id,
+            address: fields.address,
+            build: fields.build,
+            behaviour,
+            behaviour_seed: fields.behaviour_seed,
+            twin_address: fields.twin_address,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -177,7 +231,6 @@ pub fn resolve(loaded: &LoadedScenario, seed: u64) -> Result<Plan, PlanError> {
                 address: take_port(),
                 build: spec.map_or(Build::Honest, |s| s.build),
                 behaviour: spec.and_then(|s| s.behaviour.clone()),
-                params: spec.map(|s| s.params.clone()).unwrap_or_default(),
                 behaviour_seed: spec
                     .filter(|s| s.build == Build::Byzantine)
                     .map(|_| substream(seed, &format!("behaviour/replica-{i}")).random()),
@@ -332,6 +385,25 @@ mod tests {
             let b = resolve(&loaded, 42).expect("plan").to_json();
             assert_eq!(a, b, "{name}");
         }
+    }
+
+    #[test]
+    fn a_plan_writes_each_behaviour_as_name_and_params_and_reads_it_back_typed() {
+        let loaded = scenario::load("byz-censor").expect("built-in");
+        let plan = resolve(&loaded, 7).expect("plan");
+        let json = plan.to_json();
+        assert!(
+            json.contains(
+                "\"behaviour\": \"censor\",\n      \"params\": {\n        \"clients\": \"0,2\"\n      },"
+            ),
+            "{json}"
+        );
+        let back: Plan = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, plan);
+        assert_eq!(back.to_json(), json);
+        let broken = json.replacen("\"0,2\"", "\"0,x\"", 2);
+        let error = serde_json::from_str::<Plan>(&broken).expect_err("a bad parameter");
+        assert!(error.to_string().contains("clients=0,x"), "{error}");
     }
 
     #[test]

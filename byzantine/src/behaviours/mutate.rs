@@ -17,12 +17,23 @@ use replica::node::{InterceptContext, Interceptor};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// How far a mutated value lands from the honest one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Scope {
+pub enum Scope {
     /// Neighbouring values: the boundary cases a protocol is most likely to get wrong.
     Small,
     /// Arbitrary values.
     Any,
+}
+
+impl Scope {
+    /// As the `scope` parameter spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Small => "small",
+            Scope::Any => "any",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

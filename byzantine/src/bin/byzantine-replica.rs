@@ -1,9 +1,9 @@
 //! `byzantine-replica`: the honest node (`replica::node`) with a Byzantine behaviour as its
 //! interceptor. Flags are those of `replica run`, plus `--behaviour`, `--param` and `--seed`.
 
+use byzantine::BehaviourArgs;
 use clap::Parser;
 use replica::node::cli::{EXIT_CONFIG, RunArgs, init_logging, load_options, run_to_exit};
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -19,24 +19,9 @@ struct Cli {
     /// The same flags as `replica run`.
     #[command(flatten)]
     run: Option<RunArgs>,
-    /// One of `--list`.
-    #[arg(long, required_unless_present = "list")]
-    behaviour: Option<String>,
-    /// A behaviour parameter, `key=value`; repeatable.
-    #[arg(long = "param", value_parser = parse_param)]
-    params: Vec<(String, String)>,
-    /// Drives every random choice of the behaviour.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
-
-fn parse_param(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_string(), value.trim().to_string()))
-        }
-        _ => Err(format!("`{text}` is not key=value")),
-    }
+    /// `--behaviour`, `--param` and `--seed`, as the harness's launcher writes them.
+    #[command(flatten)]
+    behaviour: Option<BehaviourArgs>,
 }
 
 fn main() -> ExitCode {
@@ -57,9 +42,11 @@ fn main() -> ExitCode {
         eprintln!("error: --config and --id are required");
         return ExitCode::from(EXIT_CONFIG);
     };
-    let behaviour_name = cli.behaviour.clone().unwrap_or_default();
-    let params: BTreeMap<String, String> = cli.params.iter().cloned().collect();
-    let behaviour = match byzantine::build(&behaviour_name, &params, cli.seed) {
+    let Some(args) = cli.behaviour else {
+        eprintln!("error: --behaviour is required (see --list)");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let behaviour = match args.parsed() {
         Ok(behaviour) => behaviour,
         Err(e) => {
             eprintln!("error: {e}");
@@ -75,10 +62,14 @@ fn main() -> ExitCode {
     };
     tracing::warn!(
         replica = %options.id,
-        behaviour = %behaviour_name,
-        ?params,
-        seed = cli.seed,
+        behaviour = %behaviour.name(),
+        params = ?behaviour.params(),
+        seed = args.seed,
         "running a BYZANTINE replica"
     );
-    run_to_exit(options, behaviour, run.exit_with_stdin)
+    run_to_exit(
+        options,
+        byzantine::build(&behaviour, args.seed),
+        run.exit_with_stdin,
+    )
 }

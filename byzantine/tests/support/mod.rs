@@ -43,9 +43,13 @@ pub fn install(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let behaviour = byzantine::build(name, &params, seed).expect("a catalogued behaviour builds");
+    let behaviour = byzantine::build(&parsed(name, &params), seed);
     net.set_interceptor(replica, behaviour)
         .expect("known replica");
+}
+
+fn parsed(name: &str, params: &BTreeMap<String, String>) -> byzantine::Behaviour {
+    byzantine::Behaviour::parse(name, params).expect("a catalogued behaviour with valid parameters")
 }
 
 /// What a wrapped behaviour put out, after it had its way.
@@ -69,7 +73,7 @@ impl Tap {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let inner = byzantine::build(name, &params, seed).expect("a catalogued behaviour builds");
+        let inner = byzantine::build(&parsed(name, &params), seed);
         let tape = Tape::default();
         let tap = Tap {
             inner,

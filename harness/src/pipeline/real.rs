@@ -298,16 +298,13 @@ fn launches(plan: &Plan, dir: &RunDir) -> anyhow::Result<Vec<ReplicaLaunch>> {
                         r.id
                     )
                 })?;
+                let behaviour = r.behaviour.as_ref().with_context(|| {
+                    format!("replica {} is byzantine but has no behaviour", r.id)
+                })?;
                 // `run` is the honest binary's subcommand; the byzantine one takes flags only.
                 args.remove(0);
-                args.push("--behaviour".into());
-                args.push(r.behaviour.clone().unwrap_or_default().into());
-                for (k, v) in &r.params {
-                    args.push("--param".into());
-                    args.push(format!("{k}={v}").into());
-                }
-                args.push("--seed".into());
-                args.push(r.behaviour_seed.unwrap_or(0).to_string().into());
+                let seed = r.behaviour_seed.unwrap_or(0);
+                args.extend(behaviour.args(seed).into_iter().map(OsString::from));
                 program
             }
             Build::Twin => {

@@ -219,7 +219,7 @@ mod tests {
             assert_eq!(faulty.len(), 1, "{name}");
             let runs = match faulty[0].build {
                 Build::Twin => "twin",
-                _ => faulty[0].behaviour.as_deref().unwrap_or_default(),
+                _ => faulty[0].behaviour.as_ref().map_or("", |b| b.name()),
             };
             assert_eq!(runs, *behaviour, "{name}");
         }

@@ -16,6 +16,7 @@ pub use trigger::{SentKind, TriggerSpec};
 pub use twins::{Member, TwinsSpec};
 
 use crate::proxy::Rule;
+use byzantine::{Behaviour, BehaviourError};
 use replica::auth::AuthMode;
 use replica::config::Timeouts;
 use serde::{Deserialize, Serialize};
@@ -63,9 +64,19 @@ impl ScenarioError {
     }
 }
 
+/// A scenario with each replica's behaviour parsed and checked.
+pub type Scenario = ScenarioOf<ReplicaSpec>;
+
+/// A scenario, generic over how it holds a replica entry: as [`ReplicaSpec`] (a [`Scenario`])
+/// or, only while `parse` reads a file, as the entry's words, so that a bad behaviour is
+/// refused by the checks with its field and line, in the same order as every other problem.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Scenario {
+#[serde(
+    deny_unknown_fields,
+    expecting = "struct Scenario",
+    bound(deserialize = "R: Deserialize<'de>")
+)]
+pub struct ScenarioOf<R> {
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -73,7 +84,7 @@ pub struct Scenario {
     pub cluster: ClusterSpec,
     /// Replicas that do not run the honest build, by id. Every id left out is honest.
     #[serde(default)]
-    pub replicas: BTreeMap<u32, ReplicaSpec>,
+    pub replicas: BTreeMap<u32, R>,
     /// How twinned replicas (`build: twin`) split the other principals; absent = the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twins: Option<TwinsSpec>,
@@ -143,14 +154,139 @@ pub enum Build {
     Twin,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One replica's build; in a file, `behaviour: NAME` and `params: {key: "value"}` beside it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ReplicaFields", into = "ReplicaFields")]
 pub struct ReplicaSpec {
     pub build: Build,
+    /// `Some` exactly for a byzantine build.
+    pub behaviour: Option<Behaviour>,
+}
+
+impl ReplicaSpec {
+    /// The behaviour's parameters as the scenario gave them; none for other builds.
+    pub fn params(&self) -> BTreeMap<String, String> {
+        self.behaviour
+            .as_ref()
+            .map(Behaviour::params)
+            .unwrap_or_default()
+    }
+}
+
+/// A replica entry as a scenario file spells it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "struct ReplicaSpec")]
+struct ReplicaFields {
+    build: Build,
     #[serde(default)]
-    pub behaviour: Option<String>,
+    behaviour: Option<String>,
     #[serde(default)]
-    pub params: BTreeMap<String, String>,
+    params: BTreeMap<String, String>,
+}
+
+impl From<ReplicaSpec> for ReplicaFields {
+    fn from(spec: ReplicaSpec) -> ReplicaFields {
+        ReplicaFields {
+            build: spec.build,
+            params: spec.params(),
+            behaviour: spec.behaviour.map(|b| b.name().to_string()),
+        }
+    }
+}
+
+impl TryFrom<ReplicaFields> for ReplicaSpec {
+    type Error = ReplicaRefusal;
+
+    fn try_from(fields: ReplicaFields) -> Result<ReplicaSpec, ReplicaRefusal> {
+        let written = fields.behaviour.is_some() || !fields.params.is_empty();
+        if let Some(refusal) = build_refusal(fields.build, written) {
+            return Err(refusal);
+        }
+        let behaviour = match &fields.behaviour {
+            Some(name) => {
+                Some(Behaviour::parse(name, &fields.params).map_err(ReplicaRefusal::Behaviour)?)
+            }
+            None => None,
+        };
+        Ok(ReplicaSpec {
+            build: fields.build,
+            behaviour,
+        })
+    }
+}
+
+/// Why a replica entry is not one.
+#[derive(Debug)]
+enum ReplicaRefusal {
+    NoBehaviour,
+    NotByzantine,
+    Behaviour(BehaviourError),
+}
+
+/// A byzantine build without a behaviour, or another build with one (or with parameters).
+fn build_refusal(build: Build, has_behaviour: bool) -> Option<ReplicaRefusal> {
+    match build {
+        Build::Byzantine if !has_behaviour => Some(ReplicaRefusal::NoBehaviour),
+        Build::Twin | Build::Honest if has_behaviour => Some(ReplicaRefusal::NotByzantine),
+        _ => None,
+    }
+}
+
+impl ReplicaRefusal {
+    /// The field under the replica's entry it is about (the entry itself, its `behaviour`, or
+    /// the offending key under `params`) and what is wrong there.
+    fn field_and_message(&self) -> (Vec<locate::Segment>, String) {
+        use locate::Segment::Key;
+        let error = match self {
+            ReplicaRefusal::NoBehaviour => {
+                return (
+                    Vec::new(),
+                    "a byzantine build needs a `behaviour` (see `byzantine-replica --list`)".into(),
+                );
+            }
+            ReplicaRefusal::NotByzantine => {
+                return (
+                    Vec::new(),
+                    "only a byzantine build takes a `behaviour` or `params` \
+                     (a twin is two honest processes)"
+                        .into(),
+                );
+            }
+            ReplicaRefusal::Behaviour(error) => error,
+        };
+        match error {
+            BehaviourError::UnknownParam { param, .. } => (
+                vec![Key("params".into()), Key(param.clone())],
+                error.to_string(),
+            ),
+            BehaviourError::BadParam { param, .. } => (
+                vec![Key("params".into()), Key(param.to_string())],
+                error.to_string(),
+            ),
+            BehaviourError::NotInProcess { name, .. } if name == "twin" => (
+                vec![Key("behaviour".into())],
+                "`twin` is not a behaviour of the byzantine build: write `build: twin` instead"
+                    .into(),
+            ),
+            BehaviourError::Unknown { .. } | BehaviourError::NotInProcess { .. } => {
+                (vec![Key("behaviour".into())], error.to_string())
+            }
+        }
+    }
+
+    /// The problem, pinned to its field under `replica`, the entry's path.
+    fn at(&self, replica: Vec<locate::Segment>) -> Problem {
+        let (field, message) = self.field_and_message();
+        let mut path = replica;
+        path.extend(field);
+        problem(path, message)
+    }
+}
+
+impl std::fmt::Display for ReplicaRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.field_and_message().1)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -498,7 +634,7 @@ pub fn load(name_or_path: &str) -> Result<LoadedScenario, ScenarioError> {
 
 /// Parses and validates a scenario's text; `file` only names it in errors.
 pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
-    let scenario: Scenario = serde_yaml::from_str(text).map_err(|e| {
+    let written: ScenarioOf<ReplicaFields> = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -510,13 +646,85 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
             message: strip_location(&e.to_string()),
         }
     })?;
-    validate(&scenario).map_err(|problem| ScenarioError::Invalid {
+    let invalid = |problem: Problem| ScenarioError::Invalid {
         file: file.to_path_buf(),
         line: locate::line_of(text, &problem.path),
         field: locate::display_path(&problem.path),
         message: problem.message,
-    })?;
+    };
+    let scenario = typed(written).map_err(invalid)?;
+    validate(&scenario).map_err(invalid)?;
     Ok(scenario)
+}
+
+impl<R> ScenarioOf<R> {
+    /// The same scenario with each replica entry converted by `convert`, or its first error.
+    fn try_map_replicas<S, E>(
+        self,
+        mut convert: impl FnMut(u32, R) -> Result<S, E>,
+    ) -> Result<ScenarioOf<S>, E> {
+        let ScenarioOf {
+            name,
+            description,
+            cluster,
+            replicas,
+            twins,
+            clients,
+            workload,
+            network,
+            nemesis,
+            checks,
+            expect,
+        } = self;
+        let replicas = replicas
+            .into_iter()
+            .map(|(id, entry)| Ok((id, convert(id, entry)?)))
+            .collect::<Result<_, E>>()?;
+        Ok(ScenarioOf {
+            name,
+            description,
+            cluster,
+            replicas,
+            twins,
+            clients,
+            workload,
+            network,
+            nemesis,
+            checks,
+            expect,
+        })
+    }
+}
+
+/// `written` with each replica's behaviour parsed. What `validate` checks before the
+/// replicas is checked first here too, so a file with several problems is refused for the
+/// same one whichever step finds it.
+fn typed(written: ScenarioOf<ReplicaFields>) -> Result<Scenario, Problem> {
+    validate_cluster(&written.cluster)?;
+    let cluster = written.cluster.clone();
+    written.try_map_replicas(|id, fields| {
+        let path = replica_path(id);
+        validate_replica_id(id, &cluster).map_err(|message| problem(path.clone(), message))?;
+        ReplicaSpec::try_from(fields).map_err(|refusal| refusal.at(path))
+    })
+}
+
+fn replica_path(id: u32) -> Vec<locate::Segment> {
+    vec![
+        locate::Segment::Key("replicas".into()),
+        locate::Segment::Key(id.to_string()),
+    ]
+}
+
+fn validate_replica_id(id: u32, cluster: &ClusterSpec) -> Result<(), String> {
+    let n = cluster.n() as u32;
+    if id >= n {
+        return Err(format!(
+            "replica {id} does not exist: f = {} means ids 0..{n}",
+            cluster.f
+        ));
+    }
+    Ok(())
 }
 
 /// yaml_serde appends " at line L column C"; the error prints the location itself.
@@ -543,57 +751,15 @@ fn problem(path: Vec<locate::Segment>, message: impl Into<String>) -> Problem {
 fn validate(s: &Scenario) -> Result<(), Problem> {
     use locate::Segment::{Index, Key};
     let key = |k: &str| Key(k.to_string());
-    let c = &s.cluster;
-    if c.f == 0 {
-        return Err(problem(
-            vec![key("cluster"), key("f")],
-            "must be at least 1",
-        ));
-    }
-    if c.checkpoint_interval == 0 {
-        return Err(problem(
-            vec![key("cluster"), key("checkpoint_interval")],
-            "must be at least 1",
-        ));
-    }
-    if c.watermark_window < 2 * c.checkpoint_interval
-        || !c.watermark_window.is_multiple_of(c.checkpoint_interval)
-    {
-        return Err(problem(
-            vec![key("cluster"), key("watermark_window")],
-            "must be a multiple of checkpoint_interval and at least twice it",
-        ));
-    }
-    let n = c.n() as u32;
+    validate_cluster(&s.cluster)?;
     for (id, spec) in &s.replicas {
-        let path = vec![key("replicas"), key(&id.to_string())];
-        if *id >= n {
-            return Err(problem(
-                path,
-                format!("replica {id} does not exist: f = {} means ids 0..{n}", c.f),
-            ));
-        }
-        match spec.build {
-            Build::Byzantine => {
-                let Some(behaviour) = &spec.behaviour else {
-                    return Err(problem(
-                        path,
-                        "a byzantine build needs a `behaviour` (see `byzantine-replica --list`)",
-                    ));
-                };
-                byzantine::validate(behaviour, &spec.params)
-                    .map_err(|error| behaviour_problem(path, error))?;
-            }
-            Build::Twin | Build::Honest if spec.behaviour.is_some() || !spec.params.is_empty() => {
-                return Err(problem(
-                    path,
-                    "only a byzantine build takes a `behaviour` or `params` \
-                     (a twin is two honest processes)",
-                ));
-            }
-            _ => {}
+        let path = replica_path(*id);
+        validate_replica_id(*id, &s.cluster).map_err(|message| problem(path.clone(), message))?;
+        if let Some(refusal) = build_refusal(spec.build, spec.behaviour.is_some()) {
+            return Err(refusal.at(path));
         }
     }
+    let n = s.cluster.n() as u32;
     let w = &s.workload;
     twins::validate_twins(s)?;
     clients::validate_clients(s)?;
@@ -678,31 +844,31 @@ fn validate(s: &Scenario) -> Result<(), Problem> {
     Ok(())
 }
 
-/// A behaviour or parameter `byzantine-replica` would refuse at start-up, pinned to the field
-/// it is about: the `behaviour`, or the offending key under `params`.
-fn behaviour_problem(replica: Vec<locate::Segment>, error: byzantine::BehaviourError) -> Problem {
-    use byzantine::BehaviourError;
+/// The cluster section alone: what no other check can be judged without.
+fn validate_cluster(c: &ClusterSpec) -> Result<(), Problem> {
     use locate::Segment::Key;
-    let mut path = replica;
-    match &error {
-        BehaviourError::UnknownParam { param, .. } => {
-            path.extend([Key("params".into()), Key(param.clone())]);
-        }
-        BehaviourError::BadParam { param, .. } => {
-            path.extend([Key("params".into()), Key(param.to_string())]);
-        }
-        BehaviourError::NotInProcess { name, .. } if name == "twin" => {
-            path.push(Key("behaviour".into()));
-            return problem(
-                path,
-                "`twin` is not a behaviour of the byzantine build: write `build: twin` instead",
-            );
-        }
-        BehaviourError::Unknown { .. } | BehaviourError::NotInProcess { .. } => {
-            path.push(Key("behaviour".into()));
-        }
+    let key = |k: &str| Key(k.to_string());
+    if c.f == 0 {
+        return Err(problem(
+            vec![key("cluster"), key("f")],
+            "must be at least 1",
+        ));
     }
-    problem(path, error.to_string())
+    if c.checkpoint_interval == 0 {
+        return Err(problem(
+            vec![key("cluster"), key("checkpoint_interval")],
+            "must be at least 1",
+        ));
+    }
+    if c.watermark_window < 2 * c.checkpoint_interval
+        || !c.watermark_window.is_multiple_of(c.checkpoint_interval)
+    {
+        return Err(problem(
+            vec![key("cluster"), key("watermark_window")],
+            "must be a multiple of checkpoint_interval and at least twice it",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_fault(

@@ -195,7 +195,7 @@ replicas:
     );
     let fixed = text.replace("'1.5'", "'0.5'");
     let s = parse(&fixed, Path::new("ok.yaml")).expect("valid parameters parse");
-    assert_eq!(s.replicas[&2].params["probability"], "0.5");
+    assert_eq!(s.replicas[&2].params()["probability"], "0.5");
 }
 
 #[test]
@@ -213,4 +213,85 @@ replicas:
     let e = parse_err(text);
     assert_eq!(e.line(), Some(8), "{e}");
     assert!(e.to_string().contains("write `build: twin` instead"), "{e}");
+}
+
+#[test]
+fn a_byzantine_replica_holds_its_behaviour_typed_and_writes_it_back_as_name_and_params() {
+    let text = "\
+name: t
+workload: { kind: kv, duration_s: 3 }
+replicas:
+  0: { build: byzantine, behaviour: censor, params: { clients: '2,0' } }
+  1: { build: twin }
+";
+    let s = parse(text, Path::new("ok.yaml")).expect("valid");
+    let censor = byzantine::Behaviour::Censor {
+        clients: Some(byzantine::Censored::Only(vec![
+            replica::ClientId(2),
+            replica::ClientId(0),
+        ])),
+    };
+    assert_eq!(s.replicas[&0].behaviour, Some(censor));
+    assert_eq!(s.replicas[&1].behaviour, None);
+    let json = serde_json::to_value(&s.replicas).expect("serializes");
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "0": { "build": "byzantine", "behaviour": "censor", "params": { "clients": "2,0" } },
+            "1": { "build": "twin", "behaviour": null, "params": {} },
+        })
+    );
+    let back: Scenario =
+        serde_json::from_value(serde_json::to_value(&s).expect("serializes")).expect("reads back");
+    assert_eq!(back, s);
+}
+
+#[test]
+fn a_bad_parameter_is_refused_at_load_with_its_file_line_and_field() {
+    let text = "\
+name: t
+workload: { kind: kv, duration_s: 3 }
+replicas:
+  3:
+    build: byzantine
+    behaviour: flood
+    params: { rate: fast }
+";
+    let e = parse_err(text);
+    assert_eq!(
+        e.to_string(),
+        "bad.yaml:7: field `replicas.3.params.rate`: behaviour `flood`, parameter `rate=fast`: \
+         expected a whole number"
+    );
+}
+
+#[test]
+fn the_cluster_and_the_replica_ids_are_judged_before_a_behaviour_as_they_always_were() {
+    let bad_behaviour = "replicas: {7: {build: byzantine, behaviour: teleport}}\n";
+    let e = parse_err(&format!("{MINIMAL}cluster: {{ f: 0 }}\n{bad_behaviour}"));
+    assert!(e.to_string().contains("field `cluster.f`"), "{e}");
+    let e = parse_err(&format!("{MINIMAL}{bad_behaviour}"));
+    assert!(
+        e.to_string()
+            .contains("field `replicas.7`: replica 7 does not exist"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_behaviour_must_match_the_build() {
+    let e = parse_err(&format!("{MINIMAL}replicas: {{1: {{build: byzantine}}}}\n"));
+    assert!(
+        e.to_string()
+            .contains("field `replicas.1`: a byzantine build needs a `behaviour`"),
+        "{e}"
+    );
+    let e = parse_err(&format!(
+        "{MINIMAL}replicas: {{1: {{build: honest, params: {{rate: '5'}}}}}}\n"
+    ));
+    assert!(
+        e.to_string()
+            .contains("field `replicas.1`: only a byzantine build takes a `behaviour`"),
+        "{e}"
+    );
 }

@@ -129,6 +129,17 @@ impl<'w> Runner<'w> {
         Ok(judged)
     }
 
+    /// A candidate that cannot even be written as a scenario (`base` with a behaviour's
+    /// parameter cut to nothing), judged as one the scenario checks refuse, once per `base`
+    /// and reason as a rendered candidate is once per text.
+    pub(crate) fn unwritable(&mut self, base: &Scenario, what: &str, why: String) -> Judged {
+        let key = format!("{}\n# unwritable: {why}", render(base));
+        if let Some(known) = self.cache.get(&key) {
+            return known.clone();
+        }
+        self.refused(key, what, why)
+    }
+
     fn refused(&mut self, text: String, what: &str, why: String) -> Judged {
         self.invalid += 1;
         let _ = writeln!(self.log, "  skipped: {what}: not a valid scenario: {why}");

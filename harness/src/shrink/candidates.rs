@@ -8,7 +8,10 @@
 //! rules of one link fault, a behaviour's message kinds, the kinds a `generate` section
 //! draws from).
 
-use crate::scenario::{Build, FaultAction, Member, Scenario, ScheduledFault, TargetSpec};
+use crate::scenario::{
+    Build, FaultAction, Member, ReplicaSpec, Scenario, ScheduledFault, TargetSpec,
+};
+use byzantine::Behaviour;
 use serde::{Deserialize, Serialize};
 
 /// Below this a workload is too short to say anything.
@@ -173,18 +176,15 @@ pub(crate) fn byzantine_replicas(s: &Scenario) -> Vec<Edit> {
         .collect()
 }
 
-pub(crate) fn describe_build(spec: &crate::scenario::ReplicaSpec) -> String {
+pub(crate) fn describe_build(spec: &ReplicaSpec) -> String {
     match spec.build {
         Build::Honest => "honest".into(),
         Build::Twin => "twin".into(),
         Build::Byzantine => {
-            let mut out = spec.behaviour.clone().unwrap_or_default();
-            if !spec.params.is_empty() {
-                let params: Vec<String> = spec
-                    .params
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+            let mut out = spec.behaviour.as_ref().map_or("", |b| b.name()).to_string();
+            let params = spec.params();
+            if !params.is_empty() {
+                let params: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 out.push_str(&format!(" {}", params.join(" ")));
             }
             out
@@ -263,12 +263,27 @@ fn catalogue_default(behaviour: &str, param: &str) -> Option<String> {
 }
 
 /// The value of `param` in force for a Byzantine replica: its own, or the catalogue's.
-fn param_value(spec: &crate::scenario::ReplicaSpec, param: &str) -> Option<String> {
-    let behaviour = spec.behaviour.as_deref()?;
-    spec.params
-        .get(param)
-        .cloned()
-        .or_else(|| catalogue_default(behaviour, param))
+fn param_value(spec: &ReplicaSpec, param: &str) -> Option<String> {
+    let behaviour = spec.behaviour.as_ref()?;
+    behaviour
+        .params()
+        .remove(param)
+        .or_else(|| catalogue_default(behaviour.name(), param))
+}
+
+/// `spec` with its behaviour's `param` set to `value`, if the behaviour takes that value.
+fn with_param(spec: &ReplicaSpec, param: &str, value: String) -> Result<ReplicaSpec, String> {
+    let behaviour = spec
+        .behaviour
+        .as_ref()
+        .ok_or("a build without a behaviour has no parameters")?;
+    let mut params = behaviour.params();
+    params.insert(param.to_string(), value);
+    let behaviour = Behaviour::parse(behaviour.name(), &params).map_err(|e| e.to_string())?;
+    Ok(ReplicaSpec {
+        build: spec.build,
+        behaviour: Some(behaviour),
+    })
 }
 
 /// Every rate, count or probability of a Byzantine behaviour halved.
@@ -285,13 +300,14 @@ pub(crate) fn byzantine_params(s: &Scenario) -> Vec<Edit> {
             let Some(halved) = halve(&value) else {
                 continue;
             };
+            let Ok(halved_spec) = with_param(spec, param, halved.clone()) else {
+                continue;
+            };
             let mut next = s.clone();
-            if let Some(spec) = next.replicas.get_mut(id) {
-                spec.params.insert(param.to_string(), halved.clone());
-            }
+            next.replicas.insert(*id, halved_spec);
             let what = format!(
                 "r{id} {}: {param} {value} -> {halved}",
-                spec.behaviour.as_deref().unwrap_or("")
+                spec.behaviour.as_ref().map_or("", |b| b.name())
             );
             edits.push(edit(
                 format!("param-{id}-{param}"),
@@ -482,8 +498,9 @@ impl ListTarget {
         }
     }
 
-    /// `s` with only the items at `kept` (positions in increasing order).
-    pub(crate) fn keep(&self, s: &Scenario, kept: &[usize]) -> Scenario {
+    /// `s` with only the items at `kept` (positions in increasing order), or why that is no
+    /// scenario at all (a parameter cut to nothing).
+    pub(crate) fn keep(&self, s: &Scenario, kept: &[usize]) -> Result<Scenario, String> {
         fn pick<T: Clone>(items: &[T], kept: &[usize]) -> Vec<T> {
             kept.iter().filter_map(|i| items.get(*i).cloned()).collect()
         }
@@ -506,13 +523,16 @@ impl ListTarget {
             }
             ListTarget::Param { replica, param } => {
                 let items = self.items(s);
-                if let Some(spec) = next.replicas.get_mut(replica) {
-                    spec.params
-                        .insert(param.to_string(), pick(&items, kept).join(","));
+                if let Some(spec) = s.replicas.get(replica) {
+                    let cut =
+                        with_param(spec, param, pick(&items, kept).join(",")).map_err(|why| {
+                            format!("field `replicas.{replica}.params.{param}`: {why}")
+                        })?;
+                    next.replicas.insert(*replica, cut);
                 }
             }
         }
-        next
+        Ok(next)
     }
 }
 
@@ -589,18 +609,25 @@ mod tests {
         let s = scenario("neg-wrong-reply-f1");
         let target = ListTarget::NetworkRules;
         assert_eq!(target.items(&s), vec!["slow-honest-replies".to_string()]);
-        assert!(target.keep(&s, &[]).network.rules.is_empty());
+        let none = target.keep(&s, &[]).expect("no rule is a scenario");
+        assert!(none.network.rules.is_empty());
         let mutate = scenario("byz-mutate");
         let lists = ListTarget::of(&mutate, Dimension::ByzantineParams);
         assert_eq!(lists.len(), 1, "{lists:?}");
         let kinds = lists[0].items(&mutate);
         assert!(kinds.len() >= 2, "{kinds:?}");
-        let one = lists[0].keep(&mutate, &[1]);
+        let one = lists[0]
+            .keep(&mutate, &[1])
+            .expect("one kind is a scenario");
         let spec = one
             .replicas
             .values()
             .find(|r| r.build == Build::Byzantine)
             .expect("byz");
-        assert_eq!(spec.params.get("kinds"), Some(&kinds[1]));
+        assert_eq!(spec.params().get("kinds"), Some(&kinds[1]));
+        assert!(
+            lists[0].keep(&mutate, &[]).is_err(),
+            "no kind is no scenario"
+        );
     }
 }

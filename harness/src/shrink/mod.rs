@@ -443,12 +443,18 @@ impl Search<'_, '_> {
         let mut kept_now: Vec<usize> = (0..items.len()).collect();
         let mut stop = None;
         ddmin(items.len(), &mut |subset: &[usize]| {
-            let candidate = target.keep(&base, subset);
             let what = format!(
                 "{noun}: keep {} of {} {subset:?}",
                 subset.len(),
                 kept_now.len()
             );
+            let candidate = match target.keep(&base, subset) {
+                Ok(candidate) => candidate,
+                Err(why) => {
+                    self.runner.unwritable(&base, &what, why);
+                    return Probe::Passes;
+                }
+            };
             match self.runner.try_candidate(&candidate, &what) {
                 Ok(Judged::Fails { attempt, ops }) => {
                     let removed: Vec<&str> = kept_now

@@ -57,9 +57,11 @@ pub fn build(plan: &Plan, proxy: &SimProxy) -> anyhow::Result<SimNetwork> {
             .with_context(|| format!("cannot add the twin of replica {}", r.id))?;
     }
     for r in plan.replicas.iter().filter(|r| r.build == Build::Byzantine) {
-        let name = r.behaviour.as_deref().unwrap_or_default();
-        let interceptor = byzantine::build(name, &r.params, r.behaviour_seed.unwrap_or(0))
-            .with_context(|| format!("replica {}: behaviour {name}", r.id))?;
+        let behaviour = r
+            .behaviour
+            .as_ref()
+            .with_context(|| format!("replica {} is byzantine but has no behaviour", r.id))?;
+        let interceptor = byzantine::build(behaviour, r.behaviour_seed.unwrap_or(0));
         net.set_interceptor(r.id, interceptor)
             .with_context(|| format!("cannot install the behaviour of replica {}", r.id))?;
     }

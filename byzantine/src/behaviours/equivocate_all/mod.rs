@@ -37,7 +37,7 @@ use view_change::ViewChanges;
 
 /// In which rounds the replica lies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Targets {
+pub enum Targets {
     /// Only in the views it is primary of (its PRE-PREPAREs and COMMITs there).
     Primary,
     /// Only as a backup (PREPAREs, COMMITs), and in its VIEW-CHANGEs.
@@ -46,6 +46,15 @@ pub(crate) enum Targets {
 }
 
 impl Targets {
+    /// As the `targets` parameter spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Targets::Primary => "primary",
+            Targets::Backup => "backup",
+            Targets::Both => "both",
+        }
+    }
+
     fn covers(self, proposer: bool) -> bool {
         match self {
             Targets::Primary => proposer,
