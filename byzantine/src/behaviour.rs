@@ -71,6 +71,7 @@ pub enum Behaviour {
         rate: Option<u64>,
     },
     CheckpointLie,
+    AmnesiaProbe,
     StaleView,
     Mutate {
         /// In the order given (duplicates too), so the parameter reads back as written.
@@ -117,6 +118,7 @@ impl Behaviour {
             Behaviour::ForgeSender => "forge-sender",
             Behaviour::Flood { .. } => "flood",
             Behaviour::CheckpointLie => "checkpoint-lie",
+            Behaviour::AmnesiaProbe => "amnesia-probe",
             Behaviour::StaleView => "stale-view",
             Behaviour::Mutate { .. } => "mutate",
         }
@@ -159,6 +161,7 @@ impl Behaviour {
             | Behaviour::BadViewChange
             | Behaviour::ForgeSender
             | Behaviour::CheckpointLie
+            | Behaviour::AmnesiaProbe
             | Behaviour::StaleView => {}
         }
         params
@@ -209,6 +212,7 @@ fn without_params(name: &str) -> Option<Behaviour> {
         "bad-view-change" => Behaviour::BadViewChange,
         "forge-sender" => Behaviour::ForgeSender,
         "checkpoint-lie" => Behaviour::CheckpointLie,
+        "amnesia-probe" => Behaviour::AmnesiaProbe,
         "stale-view" => Behaviour::StaleView,
         _ => return None,
     })
@@ -302,6 +306,7 @@ pub fn build(behaviour: &Behaviour, seed: u64) -> Box<dyn Interceptor> {
         Behaviour::ForgeSender => Box::new(noise::ForgeSender::new(seed)),
         Behaviour::Flood { rate } => Box::new(noise::Flood::new(seed, rate.unwrap_or(FLOOD_RATE))),
         Behaviour::CheckpointLie => Box::new(checkpoint::CheckpointLie::new(seed)),
+        Behaviour::AmnesiaProbe => Box::new(reproposal::AmnesiaProbe::new(seed)),
         Behaviour::StaleView => Box::new(noise::StaleView::new(seed)),
         Behaviour::Mutate {
             kinds,
@@ -355,6 +360,7 @@ pub(crate) mod tests {
             ("forge-sender", params(&[])),
             ("flood", params(&[("rate", "1000")])),
             ("checkpoint-lie", params(&[])),
+            ("amnesia-probe", params(&[])),
             ("stale-view", params(&[])),
             (
                 "mutate",

@@ -110,6 +110,12 @@ const CATALOGUE: &[BehaviourInfo] = &[
         in_process: true,
     },
     BehaviourInfo {
+        name: "amnesia-probe",
+        summary: "as primary, when a backup asks for state from below where it had voted (it restarted), sends it alone a conflicting, signed PRE-PREPARE for each of those sequence numbers: a backup that forgot its votes votes again, differently",
+        params: "",
+        in_process: true,
+    },
+    BehaviourInfo {
         name: "stale-view",
         summary: "alongside its real traffic, copies of its messages for old and future views",
         params: "",

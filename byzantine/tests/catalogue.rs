@@ -25,6 +25,7 @@ const EXPECTED: &[&str] = &[
     "forge-sender",
     "flood",
     "checkpoint-lie",
+    "amnesia-probe",
     "stale-view",
     "mutate",
     "twin",

@@ -7,5 +7,6 @@ pub(crate) mod mutate;
 pub(crate) mod noise;
 pub(crate) mod primary;
 pub(crate) mod replies;
+pub(crate) mod reproposal;
 pub(crate) mod silence;
 pub(crate) mod view_change;

@@ -123,6 +123,10 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/byz-checkpoint-lie-alone.yaml"),
     },
     Builtin {
+        name: "byz-amnesia-probe",
+        yaml: include_str!("../../scenarios/byz-amnesia-probe.yaml"),
+    },
+    Builtin {
         name: "byz-stale-view",
         yaml: include_str!("../../scenarios/byz-stale-view.yaml"),
     },
