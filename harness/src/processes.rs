@@ -9,6 +9,7 @@
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use replica::ReplicaId;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -141,10 +142,45 @@ struct Slot {
     starts: u32,
 }
 
+/// A replica process that ended while it should have been running: the nemesis did not kill
+/// it and the harness had not stopped it (a panic, a refusal to recover, an exit on error).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaExit {
+    pub replica: ReplicaId,
+    /// `replica 1` or `replica 1 (twin B)`.
+    pub process: String,
+    /// How it ended, as the OS reports it (`exit status: 1`, `signal: 6 (SIGABRT)`).
+    pub status: String,
+    /// Its stderr's last lines when the exit was noticed.
+    pub stderr_tail: Vec<String>,
+}
+
+/// Lines of stderr an exit record keeps.
+const STDERR_TAIL_LINES: usize = 3;
+
+impl ReplicaExit {
+    fn of(launch: &ReplicaLaunch, status: String) -> ReplicaExit {
+        let text = std::fs::read_to_string(&launch.stderr_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        ReplicaExit {
+            replica: launch.id,
+            process: launch.label(),
+            status,
+            stderr_tail: tail,
+        }
+    }
+}
+
 /// Every replica process of a run. Operations name a replica id and act on each process that
 /// has it (two for a twinned replica).
 pub struct Supervisor {
     slots: Mutex<Vec<Slot>>,
+    /// Processes found ended on their own, in the order they were noticed.
+    exits: Mutex<Vec<ReplicaExit>>,
 }
 
 impl Supervisor {
@@ -162,6 +198,7 @@ impl Supervisor {
             .collect();
         Supervisor {
             slots: Mutex::new(slots),
+            exits: Mutex::new(Vec::new()),
         }
     }
 
@@ -317,9 +354,50 @@ impl Supervisor {
         }
     }
 
+    /// Records every process that should be running but has ended on its own, and marks it
+    /// killed, so a heal restarts it as it would one the nemesis killed.
+    fn notice_exits(&self) {
+        let mut noticed = Vec::new();
+        for slot in self.slots().iter_mut() {
+            if !matches!(slot.state, ReplicaState::Running | ReplicaState::Paused) {
+                continue;
+            }
+            let Some(child) = slot.child.as_mut() else {
+                continue;
+            };
+            let Ok(Some(status)) = child.try_wait() else {
+                continue;
+            };
+            if let Some(group) = slot.group.take() {
+                live_groups().remove(&group);
+            }
+            slot.child = None;
+            slot.stdin = None;
+            slot.state = ReplicaState::Killed { permanent: false };
+            noticed.push(ReplicaExit::of(&slot.launch, status.to_string()));
+        }
+        for exit in &noticed {
+            tracing::warn!(process = %exit.process, status = %exit.status, "replica exited on its own");
+        }
+        self.exits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(noticed);
+    }
+
+    /// The processes that ended on their own so far (see [`ReplicaExit`]).
+    pub fn exits(&self) -> Vec<ReplicaExit> {
+        self.notice_exits();
+        self.exits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// SIGKILLs every process of replica `id` (each whole group) and reaps them. A no-op for
     /// a process that is not running.
     pub async fn kill(&self, id: ReplicaId, permanent: bool) {
+        self.notice_exits();
         let children: Vec<Child> = {
             let mut slots = self.slots();
             slots
@@ -376,6 +454,7 @@ impl Supervisor {
     /// Undoes every process fault except permanent kills: paused replicas resume, killed ones
     /// restart. Returns the replicas restarted.
     pub fn heal(&self) -> Result<Vec<ReplicaId>, ProcessError> {
+        self.notice_exits();
         let processes: Vec<(ReplicaId, ReplicaState)> = self
             .slots()
             .iter()
@@ -465,4 +544,55 @@ impl Drop for Supervisor {
 /// Whether a process with this pid still exists (for tests that check for orphans).
 pub fn process_exists(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(script: &str, stderr_path: PathBuf) -> ReplicaLaunch {
+        ReplicaLaunch {
+            id: ReplicaId(3),
+            twin: false,
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".into(), script.into()],
+            address: "127.0.0.1:9".parse().expect("an address"),
+            stderr_path,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_process_that_ends_on_its_own_is_recorded_with_its_stderr_and_a_killed_one_is_not() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let crashing = launch(
+            "echo 'error: snapshot is damaged' >&2; exit 3",
+            dir.path().join("crash.stderr"),
+        );
+        let supervisor = Supervisor::new(vec![crashing]);
+        supervisor.start_all().expect("spawned");
+        let exits = loop {
+            let exits = supervisor.exits();
+            if !exits.is_empty() {
+                break exits;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(exits.len(), 1);
+        assert_eq!(exits[0].replica, ReplicaId(3));
+        assert!(exits[0].status.contains('3'), "{:?}", exits[0]);
+        assert_eq!(exits[0].stderr_tail, vec!["error: snapshot is damaged"]);
+        // Noticed once; marked killed, so a heal starts it again.
+        assert_eq!(supervisor.exits().len(), 1);
+        assert_eq!(
+            supervisor.state(ReplicaId(3)),
+            Some(ReplicaState::Killed { permanent: false })
+        );
+
+        let sleeping = launch("sleep 30", dir.path().join("sleep.stderr"));
+        let supervisor = Supervisor::new(vec![sleeping]);
+        supervisor.start_all().expect("spawned");
+        supervisor.kill(ReplicaId(3), false).await;
+        assert!(supervisor.exits().is_empty());
+        supervisor.stop_all(Duration::from_secs(1)).await;
+    }
 }

@@ -57,6 +57,9 @@ pub struct Timeline {
     /// Why the run ended before its probe, when it did (only the simulator stops early).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<EarlyStop>,
+    /// Replica processes that ended on their own (real processes only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_exits: Vec<crate::processes::ReplicaExit>,
 }
 
 /// A simulated run that did not reach its liveness probe.
@@ -426,6 +429,11 @@ fn judge_files(
             ));
         }
     }
+    checks.push(check::no_crash(
+        timeline.backend,
+        &timeline.replica_exits,
+        &honest,
+    ));
     if let Some(stop @ EarlyStop::OutOfBudget { .. }) = &timeline.stopped {
         checks.push(CheckResult {
             name: "budget".into(),

@@ -17,7 +17,7 @@ pub enum CheckOutcome {
 pub struct CheckResult {
     /// `linearizability`, `agreement`, `state-agreement`, `no-amnesia`, `validity`,
     /// `integrity`, `liveness`, `window-liveness`, `view-stability`, `catch-up`,
-    /// `bounded-resources`.
+    /// `bounded-resources`, `no-crash`, `budget`.
     pub name: String,
     pub outcome: CheckOutcome,
     /// One human sentence: what was checked and what was found.
@@ -31,6 +31,7 @@ pub struct CheckResult {
 mod amnesia;
 mod catch_up;
 mod claims;
+mod exits;
 mod files;
 mod linearizability;
 mod liveness;
@@ -41,6 +42,7 @@ mod windows;
 
 pub use amnesia::{NoAmnesiaOracle, no_amnesia};
 pub use catch_up::{CatchUpDetails, NAME as CATCH_UP, Restart, catch_up, catch_up_bound};
+pub use exits::{NAME as NO_CRASH, no_crash};
 pub use files::{ReadError, parse_history, read_events, read_history};
 pub use linearizability::{
     KeyHistory, KeyOutcome, KeyVerdict, LinearizabilityOptions, MalformedHistory, check_keys,

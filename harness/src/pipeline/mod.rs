@@ -16,6 +16,7 @@ use crate::backend::Backend;
 use crate::layout::RunDir;
 use crate::orchestrator::{RunOptions, RunOutcome};
 use crate::plan::Plan;
+use crate::processes::ReplicaExit;
 use crate::proxy::Rule;
 use crate::verdict::{EarlyStop, Timeline, Verdict, judge, write_json};
 use std::time::{Duration, Instant};
@@ -90,6 +91,8 @@ pub(crate) struct Probed {
 pub(crate) struct Collected {
     /// One line for the log: what was stopped and collected.
     pub summary: String,
+    /// Replica processes that ended on their own (real processes only).
+    pub exits: Vec<ReplicaExit>,
 }
 
 /// The step values of a run, as far as it got.
@@ -101,6 +104,8 @@ pub(crate) struct Ran {
     healed: Option<Healed>,
     probed: Option<Probed>,
     stopped: Option<EarlyStop>,
+    /// Known once the cluster is stopped.
+    exits: Vec<ReplicaExit>,
 }
 
 impl Ran {
@@ -115,6 +120,7 @@ impl Ran {
             started_at_ns: self.started.started_at_ns,
             backend,
             stopped: self.stopped.clone(),
+            replica_exits: self.exits.clone(),
         }
     }
 }
@@ -166,8 +172,10 @@ pub(crate) async fn run<C: Cluster>(
 pub(crate) async fn drive<C: Cluster>(mut cluster: C, plan: &Plan) -> anyhow::Result<Ran> {
     let ran = phases(&mut cluster, plan).await;
     let collected = cluster.stop_and_collect().await;
-    let ran = ran?;
-    tracing::info!(collected = %collected?.summary, "cluster stopped");
+    let mut ran = ran?;
+    let collected = collected?;
+    tracing::info!(collected = %collected.summary, "cluster stopped");
+    ran.exits = collected.exits;
     if let Some(stop) = &ran.stopped {
         tracing::warn!("{}", stop.describe());
     }
@@ -190,6 +198,7 @@ async fn phases<C: Cluster>(cluster: &mut C, plan: &Plan) -> anyhow::Result<Ran>
         healed: None,
         probed: None,
         stopped,
+        exits: Vec::new(),
     };
     if ran.stopped.is_some() {
         return Ok(ran);
@@ -319,6 +328,7 @@ mod tests {
         async fn stop_and_collect(mut self) -> anyhow::Result<Collected> {
             self.call("stop_and_collect")?;
             Ok(Collected {
+                exits: Vec::new(),
                 summary: String::new(),
             })
         }

@@ -197,10 +197,13 @@ impl Cluster for RealCluster<'_> {
         drop(self.worked.take());
         let Some(live) = self.live.take() else {
             return Ok(Collected {
+                exits: Vec::new(),
                 summary: "nothing was started".into(),
             });
         };
         let processes = live.supervisor.process_count();
+        // Before the stop: a process that has ended by now ended on its own.
+        let exits = live.supervisor.exits();
         live.supervisor.stop_all(STOP_GRACE).await;
         let stats = live.proxy.stats();
         live.proxy.shutdown().await;
@@ -209,6 +212,7 @@ impl Cluster for RealCluster<'_> {
         }
         let copied = collect_replica_files(self.plan, self.dir);
         Ok(Collected {
+            exits,
             summary: format!("{processes} processes stopped, {copied} replica files collected"),
         })
     }

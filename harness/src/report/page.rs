@@ -13,7 +13,7 @@ use super::tables::{
     replica_table,
 };
 use super::timeline::timeline_svg;
-use super::windows::{stall_table, stuck_restarts, uncalled_view_changes};
+use super::windows::{crashed_processes, stall_table, stuck_restarts, uncalled_view_changes};
 use crate::defence::{Defence, FaultyReplica};
 use crate::scenario::Build;
 use crate::verdict::Outcome;
@@ -203,6 +203,15 @@ fn failure_views(data: &RunData) -> String {
             let _ = write!(
                 html,
                 "<section id=\"catch-up\"><h2>Catch-up failure: restarted replicas that stayed behind</h2>{view}</section>"
+            );
+        }
+        if check.name == crate::check::NO_CRASH
+            && check.outcome == crate::check::CheckOutcome::Violation
+            && let Some(view) = crashed_processes(&check.details)
+        {
+            let _ = write!(
+                html,
+                "<section id=\"no-crash\"><h2>No-crash failure: honest replica processes that ended on their own</h2>{view}</section>"
             );
         }
         if check.name == "no-amnesia"

@@ -1,9 +1,11 @@
 //! Failures of the checks judged in fault-free windows: `window-liveness` (each stall, its
 //! window and what was in force before it), `view-stability` (each view change started while
-//! nothing was wrong) and `catch-up` (each restart that stayed behind).
+//! nothing was wrong) and `catch-up` (each restart that stayed behind); and `no-crash` (each
+//! honest replica process that ended on its own).
 
 use super::html::escape;
 use crate::check::{CatchUpDetails, Stall, ViewStabilityDetails};
+use crate::processes::ReplicaExit;
 use std::fmt::Write as _;
 
 fn secs(ns: u64) -> String {
@@ -125,6 +127,31 @@ pub fn stuck_restarts(details: &serde_json::Value) -> Option<String> {
     Some(html)
 }
 
+/// One row per honest replica process of a violated `no-crash` check; `None` when none ended.
+pub fn crashed_processes(details: &serde_json::Value) -> Option<String> {
+    let exits: Vec<ReplicaExit> = serde_json::from_value(details.clone()).ok()?;
+    if exits.is_empty() {
+        return None;
+    }
+    let mut html = String::from(
+        "<p>These honest replica processes ended while they should have been running: the nemesis had not killed them and the harness had not stopped them. Their stderr (in the run folder) says why; the last lines are below.</p>",
+    );
+    html.push_str(
+        "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>process</th><th>ended with</th><th>stderr, last lines</th></tr></thead><tbody>",
+    );
+    for exit in &exits {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            escape(&exit.process),
+            escape(&exit.status),
+            escape(&exit.stderr_tail.join("\n"))
+        );
+    }
+    html.push_str("</tbody></table></div>");
+    Some(html)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +209,19 @@ mod tests {
             html.contains("<td>r1</td><td>12.000 s</td><td>seq 40</td><td>seq 128 (r0)</td>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn a_crashed_process_is_listed_with_its_stderr() {
+        let details = serde_json::json!([{
+            "replica": 3, "process": "replica 3", "status": "exit status: 1",
+            "stderr_tail": ["error: snapshot is <damaged>"]
+        }]);
+        let html = crashed_processes(&details).expect("a table");
+        assert!(
+            html.contains("<td>replica 3</td><td>exit status: 1</td>"),
+            "{html}"
+        );
+        assert!(html.contains("snapshot is &lt;damaged&gt;"), "{html}");
     }
 }

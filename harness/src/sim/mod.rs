@@ -165,6 +165,7 @@ impl Cluster for SimCluster<'_> {
     async fn stop_and_collect(mut self) -> anyhow::Result<Collected> {
         let Some(run) = self.run.take() else {
             return Ok(Collected {
+                exits: Vec::new(),
                 summary: "nothing was built".into(),
             });
         };
@@ -418,6 +419,7 @@ impl<'a> SimRun<'a> {
             .with_context(|| format!("cannot write {}", dir.nemesis().display()))?;
         write_json(&dir.proxy_stats(), &self.proxy.stats())?;
         Ok(Collected {
+            exits: Vec::new(),
             summary: world::summary(&self.net, self.actions),
         })
     }
