@@ -17,7 +17,7 @@
 //! catch up on.
 
 use super::windows::{WindowSpec, fault_free_windows};
-use super::{CheckOutcome, CheckResult};
+use super::{CheckOutcome, CheckResult, seconds};
 use replica::events::{EventLine, ReplicaEvent};
 use replica::{ReplicaId, Seq};
 use serde::{Deserialize, Serialize};
@@ -189,7 +189,7 @@ fn judge(restarts: Vec<Restart>, bound_ns: u64) -> CheckResult {
             format!(
                 "{} restart(s) behind a stable checkpoint, each caught up within {}",
                 details.restarts.len(),
-                secs(bound_ns)
+                seconds(bound_ns)
             ),
         ),
         Some(first) => (
@@ -197,9 +197,9 @@ fn judge(restarts: Vec<Restart>, bound_ns: u64) -> CheckResult {
             format!(
                 "{} restart(s) did not catch up within {}; first: r{} came back at {} with seq {} while r{} had seq {} stable, and reached only seq {}",
                 stuck.len(),
-                secs(bound_ns),
+                seconds(bound_ns),
                 first.replica.0,
-                secs(first.at_ns),
+                seconds(first.at_ns),
                 first.recovered_seq.0,
                 first.target_holder.0,
                 first.target.0,
@@ -215,32 +215,17 @@ fn judge(restarts: Vec<Restart>, bound_ns: u64) -> CheckResult {
     }
 }
 
-fn secs(ns: u64) -> String {
-    format!("{:.3} s", ns as f64 / 1e9)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::nemesis::NemesisRecord;
-    use replica::{ClientId, View};
+    use replica::View;
 
     const S: u64 = 1_000_000_000;
     const EPOCH: u64 = 1_700_000_000 * S;
 
     fn spec(faults: &[NemesisRecord]) -> WindowSpec<'_> {
-        WindowSpec {
-            faults,
-            byzantine: Default::default(),
-            f: 1,
-            standing_rules: 0,
-            from_ns: S,
-            to_ns: 40 * S,
-            heal_ns: 30 * S,
-            bound_ns: 10 * S,
-            grace_ns: 8 * S,
-            clients: &[ClientId(0)],
-        }
+        super::super::windows::test_spec(faults, &[])
     }
 
     fn line(replica: u32, at_s: u64, event: ReplicaEvent) -> EventLine {

@@ -28,6 +28,11 @@ pub struct CheckResult {
     pub details: serde_json::Value,
 }
 
+/// A time on the history's clock for a sentence: seconds with milliseconds.
+pub(crate) fn seconds(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
 mod amnesia;
 mod catch_up;
 mod claims;

@@ -16,7 +16,7 @@
 //! violation. Times are the history's, so both backends are judged alike.
 
 use super::windows::{WindowSpec, fault_free_windows};
-use super::{CheckOutcome, CheckResult};
+use super::{CheckOutcome, CheckResult, seconds};
 use replica::events::{EventLine, ReplicaEvent};
 use replica::{ReplicaId, View};
 use serde::{Deserialize, Serialize};
@@ -128,7 +128,7 @@ pub fn view_stability(
         None => format!(
             "no honest replica started a view change in {} window(s) with every replica up and no network fault ({} judged)",
             windows.len(),
-            secs(judged_ns)
+            seconds(judged_ns)
         ),
         Some(first) => format!(
             "{} view change(s) started with every replica up and honest and no network fault; first: r{} from view {} to {} at {} ({})",
@@ -136,7 +136,7 @@ pub fn view_stability(
             first.replica.0,
             first.from.0,
             first.to.0,
-            secs(first.at_ns),
+            seconds(first.at_ns),
             describe_before(&first.faults_before)
         ),
     };
@@ -167,32 +167,16 @@ pub fn describe_before(faults_before: &[String]) -> String {
     }
 }
 
-fn secs(ns: u64) -> String {
-    format!("{:.3} s", ns as f64 / 1e9)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::nemesis::NemesisRecord;
-    use replica::ClientId;
 
     const S: u64 = 1_000_000_000;
     const EPOCH: u64 = 1_700_000_000 * S;
 
     fn spec<'a>(faults: &'a [NemesisRecord], byzantine: &[u32]) -> WindowSpec<'a> {
-        WindowSpec {
-            faults,
-            byzantine: byzantine.iter().map(|r| ReplicaId(*r)).collect(),
-            f: 1,
-            standing_rules: 0,
-            from_ns: S,
-            to_ns: 40 * S,
-            heal_ns: 30 * S,
-            bound_ns: 10 * S,
-            grace_ns: 8 * S,
-            clients: &[ClientId(0)],
-        }
+        super::super::windows::test_spec(faults, byzantine)
     }
 
     fn partition(start: u64, end: u64) -> NemesisRecord {

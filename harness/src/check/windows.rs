@@ -379,6 +379,25 @@ pub fn read_nemesis(path: &Path) -> anyhow::Result<Vec<NemesisRecord>> {
         .collect()
 }
 
+/// A run from 1 s to 40 s, healed at 30 s, f = 1, with `faults` and the `byzantine` replicas:
+/// the tests' spec for the checks judged in these windows.
+#[cfg(test)]
+pub(super) fn test_spec<'a>(faults: &'a [NemesisRecord], byzantine: &[u32]) -> WindowSpec<'a> {
+    const S: u64 = 1_000_000_000;
+    WindowSpec {
+        faults,
+        byzantine: byzantine.iter().map(|r| ReplicaId(*r)).collect(),
+        f: 1,
+        standing_rules: 0,
+        from_ns: S,
+        to_ns: 40 * S,
+        heal_ns: 30 * S,
+        bound_ns: 10 * S,
+        grace_ns: 8 * S,
+        clients: &[ClientId(0)],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,13 +4,9 @@
 //! honest replica process that ended on its own).
 
 use super::html::escape;
-use crate::check::{CatchUpDetails, Stall, ViewStabilityDetails};
+use crate::check::{CatchUpDetails, Stall, ViewStabilityDetails, seconds};
 use crate::processes::ReplicaExit;
 use std::fmt::Write as _;
-
-fn secs(ns: u64) -> String {
-    format!("{:.3} s", ns as f64 / 1e9)
-}
 
 /// One row per stall of a violated `window-liveness` check; `None` when there is none.
 pub fn stall_table(details: &serde_json::Value) -> Option<String> {
@@ -47,10 +43,10 @@ pub fn stall_table(details: &serde_json::Value) -> Option<String> {
         let _ = write!(
             html,
             "<tr><td>{} – {}</td><td>{} – {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>0</td></tr>",
-            secs(stall.from_ns),
-            secs(stall.to_ns),
-            secs(stall.window_from_ns),
-            secs(stall.window_to_ns),
+            seconds(stall.from_ns),
+            seconds(stall.to_ns),
+            seconds(stall.window_from_ns),
+            seconds(stall.window_to_ns),
             escape(&before),
             escape(&faulty),
             stall.invoked,
@@ -83,12 +79,12 @@ pub fn uncalled_view_changes(details: &serde_json::Value) -> Option<String> {
         let _ = write!(
             html,
             "<tr><td>{}</td><td>r{}</td><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
-            secs(change.at_ns),
+            seconds(change.at_ns),
             change.replica.0,
             change.from.0,
             change.to.0,
-            secs(change.window_from_ns),
-            secs(change.window_to_ns),
+            seconds(change.window_from_ns),
+            seconds(change.window_to_ns),
             escape(&before)
         );
     }
@@ -115,12 +111,12 @@ pub fn stuck_restarts(details: &serde_json::Value) -> Option<String> {
             html,
             "<tr><td>r{}</td><td>{}</td><td>seq {}</td><td>seq {} (r{})</td><td>seq {}</td><td>{}</td></tr>",
             restart.replica.0,
-            secs(restart.at_ns),
+            seconds(restart.at_ns),
             restart.recovered_seq.0,
             restart.target.0,
             restart.target_holder.0,
             restart.reached.0,
-            secs(restart.deadline_ns)
+            seconds(restart.deadline_ns)
         );
     }
     html.push_str("</tbody></table></div>");
