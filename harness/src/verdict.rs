@@ -409,24 +409,9 @@ fn judge_files(
         // Reported beside `liveness`, which turns them on: progress in every fault-free
         // window, no view change while nothing is wrong, restarted replicas catching up.
         if liveness_judged {
-            let faults = check::read_nemesis(&dir.nemesis())?;
-            let clients = plan.scenario.honest_clients();
-            let spec = window_spec(plan, timeline, &faults, &clients);
-            checks.push(check::window_liveness(&spec, &history));
-            checks.push(check::view_stability(
-                &spec,
-                &events,
-                &honest,
-                timeline.started_at_ns,
-            ));
-            let retry = plan.scenario.cluster.timeouts.state_transfer_retry_ms;
-            checks.push(check::catch_up(
-                &spec,
-                &events,
-                &honest,
-                timeline.started_at_ns,
-                check::catch_up_bound(Duration::from_millis(retry)),
-            ));
+            checks.extend(fault_free_window_checks(
+                dir, plan, timeline, &history, &events, &honest,
+            )?);
         }
     }
     checks.push(check::no_crash(
@@ -509,6 +494,33 @@ fn bounded_resources(
             details: serde_json::Value::Null,
         },
     }
+}
+
+/// `window-liveness`, `view-stability` and `catch-up`: the checks judged in the run's
+/// fault-free windows.
+fn fault_free_window_checks(
+    dir: &RunDir,
+    plan: &Plan,
+    timeline: &Timeline,
+    history: &[HistoryEvent],
+    events: &BTreeMap<ReplicaId, Vec<EventLine>>,
+    honest: &[ReplicaId],
+) -> anyhow::Result<Vec<CheckResult>> {
+    let faults = check::read_nemesis(&dir.nemesis())?;
+    let clients = plan.scenario.honest_clients();
+    let spec = window_spec(plan, timeline, &faults, &clients);
+    let retry = plan.scenario.cluster.timeouts.state_transfer_retry_ms;
+    Ok(vec![
+        check::window_liveness(&spec, history),
+        check::view_stability(&spec, events, honest, timeline.started_at_ns),
+        check::catch_up(
+            &spec,
+            events,
+            honest,
+            timeline.started_at_ns,
+            check::catch_up_bound(Duration::from_millis(retry)),
+        ),
+    ])
 }
 
 /// The fault-free windows' inputs (`check::WindowSpec`): the run's faults from `nemesis.jsonl`.
