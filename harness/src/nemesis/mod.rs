@@ -8,6 +8,7 @@ mod over_f;
 mod rounds;
 mod run;
 mod schedule;
+mod scheduler;
 mod trigger;
 mod watch;
 
@@ -17,6 +18,7 @@ pub use over_f::max_down;
 pub use rounds::{RoundContext, generate_rounds};
 pub use run::{Nemesis, NemesisSetup};
 pub use schedule::resolve_schedule;
+pub use scheduler::{Due, FaultScheduler};
 pub use trigger::{Fired, PlannedTrigger, TriggerRecord, TriggerTarget, TriggerWatch};
 
 use crate::proxy::{Endpoint, Rule};

@@ -1,9 +1,10 @@
-//! Carries out the planned faults at their times against the proxy and the processes (and the
-//! triggered ones as `watch.rs` sees their events); the bookkeeping (what each fault does,
-//! `nemesis.jsonl`) is `FaultBook`'s.
+//! Carries out the fault schedule on the wall clock against the proxy and the processes: the
+//! `FaultScheduler` says what is due and when, `watch.rs` feeds it the replicas' events for
+//! the triggered faults, and `FaultBook` (inside the scheduler) keeps `nemesis.jsonl`.
 
-use super::book::{FaultBook, Step, timeline};
-use super::{PlannedFault, TriggerWatch};
+use super::PlannedFault;
+use super::book::Step;
+use super::scheduler::{Due, FaultScheduler};
 use crate::primary::PrimaryTracker;
 use crate::processes::{ReplicaState, Supervisor};
 use crate::proxy::{LinkSpec, ProxyHandle};
@@ -13,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+/// How often the event files are read while a trigger is left to fire.
+const POLL: Duration = Duration::from_millis(2);
+
 pub struct Nemesis {
     proxy: ProxyHandle,
     supervisor: Arc<Supervisor>,
@@ -20,16 +24,16 @@ pub struct Nemesis {
     pub(super) run_start: Instant,
     /// `run_start` on the wall clock (ns since the Unix epoch), which event lines use.
     pub(super) run_start_unix_ns: u64,
-    book: Mutex<FaultBook>,
+    schedule: Mutex<FaultScheduler>,
     /// Twinned replicas: the rules that keep the twins apart survive the heal.
     twins: Option<TwinsPlan>,
     /// Every replica's `events.jsonl`, by id, which triggered faults watch.
     pub(super) event_files: Vec<(ReplicaId, PathBuf)>,
-    n: usize,
 }
 
 /// What the nemesis works on besides the proxy and the processes.
 pub struct NemesisSetup {
+    pub faults: Vec<PlannedFault>,
     pub links: Vec<LinkSpec>,
     pub n: usize,
     pub twins: Option<TwinsPlan>,
@@ -46,76 +50,83 @@ impl Nemesis {
         setup: NemesisSetup,
     ) -> Nemesis {
         let since_start = u64::try_from(setup.run_start.elapsed().as_nanos()).unwrap_or(0);
+        let schedule = FaultScheduler::new(setup.faults, setup.n, setup.links, setup.twins.clone());
         Nemesis {
             proxy,
             supervisor,
             tracker,
             run_start: setup.run_start,
             run_start_unix_ns: super::watch::unix_now_ns().saturating_sub(since_start),
-            book: Mutex::new(FaultBook::new(setup.n, setup.links, setup.twins.clone())),
+            schedule: Mutex::new(schedule),
             twins: setup.twins,
             event_files: setup.event_files,
-            n: setup.n,
         }
     }
 
     /// Writes `nemesis.jsonl`.
     pub fn write_log(&self, path: &Path) -> std::io::Result<()> {
-        self.book().write(path)
+        self.schedule().write(path)
     }
 
-    pub(super) fn book(&self) -> MutexGuard<'_, FaultBook> {
-        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(super) fn schedule(&self) -> MutexGuard<'_, FaultScheduler> {
+        self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn now_ns(&self) -> u64 {
-        u64::try_from(self.run_start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        self.ns_at(Instant::now())
     }
 
-    pub(super) fn primary(&self) -> ReplicaId {
+    fn ns_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.run_start).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn primary(&self) -> ReplicaId {
         self.tracker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .poll()
     }
 
-    /// Runs the schedule to its end, with fault times counted from `origin` (the workload's
-    /// start), and watches the replicas' events for the triggered faults meanwhile. Cancel it
-    /// (abort the task) to stop early; `heal` then undoes what is in force.
-    pub async fn run(self: Arc<Self>, faults: Vec<PlannedFault>, origin: Instant) {
-        let watch = TriggerWatch::new(&faults, self.n);
-        if watch.is_done() {
-            self.run_timed(&faults, origin).await;
-        } else {
-            tokio::join!(
-                self.run_timed(&faults, origin),
-                self.watch_triggers(watch, origin)
-            );
+    /// Runs the schedule for the workload from `origin` to `until`, reading the replicas'
+    /// events for the triggered faults meanwhile. Returns when nothing is left to do; cancel
+    /// it (abort the task) to stop early; `heal` then undoes what is in force.
+    pub async fn run(self: Arc<Self>, origin: Instant, until: Instant) {
+        self.schedule().arm(self.ns_at(origin), self.ns_at(until));
+        let mut events = super::watch::EventTail::new(self.event_files.clone());
+        loop {
+            while let Some(due) = self.poll_due() {
+                for step in &due.steps {
+                    self.carry_out(step).await;
+                }
+                let now = self.now_ns();
+                self.schedule().complete(due, now);
+            }
+            let (finished, watching, timeout) = {
+                let schedule = self.schedule();
+                let timeout = schedule.poll_timeout();
+                (schedule.is_finished(), schedule.watches_events(), timeout)
+            };
+            if finished {
+                return;
+            }
+            let next_due = timeout.map(|ns| self.run_start + Duration::from_nanos(ns));
+            let wake = match (watching, next_due) {
+                (true, Some(due)) => due.min(Instant::now() + POLL),
+                (true, None) => Instant::now() + POLL,
+                (false, Some(due)) => due,
+                // Nothing is timed and no trigger is left: only the heal ends the faults.
+                (false, None) => return,
+            };
+            tokio::time::sleep_until(wake.into()).await;
+            if watching {
+                self.read_events(&mut events);
+            }
         }
     }
 
-    async fn run_timed(&self, faults: &[PlannedFault], origin: Instant) {
-        for (at_ms, starts, index) in timeline(faults) {
-            let when = origin + Duration::from_millis(at_ms);
-            tokio::time::sleep_until(when.into()).await;
-            let fault = &faults[index];
-            if starts {
-                let start = self.book().plan_start(fault, || self.primary());
-                tracing::info!(fault = %fault.id, targets = ?start.targets, "nemesis: start");
-                for step in &start.steps {
-                    self.carry_out(step).await;
-                }
-                let now = self.now_ns();
-                self.book().record_start(fault, start, now);
-            } else {
-                tracing::info!(fault = %fault.id, "nemesis: end");
-                let now = self.now_ns();
-                let steps = self.book().end(&fault.id, now);
-                for step in &steps {
-                    self.carry_out(step).await;
-                }
-            }
-        }
+    fn poll_due(&self) -> Option<Due> {
+        let now = self.now_ns();
+        self.schedule().poll_due(now, || self.primary())
     }
 
     pub(super) async fn carry_out(&self, step: &Step) {
@@ -152,7 +163,7 @@ impl Nemesis {
         }
         let now = self.now_ns();
         let supervisor = &self.supervisor;
-        self.book().heal(now, |r| {
+        self.schedule().heal(now, |r| {
             matches!(
                 supervisor.state(r),
                 Some(ReplicaState::Killed { permanent: true })

@@ -133,7 +133,7 @@ impl Cluster for RealCluster<'_> {
         let workload_start = Instant::now();
         let until = workload_start + Duration::from_millis(plan.duration_ms());
         let mut nemesis_task = JoinSet::new();
-        nemesis_task.spawn(Arc::clone(&nemesis).run(plan.nemesis.clone(), workload_start));
+        nemesis_task.spawn(Arc::clone(&nemesis).run(workload_start, until));
         let clients = run_clients(plan, clients, until, &history).await?;
         let workload_end = Instant::now();
         nemesis_task.shutdown().await;
@@ -232,6 +232,7 @@ fn nemesis(plan: &Plan, dir: &RunDir, live: &Live) -> Nemesis {
         Arc::clone(&live.supervisor),
         tracker,
         NemesisSetup {
+            faults: plan.nemesis.clone(),
             links: plan.links.clone(),
             n: plan.n(),
             twins: plan.twins.clone(),
@@ -275,6 +276,14 @@ async fn run_clients(
 
 fn launches(plan: &Plan, dir: &RunDir) -> anyhow::Result<Vec<ReplicaLaunch>> {
     let honest_binary = find_binary("replica", "replica")?;
+    // A fault at a protocol point is as late as the event reaches the nemesis: with the
+    // replica's default flush period (200 ms) a kill "right after COMMIT seq 40" landed after
+    // dozens more commits.
+    let events_flush_ms = if plan.nemesis.iter().any(|f| f.trigger.is_some()) {
+        "0"
+    } else {
+        "200"
+    };
     let honest_args = |config: PathBuf, id: replica::ReplicaId, data: PathBuf| -> Vec<OsString> {
         vec![
             "run".into(),
@@ -287,6 +296,8 @@ fn launches(plan: &Plan, dir: &RunDir) -> anyhow::Result<Vec<ReplicaLaunch>> {
             "--key".into(),
             dir.replica_key(id).into(),
             "--exit-with-stdin".into(),
+            "--events-flush-ms".into(),
+            events_flush_ms.into(),
         ]
     };
     let mut launches = Vec::new();

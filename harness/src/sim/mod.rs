@@ -1,15 +1,16 @@
 //! `--backend sim`: the pipeline's `Cluster` (`SimCluster`), carried out in one process in
 //! virtual time. The same plan picks the same replica builds (each Byzantine behaviour is the
 //! same interceptor in the same `Host`), the proxy's own rule engine decides every frame's
-//! fate (`links.rs`), the nemesis's `FaultBook` says what each fault does, and the clients
+//! fate (`links.rs`), the nemesis's `FaultScheduler` says what each fault does and when
+//! (`nemesis.rs`), and the clients
 //! draw from the same generators (`clients.rs`). It writes the same files, so the same judges
 //! read them. Nothing here reads the wall clock or an unseeded random source: the seed and
 //! the build fix every byte of the history and of the replicas' events.
 
 mod clients;
 mod links;
+mod nemesis;
 mod online;
-mod triggered;
 mod world;
 
 pub use links::HopLatency;
@@ -17,7 +18,7 @@ pub use world::{SIM_EPOCH_NS, calibrated_costs, hop_latency};
 
 use crate::backend::Backend;
 use crate::layout::RunDir;
-use crate::nemesis::{FaultBook, Step, TriggerWatch, timeline};
+use crate::nemesis::FaultScheduler;
 use crate::pipeline::{self, Cluster, Collected, Healed, Phase, Probed, Started, WorkloadDone};
 use crate::plan::Plan;
 use crate::proxy::{LogWriter, ProxyLog, Rule, open_log};
@@ -26,6 +27,7 @@ use crate::workload::HistoryWriter;
 use anyhow::Context as _;
 use clients::SimClients;
 use links::SimProxy;
+use nemesis::EventCursor;
 use online::OnlineOracles;
 use replica::ReplicaId;
 use replica::signature_ledger::LedgerGuard;
@@ -34,7 +36,6 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Write;
 use std::task::{Context, Poll, Waker};
-use triggered::SimTriggers;
 
 /// Virtual time the replicas get to start before the workload does.
 const WORKLOAD_START_NS: u64 = 10_000_000;
@@ -49,15 +50,15 @@ struct SimRun<'a> {
     plan: &'a Plan,
     net: SimNetwork,
     proxy: SimProxy,
-    book: FaultBook,
+    schedule: FaultScheduler,
     clients: SimClients,
     /// Replicas killed for good: the heal does not restart them.
     down_for_good: BTreeSet<ReplicaId>,
     actions: u64,
     max_actions: u64,
     oracles: OnlineOracles,
-    /// The faults that start at protocol events (`triggered.rs`).
-    triggers: SimTriggers,
+    /// How far the schedule has read each replica's events (for the triggered faults).
+    events_seen: EventCursor,
     /// `proxy.jsonl` and its writer thread, closed before the other files are written.
     log: ProxyLog,
     log_writer: LogWriter,
@@ -186,13 +187,18 @@ impl<'a> SimRun<'a> {
             plan,
             net,
             proxy,
-            book: FaultBook::new(plan.n(), plan.links.clone(), plan.twins.clone()),
+            schedule: FaultScheduler::new(
+                plan.nemesis.clone(),
+                plan.n(),
+                plan.links.clone(),
+                plan.twins.clone(),
+            ),
             clients: SimClients::new(plan, HistoryWriter::create(&dir.history())?, links)?,
             down_for_good: BTreeSet::new(),
             actions: 0,
             max_actions,
             oracles: OnlineOracles::new(plan.honest(), &plan.scenario.checks.oracles),
-            triggers: SimTriggers::new(TriggerWatch::new(&plan.nemesis, plan.n()), plan.n()),
+            events_seen: EventCursor::new(plan.n()),
             log,
             log_writer,
             _ledger: ledger,
@@ -249,11 +255,11 @@ impl<'a> SimRun<'a> {
     }
 
     /// Runs the world up to `at_ns` as `advance_to` does, but returns as soon as an action
-    /// fired a triggered fault (the fault's end may come before `at_ns`).
+    /// made a fault due (a triggered fault fired).
     fn advance_watching(&mut self, at_ns: u64) -> Result<(), EarlyStop> {
         while self.net.next_action_ns().is_some_and(|t| t <= at_ns) {
             self.step()?;
-            if self.fire_triggers() {
+            if self.feed_events() {
                 return Ok(());
             }
         }
@@ -262,90 +268,24 @@ impl<'a> SimRun<'a> {
         Ok(())
     }
 
+    /// The workload's world with the faults carried out as the schedule makes them due.
     fn under_nemesis(&mut self, start: u64, end: u64) -> Result<(), EarlyStop> {
-        let faults = self.plan.nemesis.clone();
-        let mut schedule = timeline(&faults)
-            .into_iter()
-            .map(|(at_ms, starts, index)| (start + at_ms * MS, starts, index))
-            .filter(|(at, _, _)| *at < end)
-            .peekable();
-        self.arm_triggers(start);
+        self.arm_nemesis(start, end);
         loop {
-            let next_fault = schedule.peek().map(|(at, _, _)| *at);
             let next_pacing = self
                 .clients
                 .next_start_ns()
                 .filter(|t| *t > self.net.now_ns());
-            let next_end = self.triggers.next_end_ns();
-            let until = [next_fault, next_end, next_pacing, Some(end)]
+            let until = [self.schedule.poll_timeout(), next_pacing, Some(end)]
                 .into_iter()
                 .flatten()
                 .min()
                 .unwrap_or(end);
             self.advance_watching(until)?;
-            if self.net.now_ns() >= end && next_fault.is_none_or(|t| t >= end) {
-                self.disarm_triggers();
+            self.carry_out_due();
+            if self.net.now_ns() >= end {
                 return Ok(());
             }
-            self.end_due_triggers();
-            while let Some(&(at, starts, index)) = schedule.peek() {
-                if at > self.net.now_ns() {
-                    break;
-                }
-                schedule.next();
-                let fault = &faults[index];
-                if starts {
-                    self.start_fault(fault);
-                } else {
-                    let steps = self.book.end(&fault.id, self.net.now_ns());
-                    self.carry_out(&steps);
-                }
-            }
-        }
-    }
-
-    fn start_fault(&mut self, fault: &crate::nemesis::PlannedFault) {
-        let start = self.book.plan_start(fault, || self.primary());
-        tracing::info!(fault = %fault.id, targets = ?start.targets, "nemesis: start");
-        self.carry_out(&start.steps);
-        self.book.record_start(fault, start, self.net.now_ns());
-    }
-
-    /// The primary as the honest replicas know it: the highest view any of them entered.
-    fn primary(&self) -> ReplicaId {
-        let view = self
-            .plan
-            .honest()
-            .into_iter()
-            .filter_map(|r| self.net.core(r).map(|core| core.view()))
-            .max()
-            .unwrap_or_default();
-        view.primary(self.plan.n())
-    }
-
-    fn carry_out(&mut self, steps: &[Step]) {
-        for step in steps {
-            // A step that finds the replica already in that state changes nothing, as
-            // killing a dead process changes nothing.
-            let _ = match step {
-                Step::AddRules(rules) => {
-                    self.proxy.add_rules(rules);
-                    Ok(())
-                }
-                Step::RemoveRules(prefix) => {
-                    self.proxy.remove_rules_with_prefix(prefix);
-                    Ok(())
-                }
-                Step::Kill { replica, permanent } => {
-                    if *permanent {
-                        self.down_for_good.insert(*replica);
-                    }
-                    self.net.crash(*replica)
-                }
-                Step::Restart(replica) => self.net.restart(*replica),
-                Step::Pause(replica) => self.net.pause(*replica),
-                Step::Resume(replica) => self.net.resume(*replica),
-            };
         }
     }
 
@@ -363,7 +303,7 @@ impl<'a> SimRun<'a> {
         }
         let now = self.net.now_ns();
         let down = self.down_for_good.clone();
-        self.book.heal(now, |r| down.contains(&r));
+        self.schedule.heal(now, |r| down.contains(&r));
         now
     }
 
@@ -414,7 +354,7 @@ impl<'a> SimRun<'a> {
                 }
             }
         }
-        self.book
+        self.schedule
             .write(&dir.nemesis())
             .with_context(|| format!("cannot write {}", dir.nemesis().display()))?;
         write_json(&dir.proxy_stats(), &self.proxy.stats())?;
