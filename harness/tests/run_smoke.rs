@@ -85,3 +85,19 @@ fn a_scenario_error_names_file_and_line_and_exits_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn list_into_a_closed_pipe_exits_quietly() {
+    // `gauntlet list | awk '... exit'` (scripts/sim-determinism.sh) closes the pipe early.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gauntlet"))
+        .arg("list")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gauntlet runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("gauntlet ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}

@@ -172,24 +172,7 @@ fn main() -> ExitCode {
     }));
     let code = match cli.command {
         Command::List => {
-            for b in BUILTINS {
-                let description = scenario::load(b.name)
-                    .map(|l| l.scenario.description)
-                    .unwrap_or_else(|e| format!("(does not parse: {e})"));
-                println!("{:<20} {description}", b.name);
-            }
-            println!();
-            println!(
-                "Byzantine behaviours (replicas: {{N: {{build: byzantine, behaviour: NAME, params: {{..}}}}}}):"
-            );
-            for info in byzantine::catalogue() {
-                let params = if info.params.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [{}]", info.params)
-                };
-                println!("  {:<18} {}{params}", info.name, info.summary);
-            }
+            print_list();
             0
         }
         Command::Validate {
@@ -622,4 +605,30 @@ fn write_report(run_dir: &std::path::Path) {
         Ok(path) => println!("report: {}", path.display()),
         Err(error) => eprintln!("warning: report.html not written: {error:#}"),
     }
+}
+
+/// The built-in scenarios, a blank line, then the Byzantine behaviours. Written at once and a
+/// closed pipe ignored: `gauntlet list | head` reads what it needs and stops.
+fn print_list() {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for b in BUILTINS {
+        let description = scenario::load(b.name)
+            .map(|l| l.scenario.description)
+            .unwrap_or_else(|e| format!("(does not parse: {e})"));
+        let _ = writeln!(out, "{:<20} {description}", b.name);
+    }
+    let _ = writeln!(
+        out,
+        "\nByzantine behaviours (replicas: {{N: {{build: byzantine, behaviour: NAME, params: {{..}}}}}}):"
+    );
+    for info in byzantine::catalogue() {
+        let params = if info.params.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", info.params)
+        };
+        let _ = writeln!(out, "  {:<18} {}{params}", info.name, info.summary);
+    }
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
 }

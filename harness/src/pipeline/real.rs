@@ -4,7 +4,7 @@
 use super::{Cluster, Collected, Healed, Phase, Probed, Started, WorkloadDone};
 use crate::backend::Backend;
 use crate::layout::{ReplicaProcess, RunDir, cluster_config_for};
-use crate::nemesis::{Nemesis, NemesisSetup};
+use crate::nemesis::{Nemesis, NemesisSetup, PlannedAction};
 use crate::plan::Plan;
 use crate::primary::PrimaryTracker;
 use crate::processes::{ReplicaLaunch, Supervisor, find_binary};
@@ -276,14 +276,7 @@ async fn run_clients(
 
 fn launches(plan: &Plan, dir: &RunDir) -> anyhow::Result<Vec<ReplicaLaunch>> {
     let honest_binary = find_binary("replica", "replica")?;
-    // A fault at a protocol point is as late as the event reaches the nemesis: with the
-    // replica's default flush period (200 ms) a kill "right after COMMIT seq 40" landed after
-    // dozens more commits.
-    let events_flush_ms = if plan.nemesis.iter().any(|f| f.trigger.is_some()) {
-        "0"
-    } else {
-        "200"
-    };
+    let events_flush_ms = events_flush_ms(plan).to_string();
     let honest_args = |config: PathBuf, id: replica::ReplicaId, data: PathBuf| -> Vec<OsString> {
         vec![
             "run".into(),
@@ -297,7 +290,7 @@ fn launches(plan: &Plan, dir: &RunDir) -> anyhow::Result<Vec<ReplicaLaunch>> {
             dir.replica_key(id).into(),
             "--exit-with-stdin".into(),
             "--events-flush-ms".into(),
-            events_flush_ms.into(),
+            events_flush_ms.clone().into(),
         ]
     };
     let mut launches = Vec::new();
@@ -355,6 +348,19 @@ fn launches(plan: &Plan, dir: &RunDir) -> anyhow::Result<Vec<ReplicaLaunch>> {
     Ok(launches)
 }
 
+/// How often each replica writes its events to its file (`--events-flush-ms`). The replica's
+/// own period (200 ms) costs two faults their precision: a fault at a protocol point waits for
+/// the event to reach the file (a kill "right after COMMIT seq 40" landed 30-160 ms and dozens
+/// of commits late), and a kill -9 loses what was not written, hiding from no-amnesia the very
+/// votes a crash is most likely to forget. So a plan with either flushes after every turn.
+fn events_flush_ms(plan: &Plan) -> u64 {
+    let kills_or_waits = plan
+        .nemesis
+        .iter()
+        .any(|fault| fault.trigger.is_some() || matches!(fault.action, PlannedAction::Kill { .. }));
+    if kills_or_waits { 0 } else { 200 }
+}
+
 /// Copies each replica process's events and stats out of its data dir into the run folder;
 /// returns how many files it copied.
 fn collect_replica_files(plan: &Plan, dir: &RunDir) -> usize {
@@ -385,4 +391,23 @@ fn collect_replica_files(plan: &Plan, dir: &RunDir) -> usize {
         }
     }
     copied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::events_flush_ms;
+    use crate::scenario;
+
+    fn flush_of(name: &str) -> u64 {
+        let loaded = scenario::load(name).expect("built-in");
+        events_flush_ms(&crate::plan::resolve(&loaded, 1).expect("plan"))
+    }
+
+    #[test]
+    fn replicas_flush_events_every_turn_when_a_fault_kills_or_waits_for_an_event() {
+        assert_eq!(flush_of("fault-after-commit"), 0, "a trigger");
+        assert_eq!(flush_of("primary-crash"), 0, "a timed kill");
+        assert_eq!(flush_of("pause-primary"), 200, "no kill, no trigger");
+        assert_eq!(flush_of("byz-silent"), 200, "no nemesis kill");
+    }
 }

@@ -27,6 +27,11 @@ pub struct RunArgs {
     /// Exit cleanly when standard input closes (so a dead parent leaves no orphan replica).
     #[arg(long)]
     pub exit_with_stdin: bool,
+    /// How often the event log reaches `events.jsonl`, in ms; 0 = after every turn. The
+    /// harness asks for 0 when a fault waits for this replica's event (a kill right after its
+    /// COMMIT), so the fault lands within a turn of the event rather than a flush period.
+    #[arg(long, default_value_t = 200)]
+    pub events_flush_ms: u64,
 }
 
 /// Log lines on standard error, `info` and above unless `RUST_LOG` says otherwise; coloured
@@ -65,6 +70,7 @@ pub fn load_options(args: &RunArgs) -> Result<NodeOptions, ConfigError> {
         id,
         key,
         data_dir,
+        events_flush: Duration::from_millis(args.events_flush_ms),
     })
 }
 

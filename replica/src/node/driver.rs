@@ -75,7 +75,6 @@ fn take(from: &mut mpsc::Receiver<Input>, turn: &mut Vec<Input>, max: usize) {
         }
     }
 }
-const EVENTS_FLUSH: Duration = Duration::from_millis(200);
 
 pub struct Driver {
     /// The core, its interceptor and timers; time is measured from `epoch`.
@@ -85,6 +84,8 @@ pub struct Driver {
     pub reported_dropped: u64,
     pub wal: Wal,
     pub events: Arc<EventLog>,
+    /// How often `events` reaches its file (zero: after every turn).
+    pub events_flush: Duration,
     pub stats: Arc<NodeStats>,
     /// Indexed by replica id; `None` for this replica.
     pub peers: Vec<Option<Arc<PeerQueue>>>,
@@ -145,7 +146,7 @@ impl Driver {
             self.host.handle_timeout(now);
             self.host.end_turn(now);
             self.finish()?;
-            if now.saturating_sub(last_events_flush) >= EVENTS_FLUSH {
+            if now.saturating_sub(last_events_flush) >= self.events_flush {
                 last_events_flush = now;
                 self.events.flush();
             }

@@ -60,6 +60,8 @@ pub struct NodeOptions {
     pub id: ReplicaId,
     pub key: SigningKey,
     pub data_dir: PathBuf,
+    /// How often events reach their file (zero: after every turn).
+    pub events_flush: Duration,
 }
 
 #[derive(Debug, Error)]
@@ -94,6 +96,7 @@ pub async fn run(
         id,
         key,
         data_dir,
+        events_flush,
     } = options;
     let field = |field: String, message: String| ConfigError::Field {
         file: config_path.clone(),
@@ -197,6 +200,7 @@ pub async fn run(
         reported_dropped: 0,
         wal,
         events: events.clone(),
+        events_flush,
         stats: stats.clone(),
         peers,
         routes,
