@@ -7,14 +7,21 @@
 //! peers for what it missed (`FETCH-STATE`); any that executed further answer with their stable
 //! checkpoint and the committed certificates after it (Castro & Liskov's state transfer).
 //!
-//! The check: for every honest replica's restart (its `recovered` event) inside a window with
-//! no network fault and at most f replicas faulty (`window-liveness`'s windows), the *target*
-//! is the highest checkpoint another honest replica had made stable by then. Within the bound
-//! the replica must have reached the target: executed it, installed a transferred state at or
-//! past it, or taken a checkpoint there. The bound (`catch_up_bound`) is the peers' longest
-//! wait before they dial the restarted replica again plus four state-transfer retry periods. A
-//! restart whose window ends sooner than the bound is not judged; nor is one with nothing to
-//! catch up on.
+//! The check judges two moments, each inside a window with no network fault and at most f
+//! replicas faulty (`window-liveness`'s windows):
+//! - every honest replica's restart (its `recovered` event);
+//! - the end of the faults before a window, for every honest replica the window does not count
+//!   as faulty: one that was cut off by a partition, paused, or restarted while the network was
+//!   still broken must catch up once the faults are gone. Judged only while the workload still
+//!   runs (a deadline before the heal), so that new checkpoints keep telling it how far behind
+//!   it is.
+//!
+//! At that moment the *target* is the highest checkpoint another honest replica had made stable.
+//! Within the bound the replica must have reached the target: executed it, installed a
+//! transferred state at or past it, or taken a checkpoint there. The bound (`catch_up_bound`)
+//! is the peers' longest wait before they dial the replica again plus four state-transfer retry
+//! periods. A moment whose window ends sooner than the bound is not judged; nor is one with
+//! nothing to catch up on.
 
 use super::windows::{WindowSpec, fault_free_windows};
 use super::{CheckOutcome, CheckResult, seconds};
@@ -33,14 +40,31 @@ pub fn catch_up_bound(state_transfer_retry: Duration) -> Duration {
     replica::node::outbound::MAX_BACKOFF + 4 * state_transfer_retry
 }
 
-/// One judged restart.
+/// Why a replica had to catch up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// It restarted (its `recovered` event).
+    #[default]
+    Restart,
+    /// The faults before a window ended (`CatchUp::after_faults`) and it was behind.
+    FaultsEnded,
+}
+
+/// One judged moment at which a replica was behind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Restart {
+pub struct CatchUp {
     pub replica: ReplicaId,
-    /// When it came back (its `recovered` event), on the history's clock.
+    #[serde(default)]
+    pub cause: Cause,
+    /// The faults that had just ended (`FaultsEnded`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_faults: Vec<String>,
+    /// When it came back or the faults ended, on the history's clock.
     pub at_ns: u64,
-    /// What it had executed when it came back.
-    pub recovered_seq: Seq,
+    /// What it had executed then.
+    #[serde(alias = "recovered_seq")]
+    pub executed_then: Seq,
     /// The highest checkpoint another honest replica had made stable by then, and which one.
     pub target: Seq,
     pub target_holder: ReplicaId,
@@ -55,13 +79,24 @@ pub struct Restart {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatchUpDetails {
     pub bound_ms: u64,
-    pub restarts: Vec<Restart>,
+    #[serde(alias = "restarts")]
+    pub judged: Vec<CatchUp>,
+}
+
+impl CatchUp {
+    /// What happened at `at_ns`, as a phrase after the replica's name.
+    pub fn how(&self) -> String {
+        match self.cause {
+            Cause::Restart => "came back".into(),
+            Cause::FaultsEnded => format!("was behind when {} ended", self.after_faults.join(", ")),
+        }
+    }
 }
 
 impl CatchUpDetails {
-    /// The restarts that did not reach their target in time.
-    pub fn stuck(&self) -> impl Iterator<Item = &Restart> {
-        self.restarts.iter().filter(|r| r.caught_up_ns.is_none())
+    /// The moments after which a replica did not reach its target in time.
+    pub fn stuck(&self) -> impl Iterator<Item = &CatchUp> {
+        self.judged.iter().filter(|r| r.caught_up_ns.is_none())
     }
 }
 
@@ -100,6 +135,22 @@ impl Progress {
         progress
     }
 
+    /// The furthest it had got by `at_ns`.
+    fn reached_by(&self, at_ns: u64) -> Seq {
+        self.steps
+            .iter()
+            .filter(|(t, _)| *t <= at_ns)
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(Seq(0))
+    }
+
+    fn restarted_within(&self, from_ns: u64, to_ns: u64) -> bool {
+        self.restarts
+            .iter()
+            .any(|(t, _)| from_ns <= *t && *t <= to_ns)
+    }
+
     fn stable_by(&self, at_ns: u64) -> Option<Seq> {
         self.stable
             .iter()
@@ -126,7 +177,7 @@ impl Progress {
 }
 
 /// The check over a run: `honest` replicas' events, judged in `spec`'s fault-free windows with
-/// `bound` to catch up after each restart.
+/// `bound` to catch up after each restart and after the faults before each window.
 pub fn catch_up(
     spec: &WindowSpec,
     events: &BTreeMap<ReplicaId, Vec<EventLine>>,
@@ -141,66 +192,112 @@ pub fn catch_up(
         .filter(|(replica, _)| honest.contains(replica))
         .map(|(replica, lines)| (*replica, Progress::of(lines, started_at_ns)))
         .collect();
-    let mut restarts = Vec::new();
+    let mut judged = Vec::new();
     for (&replica, own) in &progress {
-        for &(at_ns, recovered_seq) in &own.restarts {
+        for &(at_ns, executed_then) in &own.restarts {
             let deadline_ns = at_ns.saturating_add(bound_ns);
             let in_window = windows
                 .iter()
                 .any(|(w, _)| w.from_ns <= at_ns && deadline_ns <= w.to_ns);
-            if !in_window {
-                continue;
+            if in_window {
+                let moment = Moment {
+                    replica,
+                    cause: Cause::Restart,
+                    after_faults: Vec::new(),
+                    at_ns,
+                    executed_then,
+                    deadline_ns,
+                };
+                judged.extend(moment.judge(&progress));
             }
-            let Some((target_holder, target)) = progress
-                .iter()
-                .filter(|(other, _)| **other != replica)
-                .filter_map(|(other, p)| p.stable_by(at_ns).map(|s| (*other, s)))
-                .max_by_key(|(other, s)| (*s, std::cmp::Reverse(*other)))
-                .filter(|(_, s)| *s > recovered_seq)
-            else {
-                continue;
-            };
-            let (caught_up_ns, reached) = own.reached(at_ns, deadline_ns, target);
-            restarts.push(Restart {
-                replica,
-                at_ns,
-                recovered_seq,
-                target,
-                target_holder,
-                caught_up_ns,
-                deadline_ns,
-                reached: reached.max(recovered_seq),
-            });
         }
     }
-    restarts.sort_by_key(|r| (r.at_ns, r.replica));
-    judge(restarts, bound_ns)
+    for (window, before) in windows.iter().filter(|(_, before)| !before.is_empty()) {
+        let deadline_ns = window.from_ns.saturating_add(bound_ns);
+        if deadline_ns > window.to_ns || deadline_ns > spec.heal_ns {
+            continue;
+        }
+        for (&replica, own) in &progress {
+            if window.faulty.contains(&replica) || own.restarted_within(window.from_ns, deadline_ns)
+            {
+                continue;
+            }
+            let moment = Moment {
+                replica,
+                cause: Cause::FaultsEnded,
+                after_faults: before.clone(),
+                at_ns: window.from_ns,
+                executed_then: own.reached_by(window.from_ns),
+                deadline_ns,
+            };
+            judged.extend(moment.judge(&progress));
+        }
+    }
+    judged.sort_by_key(|r| (r.at_ns, r.replica));
+    judge(judged, bound_ns)
 }
 
-fn judge(restarts: Vec<Restart>, bound_ns: u64) -> CheckResult {
+/// A moment at which `replica` may be behind, before it is judged.
+struct Moment {
+    replica: ReplicaId,
+    cause: Cause,
+    after_faults: Vec<String>,
+    at_ns: u64,
+    executed_then: Seq,
+    deadline_ns: u64,
+}
+
+impl Moment {
+    /// `None` when no other honest replica had a stable checkpoint past where it was.
+    fn judge(self, progress: &BTreeMap<ReplicaId, Progress>) -> Option<CatchUp> {
+        let (target_holder, target) = progress
+            .iter()
+            .filter(|(other, _)| **other != self.replica)
+            .filter_map(|(other, p)| p.stable_by(self.at_ns).map(|s| (*other, s)))
+            .max_by_key(|(other, s)| (*s, std::cmp::Reverse(*other)))
+            .filter(|(_, s)| *s > self.executed_then)?;
+        let own = &progress[&self.replica];
+        let (caught_up_ns, reached) = own.reached(self.at_ns, self.deadline_ns, target);
+        Some(CatchUp {
+            replica: self.replica,
+            cause: self.cause,
+            after_faults: self.after_faults,
+            at_ns: self.at_ns,
+            executed_then: self.executed_then,
+            target,
+            target_holder,
+            caught_up_ns,
+            deadline_ns: self.deadline_ns,
+            reached: reached.max(self.executed_then),
+        })
+    }
+}
+
+fn judge(judged: Vec<CatchUp>, bound_ns: u64) -> CheckResult {
     let details = CatchUpDetails {
         bound_ms: bound_ns / 1_000_000,
-        restarts,
+        judged,
     };
-    let stuck: Vec<&Restart> = details.stuck().collect();
+    let stuck: Vec<&CatchUp> = details.stuck().collect();
     let (outcome, summary) = match stuck.first() {
         None => (
             CheckOutcome::Pass,
             format!(
-                "{} restart(s) behind a stable checkpoint, each caught up within {}",
-                details.restarts.len(),
+                "{} time(s) a replica was behind a stable checkpoint (restarts, ends of faults), each caught up within {}",
+                details.judged.len(),
                 seconds(bound_ns)
             ),
         ),
         Some(first) => (
             CheckOutcome::Violation,
             format!(
-                "{} restart(s) did not catch up within {}; first: r{} came back at {} with seq {} while r{} had seq {} stable, and reached only seq {}",
+                "{} time(s) a replica did not catch up within {}; first: r{} {} at {} with seq {} while r{} had seq {} stable, and reached only seq {}",
                 stuck.len(),
                 seconds(bound_ns),
                 first.replica.0,
+                first.how(),
                 seconds(first.at_ns),
-                first.recovered_seq.0,
+                first.executed_then.0,
                 first.target_holder.0,
                 first.target.0,
                 first.reached.0
@@ -288,7 +385,7 @@ mod tests {
             "{}",
             result.summary
         );
-        assert_eq!(details.restarts[0].target, Seq(128));
+        assert_eq!(details.judged[0].target, Seq(128));
         assert!(
             result
                 .summary
@@ -307,7 +404,7 @@ mod tests {
         ];
         let (result, details) = judge_lines(&spec(&[]), lines);
         assert_eq!(result.outcome, CheckOutcome::Pass, "{}", result.summary);
-        assert_eq!(details.restarts[0].caught_up_ns, Some(13 * S));
+        assert_eq!(details.judged[0].caught_up_ns, Some(13 * S));
     }
 
     #[test]
@@ -344,6 +441,62 @@ mod tests {
         ];
         let (result, details) = judge_lines(&spec(&[partition]), lines);
         assert_eq!(result.outcome, CheckOutcome::Pass, "{}", result.summary);
-        assert!(details.restarts.is_empty(), "{details:?}");
+        assert!(details.judged.is_empty(), "{details:?}");
+    }
+
+    fn partition(from_s: u64, to_s: u64) -> NemesisRecord {
+        NemesisRecord {
+            id: "p1".into(),
+            action: "partition".into(),
+            start_ns: from_s * S,
+            end_ns: Some(to_s * S),
+            targets: vec![ReplicaId(2)],
+            rules: Vec::new(),
+        }
+    }
+
+    fn executed(replica: u32, at_s: u64, seq: u64) -> EventLine {
+        let event = ReplicaEvent::CheckpointTaken {
+            seq: Seq(seq),
+            state_digest: String::new(),
+        };
+        line(replica, at_s, event)
+    }
+
+    #[test]
+    fn a_replica_left_behind_by_a_partition_must_catch_up_once_it_ends() {
+        // r2 is cut off from 5 s to 8 s while r0 makes seq 128 stable; it never catches up.
+        let lines = vec![executed(2, 4, 40), stable(0, 7, 128), stable(0, 20, 192)];
+        let (result, details) = judge_lines(&spec(&[partition(5, 8)]), lines);
+        assert_eq!(
+            result.outcome,
+            CheckOutcome::Violation,
+            "{}",
+            result.summary
+        );
+        let stuck = &details.judged[0];
+        assert_eq!(stuck.replica, ReplicaId(2));
+        assert_eq!(stuck.cause, Cause::FaultsEnded);
+        assert_eq!((stuck.executed_then, stuck.target), (Seq(40), Seq(128)));
+        assert!(
+            result
+                .summary
+                .contains("r2 was behind when p1 (partition r2) ended at 8.000 s with seq 40"),
+            "{}",
+            result.summary
+        );
+    }
+
+    #[test]
+    fn a_replica_that_catches_up_after_a_partition_passes_and_late_ends_are_not_judged() {
+        let caught_up = vec![executed(2, 4, 40), stable(0, 7, 128), transfer(2, 10, 128)];
+        let (result, details) = judge_lines(&spec(&[partition(5, 8)]), caught_up);
+        assert_eq!(result.outcome, CheckOutcome::Pass, "{}", result.summary);
+        assert_eq!(details.judged[0].caught_up_ns, Some(10 * S));
+        // Ends 3 s before the heal (30 s): the workload would stop before the 5 s bound.
+        let stuck = vec![executed(2, 4, 40), stable(0, 7, 128)];
+        let (result, details) = judge_lines(&spec(&[partition(5, 27)]), stuck);
+        assert_eq!(result.outcome, CheckOutcome::Pass, "{}", result.summary);
+        assert!(details.judged.is_empty(), "{details:?}");
     }
 }

@@ -46,7 +46,9 @@ mod view_stability;
 mod windows;
 
 pub use amnesia::{NoAmnesiaOracle, no_amnesia};
-pub use catch_up::{CatchUpDetails, NAME as CATCH_UP, Restart, catch_up, catch_up_bound};
+pub use catch_up::{
+    CatchUp, CatchUpDetails, Cause as CatchUpCause, NAME as CATCH_UP, catch_up, catch_up_bound,
+};
 pub use exits::{NAME as NO_CRASH, no_crash};
 pub use files::{ReadError, parse_history, read_events, read_history};
 pub use linearizability::{

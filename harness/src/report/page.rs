@@ -13,7 +13,7 @@ use super::tables::{
     replica_table,
 };
 use super::timeline::timeline_svg;
-use super::windows::{crashed_processes, stall_table, stuck_restarts, uncalled_view_changes};
+use super::windows::{crashed_processes, stall_table, stuck_replicas, uncalled_view_changes};
 use crate::defence::{Defence, FaultyReplica};
 use crate::scenario::Build;
 use crate::verdict::Outcome;
@@ -198,7 +198,7 @@ fn failure_views(data: &RunData) -> String {
         }
         if check.name == crate::check::CATCH_UP
             && check.outcome == crate::check::CheckOutcome::Violation
-            && let Some(view) = stuck_restarts(&check.details)
+            && let Some(view) = stuck_replicas(&check.details)
         {
             let _ = write!(
                 html,

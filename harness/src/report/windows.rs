@@ -92,27 +92,29 @@ pub fn uncalled_view_changes(details: &serde_json::Value) -> Option<String> {
     Some(html)
 }
 
-/// One row per restart of a violated `catch-up` check that stayed behind; `None` when none did.
-pub fn stuck_restarts(details: &serde_json::Value) -> Option<String> {
+/// One row per moment of a violated `catch-up` check after which a replica stayed behind;
+/// `None` when none did.
+pub fn stuck_replicas(details: &serde_json::Value) -> Option<String> {
     let details: CatchUpDetails = serde_json::from_value(details.clone()).ok()?;
     let stuck: Vec<_> = details.stuck().collect();
     if stuck.is_empty() {
         return None;
     }
     let mut html = format!(
-        "<p>An honest replica restarted while the network worked and at most f replicas were faulty, behind a checkpoint another honest replica had made stable, and had not reached it {} ms later (the peers' 1 s redial wait plus four <code>state_transfer_retry_ms</code>). Its peers answer its FETCH-STATE with their stable checkpoint: look at whether it asked, whether they answered (its <code>rejected</code> events) and whether it installed what came. Times are since the run started.</p>",
+        "<p>An honest replica was behind a checkpoint another honest replica had made stable, at a moment from which the network worked and at most f replicas were faulty: when it restarted, or when the faults that had cut it off ended. It had not reached that checkpoint {} ms later (the peers' 1 s redial wait plus four <code>state_transfer_retry_ms</code>). Its peers answer its FETCH-STATE with their stable checkpoint: look at whether it asked, whether they answered (its <code>rejected</code> events) and whether it installed what came. Times are since the run started.</p>",
         details.bound_ms
     );
     html.push_str(
-        "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>replica</th><th>back at</th><th>executed then</th><th>stable elsewhere</th><th>reached by the deadline</th><th>deadline</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>replica</th><th>moment</th><th>at</th><th>executed then</th><th>stable elsewhere</th><th>reached by the deadline</th><th>deadline</th></tr></thead><tbody>",
     );
     for restart in stuck {
         let _ = write!(
             html,
-            "<tr><td>r{}</td><td>{}</td><td>seq {}</td><td>seq {} (r{})</td><td>seq {}</td><td>{}</td></tr>",
+            "<tr><td>r{}</td><td>{}</td><td>{}</td><td>seq {}</td><td>seq {} (r{})</td><td>seq {}</td><td>{}</td></tr>",
             restart.replica.0,
+            escape(&restart.how()),
             seconds(restart.at_ns),
-            restart.recovered_seq.0,
+            restart.executed_then.0,
             restart.target.0,
             restart.target_holder.0,
             restart.reached.0,
@@ -200,9 +202,31 @@ mod tests {
                 "reached": 40
             }]
         });
-        let html = stuck_restarts(&details).expect("a table");
+        let html = stuck_replicas(&details).expect("a table");
         assert!(
-            html.contains("<td>r1</td><td>12.000 s</td><td>seq 40</td><td>seq 128 (r0)</td>"),
+            html.contains(
+                "<td>r1</td><td>came back</td><td>12.000 s</td><td>seq 40</td><td>seq 128 (r0)</td>"
+            ),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn a_replica_stuck_after_a_fault_is_listed_with_the_fault() {
+        let details = serde_json::json!({
+            "bound_ms": 5000,
+            "judged": [{
+                "replica": 2, "cause": "faults-ended", "after_faults": ["p1 (partition r2)"],
+                "at_ns": 8_000_000_000u64, "executed_then": 40, "target": 128,
+                "target_holder": 0, "caught_up_ns": null, "deadline_ns": 13_000_000_000u64,
+                "reached": 40
+            }]
+        });
+        let html = stuck_replicas(&details).expect("a table");
+        assert!(
+            html.contains(
+                "<td>r2</td><td>was behind when p1 (partition r2) ended</td><td>8.000 s</td>"
+            ),
             "{html}"
         );
     }
