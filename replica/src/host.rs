@@ -122,16 +122,26 @@ fn context<'a>(core: &'a Core, identity: &'a Identity, now: Duration) -> Interce
     }
 }
 
+/// A protocol timer in force: when it fires, and how long it was set for.
+#[derive(Clone, Copy, Debug)]
+struct Armed {
+    deadline: Duration,
+    period: Duration,
+}
+
 pub struct Host {
     core: Core,
     /// `None` for an honest replica: nothing between the core and the world, and no tick.
     interceptor: Option<Box<dyn Interceptor>>,
     identity: Identity,
-    timers: BTreeMap<Timer, Duration>,
+    timers: BTreeMap<Timer, Armed>,
     delayed: BinaryHeap<Delayed>,
     delayed_scheduled: u64,
     delayed_dropped: u64,
     timers_fired: u64,
+    /// View-change timers waited again because they came due while the replica was not
+    /// running (see `handle_timeout`).
+    timers_rearmed: u64,
     next_tick: Duration,
     output: Output,
     /// Most message-log slots the core held after any step since the last resources sample.
@@ -164,6 +174,7 @@ impl Host {
             delayed_scheduled: 0,
             delayed_dropped: 0,
             timers_fired: 0,
+            timers_rearmed: 0,
             next_tick: now + TICK,
             output: Output::default(),
         }
@@ -198,6 +209,11 @@ impl Host {
         self.timers_fired
     }
 
+    /// View-change timers that came due a whole period late and were waited again.
+    pub fn timers_rearmed(&self) -> u64 {
+        self.timers_rearmed
+    }
+
     /// The core's first step, in a turn of its own.
     pub fn start(&mut self, now: Duration) {
         self.begin_turn();
@@ -227,16 +243,34 @@ impl Host {
     /// Fires due timers (earliest first), carries out due held-back effects and runs the
     /// interceptor's tick when it is due. Call it every turn, not only when `poll_timeout`
     /// passes, so a flood of inputs cannot starve the timers.
+    ///
+    /// A view-change timer that comes due a whole period late is waited again instead: the
+    /// replica was not running (frozen by SIGSTOP, a VM pause, or starved) for most of the
+    /// wait, so the wait says nothing about the primary, and what queued up meanwhile may show
+    /// the request executed. Fired on return, it would put this replica alone in the next view,
+    /// where it stops voting until the others change view too (found by `soak-quiet-windows`
+    /// in simulation: a backup resumed from a 4 s pause sat out the remaining 30 s).
     pub fn handle_timeout(&mut self, now: Duration) {
         let mut due: Vec<(Duration, Timer)> = self
             .timers
             .iter()
-            .filter(|(_, deadline)| **deadline <= now)
-            .map(|(timer, deadline)| (*deadline, *timer))
+            .filter(|(_, armed)| armed.deadline <= now)
+            .map(|(timer, armed)| (armed.deadline, *timer))
             .collect();
         due.sort();
         for (_, timer) in due {
-            self.timers.remove(&timer);
+            let Some(armed) = self.timers.remove(&timer) else {
+                continue;
+            };
+            if timer == Timer::ViewChange && now >= armed.deadline + armed.period {
+                self.timers_rearmed += 1;
+                let again = Armed {
+                    deadline: now + armed.period,
+                    period: armed.period,
+                };
+                self.timers.insert(timer, again);
+                continue;
+            }
             self.timers_fired += 1;
             self.handle_input(now, Input::TimerFired(timer));
         }
@@ -293,7 +327,7 @@ impl Host {
 
     /// When `handle_timeout` has something to do next; `None` while nothing is due ever.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        let timer = self.timers.values().min().copied();
+        let timer = self.timers.values().map(|armed| armed.deadline).min();
         let delayed = self.delayed.peek().map(|d| d.due);
         let tick = self.interceptor.is_some().then_some(self.next_tick);
         [timer, delayed, tick].into_iter().flatten().min()
@@ -348,8 +382,12 @@ impl Host {
                 out.transmits.push(Transmit::Reply { client, reply })
             }
             Effect::SetTimer { timer, after_ms } => {
-                self.timers
-                    .insert(timer, now + Duration::from_millis(after_ms));
+                let period = Duration::from_millis(after_ms);
+                let armed = Armed {
+                    deadline: now + period,
+                    period,
+                };
+                self.timers.insert(timer, armed);
             }
             Effect::CancelTimer(timer) => {
                 self.timers.remove(&timer);

@@ -182,3 +182,52 @@ fn an_installed_interceptor_adds_its_tick_to_the_wake_ups() {
         "an honest host wakes only for the core's timers"
     );
 }
+
+fn view_changes(transmits: &[Transmit]) -> usize {
+    transmits
+        .iter()
+        .filter(|t| matches!(t, Transmit::Broadcast(WireMessage::ViewChange(_))))
+        .count()
+}
+
+/// One turn at `now` with no input; what it sent.
+fn idle_turn(host: &mut Host, now: Duration) -> Vec<Transmit> {
+    host.begin_turn();
+    host.handle_timeout(now);
+    host.end_turn(now);
+    host.take_output().transmits
+}
+
+#[test]
+fn a_view_change_timer_due_a_whole_period_late_waits_again_before_accusing_the_primary() {
+    let cluster = cluster();
+    let period = Duration::from_millis(cluster.config.timeouts.view_change_ms);
+    let waiting_backup = |cluster: &Cluster| {
+        let mut backup = host(cluster, 1, None);
+        let now = Duration::from_millis(1);
+        backup.begin_turn();
+        backup.handle_input(now, request(cluster, 0));
+        backup.handle_timeout(now);
+        backup.end_turn(now);
+        backup.take_output();
+        (backup, now + period)
+    };
+
+    // Run on time, the timer accuses the primary.
+    let (mut on_time, due) = waiting_backup(&cluster);
+    assert_eq!(view_changes(&idle_turn(&mut on_time, due)), 1);
+
+    // Frozen past a whole period (SIGSTOP, a VM pause): back, it waits once more.
+    let (mut frozen, due) = waiting_backup(&cluster);
+    let back = due + period;
+    assert_eq!(view_changes(&idle_turn(&mut frozen, back)), 0);
+    assert_eq!(frozen.timers_rearmed(), 1);
+    let almost = back + period - Duration::from_millis(1);
+    assert_eq!(view_changes(&idle_turn(&mut frozen, almost)), 0);
+    let still_waiting = back + period;
+    assert_eq!(
+        view_changes(&idle_turn(&mut frozen, still_waiting)),
+        1,
+        "the request still waits a whole period after it came back: the primary is suspect"
+    );
+}
