@@ -11,10 +11,11 @@
 //! replicas faulty (`window-liveness`'s windows):
 //! - every honest replica's restart (its `recovered` event);
 //! - the end of the faults before a window, for every honest replica the window does not count
-//!   as faulty: one that was cut off by a partition, paused, or restarted while the network was
-//!   still broken must catch up once the faults are gone. Judged only while the workload still
-//!   runs (a deadline before the heal), so that new checkpoints keep telling it how far behind
-//!   it is.
+//!   as faulty and that was not itself down just before: one that ran on but was cut off (a
+//!   partition, a link fault, a restart while the network was still broken) must catch up once
+//!   the faults are gone. Judged only while the workload still runs (a deadline before the
+//!   heal), so that new checkpoints keep telling it how far behind it is. A replica resuming
+//!   from a pause is not judged: it first works through what queued up while it was frozen.
 //!
 //! At that moment the *target* is the highest checkpoint another honest replica had made stable.
 //! Within the bound the replica must have reached the target: executed it, installed a
@@ -23,7 +24,7 @@
 //! periods. A moment whose window ends sooner than the bound is not judged; nor is one with
 //! nothing to catch up on.
 
-use super::windows::{WindowSpec, fault_free_windows};
+use super::windows::{WindowSpec, back_at, fault_free_windows};
 use super::{CheckOutcome, CheckResult, seconds};
 use replica::events::{EventLine, ReplicaEvent};
 use replica::{ReplicaId, Seq};
@@ -217,8 +218,14 @@ pub fn catch_up(
         if deadline_ns > window.to_ns || deadline_ns > spec.heal_ns {
             continue;
         }
+        // A replica back from a kill is judged at its restart; one back from a pause first
+        // works through everything that queued up while it was frozen, which no fixed bound
+        // covers. So these moments judge the replicas that ran on, cut off.
+        let back = back_at(spec, window.from_ns);
         for (&replica, own) in &progress {
-            if window.faulty.contains(&replica) || own.restarted_within(window.from_ns, deadline_ns)
+            if window.faulty.contains(&replica)
+                || back.contains(&replica)
+                || own.restarted_within(window.from_ns, deadline_ns)
             {
                 continue;
             }
@@ -496,6 +503,18 @@ mod tests {
         // Ends 3 s before the heal (30 s): the workload would stop before the 5 s bound.
         let stuck = vec![executed(2, 4, 40), stable(0, 7, 128)];
         let (result, details) = judge_lines(&spec(&[partition(5, 27)]), stuck);
+        assert_eq!(result.outcome, CheckOutcome::Pass, "{}", result.summary);
+        assert!(details.judged.is_empty(), "{details:?}");
+    }
+
+    #[test]
+    fn a_replica_resuming_from_a_pause_is_not_judged_when_it_resumes() {
+        let pause = NemesisRecord {
+            action: "pause".into(),
+            ..partition(5, 8)
+        };
+        let lines = vec![executed(2, 4, 40), stable(0, 7, 128), stable(0, 20, 192)];
+        let (result, details) = judge_lines(&spec(&[pause]), lines);
         assert_eq!(result.outcome, CheckOutcome::Pass, "{}", result.summary);
         assert!(details.judged.is_empty(), "{details:?}");
     }

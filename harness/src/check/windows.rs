@@ -167,6 +167,18 @@ fn spans(spec: &WindowSpec) -> (Vec<Span>, BTreeSet<u64>) {
     (spans, transitions)
 }
 
+/// The replicas whose kill or pause ended at `at_ns` (restarted or resumed then).
+pub(super) fn back_at(spec: &WindowSpec, at_ns: u64) -> BTreeSet<ReplicaId> {
+    spans(spec)
+        .0
+        .iter()
+        .filter_map(|s| match s.kind {
+            Kind::Down(r) if s.to == at_ns && s.from < at_ns => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The judged windows (before the grace is taken off) and what was in force just before each.
 pub(super) fn fault_free_windows(spec: &WindowSpec) -> Vec<(Window, Vec<String>)> {
     let (spans, transitions) = spans(spec);
