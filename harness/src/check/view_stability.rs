@@ -13,7 +13,10 @@
 //! (`timeouts.max_view_change_ms`): a replica cut off before may still be climbing views. The
 //! window at the run's start has no grace, since nothing was wrong before it. A view change an
 //! honest replica starts inside the judged part (its `view-change-started` event) is a
-//! violation. Times are the history's, so both backends are judged alike.
+//! violation, and so is one still unfinished when the judged part begins (started before, no
+//! `view-change-completed` for that view or later since): after the grace, with nothing wrong,
+//! a replica left alone in a higher view has stopped voting, and the cluster has silently lost
+//! its tolerance of one more fault. Times are the history's, so both backends are judged alike.
 
 use super::windows::{WindowSpec, fault_free_windows};
 use super::{CheckOutcome, CheckResult, seconds};
@@ -46,6 +49,9 @@ pub struct UncalledViewChange {
     pub window_from_ns: u64,
     pub window_to_ns: u64,
     pub faults_before: Vec<String>,
+    /// Started before the judged part and still unfinished when it began.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished: bool,
 }
 
 /// The check's details, as `verdict.json` stores them and the report reads them.
@@ -98,6 +104,41 @@ fn view_change_starts(
     starts
 }
 
+/// The view changes each honest replica had started and not finished at `at_ns` (a restart
+/// ends one: the replica comes back from its log). `starts` and `events` on the history's
+/// clock.
+fn unfinished_at(
+    events: &BTreeMap<ReplicaId, Vec<EventLine>>,
+    honest: &[ReplicaId],
+    started_at_ns: u64,
+    at_ns: u64,
+) -> Vec<(ReplicaId, u64, View, View)> {
+    let mut open = Vec::new();
+    for (replica, lines) in events.iter().filter(|(r, _)| honest.contains(r)) {
+        let mut pending: Option<(u64, View, View)> = None;
+        for line in lines {
+            let t = line.time_ns.saturating_sub(started_at_ns);
+            if t > at_ns {
+                break;
+            }
+            match line.event {
+                ReplicaEvent::ViewChangeStarted { from, view } => pending = Some((t, from, view)),
+                ReplicaEvent::ViewChangeCompleted { view, .. }
+                    if pending.is_some_and(|(_, _, to)| view >= to) =>
+                {
+                    pending = None
+                }
+                ReplicaEvent::Recovered { .. } => pending = None,
+                _ => {}
+            }
+        }
+        if let Some((t, from, to)) = pending {
+            open.push((*replica, t, from, to));
+        }
+    }
+    open
+}
+
 /// The check over a run: `events` are every replica's, `honest` the replicas to hold to it.
 pub fn view_stability(
     spec: &WindowSpec,
@@ -106,23 +147,52 @@ pub fn view_stability(
     started_at_ns: u64,
 ) -> CheckResult {
     let windows = judged_windows(spec);
-    let view_changes: Vec<UncalledViewChange> = view_change_starts(events, honest, started_at_ns)
-        .into_iter()
-        .filter_map(|(replica, at_ns, from, to)| {
-            let window = windows
-                .iter()
-                .find(|w| w.from_ns <= at_ns && at_ns < w.to_ns)?;
-            Some(UncalledViewChange {
-                replica,
-                at_ns,
-                from,
-                to,
-                window_from_ns: window.from_ns,
-                window_to_ns: window.to_ns,
-                faults_before: window.faults_before.clone(),
+    let mut view_changes: Vec<UncalledViewChange> =
+        view_change_starts(events, honest, started_at_ns)
+            .into_iter()
+            .filter_map(|(replica, at_ns, from, to)| {
+                let window = windows
+                    .iter()
+                    .find(|w| w.from_ns <= at_ns && at_ns < w.to_ns)?;
+                Some(UncalledViewChange {
+                    replica,
+                    at_ns,
+                    from,
+                    to,
+                    window_from_ns: window.from_ns,
+                    window_to_ns: window.to_ns,
+                    faults_before: window.faults_before.clone(),
+                    unfinished: false,
+                })
             })
-        })
-        .collect();
+            .collect();
+    for window in &windows {
+        let open = unfinished_at(events, honest, started_at_ns, window.from_ns);
+        // One entry per view change: reported already if it started in a judged window, or
+        // was still unfinished when an earlier one began.
+        let new: Vec<_> = open
+            .into_iter()
+            .filter(|(replica, at_ns, _, _)| {
+                !view_changes
+                    .iter()
+                    .any(|v| v.replica == *replica && v.at_ns == *at_ns)
+            })
+            .collect();
+        view_changes.extend(
+            new.into_iter()
+                .map(|(replica, at_ns, from, to)| UncalledViewChange {
+                    replica,
+                    at_ns,
+                    from,
+                    to,
+                    window_from_ns: window.from_ns,
+                    window_to_ns: window.to_ns,
+                    faults_before: window.faults_before.clone(),
+                    unfinished: true,
+                }),
+        );
+    }
+    view_changes.sort_by_key(|v| (v.window_from_ns, v.at_ns, v.replica));
     let judged_ns: u64 = windows.iter().map(|w| w.to_ns - w.from_ns).sum();
     let summary = match view_changes.first() {
         None => format!(
@@ -130,8 +200,17 @@ pub fn view_stability(
             windows.len(),
             seconds(judged_ns)
         ),
+        Some(first) if first.unfinished => format!(
+            "{} view change(s) started or left unfinished with every replica up and honest and no network fault; first: r{} had started one from view {} to {} at {} and was still in it at {}, no longer voting",
+            view_changes.len(),
+            first.replica.0,
+            first.from.0,
+            first.to.0,
+            seconds(first.at_ns),
+            seconds(first.window_from_ns),
+        ),
         Some(first) => format!(
-            "{} view change(s) started with every replica up and honest and no network fault; first: r{} from view {} to {} at {} ({})",
+            "{} view change(s) started or left unfinished with every replica up and honest and no network fault; first: r{} from view {} to {} at {} ({})",
             view_changes.len(),
             first.replica.0,
             first.from.0,
@@ -202,6 +281,18 @@ mod tests {
         (ReplicaId(replica), line)
     }
 
+    fn completed(replica: u32, at_ms: u64, view: u64) -> (ReplicaId, EventLine) {
+        let line = EventLine {
+            time_ns: EPOCH + at_ms * 1_000_000,
+            replica: ReplicaId(replica),
+            event: ReplicaEvent::ViewChangeCompleted {
+                view: View(view),
+                primary: ReplicaId((view % 4) as u32),
+            },
+        };
+        (ReplicaId(replica), line)
+    }
+
     fn judge(spec: &WindowSpec, changes: &[(ReplicaId, EventLine)]) -> CheckResult {
         let mut events: BTreeMap<ReplicaId, Vec<EventLine>> = BTreeMap::new();
         for (replica, line) in changes {
@@ -258,11 +349,41 @@ mod tests {
             &[
                 view_change(1, 7, 1),
                 view_change(1, 17, 2),
+                completed(1, 17_500, 2),
                 view_change(3, 19, 1),
             ],
         );
         assert_eq!(found(&result), vec![(3, 19)], "{}", result.summary);
         assert!(result.summary.contains("after p1"), "{}", result.summary);
+    }
+
+    #[test]
+    fn a_view_change_still_unfinished_when_the_grace_ends_is_a_violation() {
+        // r2 goes alone to view 1 right after the partition and never completes it; r1's
+        // view change in the same grace completes.
+        let faults = [partition(5, 10)];
+        let result = judge(
+            &spec(&faults, &[]),
+            &[
+                view_change(1, 11, 1),
+                completed(1, 11_500, 1),
+                view_change(2, 11, 1),
+            ],
+        );
+        assert_eq!(
+            result.outcome,
+            CheckOutcome::Violation,
+            "{}",
+            result.summary
+        );
+        assert_eq!(found(&result), vec![(2, 11)]);
+        assert!(
+            result.summary.contains(
+                "r2 had started one from view 0 to 1 at 11.000 s and was still in it at 18.000 s"
+            ),
+            "{}",
+            result.summary
+        );
     }
 
     #[test]

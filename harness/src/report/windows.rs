@@ -64,11 +64,11 @@ pub fn uncalled_view_changes(details: &serde_json::Value) -> Option<String> {
         return None;
     }
     let mut html = format!(
-        "<p>An honest replica asked for a new view while every replica was up and honest and no network fault was in force, {} ms (<code>max_view_change_ms</code>) or more after the last change of faults. Nothing should have waited long enough to suspect the primary: look for a view-change timer left running or started without a pending request. Times are since the run started.</p>",
+        "<p>An honest replica asked for a new view while every replica was up and honest and no network fault was in force, {} ms (<code>max_view_change_ms</code>) or more after the last change of faults. Nothing should have waited long enough to suspect the primary: look for a view-change timer left running or started without a pending request. A view change <em>still unfinished</em> when the judged window began was started earlier and never completed: that replica sits alone in a higher view and no longer votes. Times are since the run started.</p>",
         details.grace_ms
     );
     html.push_str(
-        "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>at</th><th>replica</th><th>from view</th><th>to view</th><th>judged window</th><th>in force just before</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>started at</th><th>replica</th><th>from view</th><th>to view</th><th>judged window</th><th>in force just before</th></tr></thead><tbody>",
     );
     for change in &details.view_changes {
         let before = if change.faults_before.is_empty() {
@@ -78,8 +78,13 @@ pub fn uncalled_view_changes(details: &serde_json::Value) -> Option<String> {
         };
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>r{}</td><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
+            "<tr><td>{}{}</td><td>r{}</td><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
             seconds(change.at_ns),
+            if change.unfinished {
+                " (still unfinished)"
+            } else {
+                ""
+            },
             change.replica.0,
             change.from.0,
             change.to.0,
