@@ -79,64 +79,72 @@ fn judged_windows(spec: &WindowSpec) -> Vec<StableWindow> {
         .collect()
 }
 
-/// The view changes honest replicas started, on the history's clock.
-fn view_change_starts(
-    events: &BTreeMap<ReplicaId, Vec<EventLine>>,
-    honest: &[ReplicaId],
-    started_at_ns: u64,
-) -> Vec<(ReplicaId, u64, View, View)> {
-    let mut starts: Vec<_> = events
-        .iter()
-        .filter(|(replica, _)| honest.contains(replica))
-        .flat_map(|(replica, lines)| {
-            lines.iter().filter_map(move |line| match line.event {
-                ReplicaEvent::ViewChangeStarted { from, view } => Some((
-                    *replica,
-                    line.time_ns.saturating_sub(started_at_ns),
-                    from,
-                    view,
-                )),
-                _ => None,
-            })
-        })
-        .collect();
-    starts.sort_by_key(|(replica, at, _, _)| (*at, *replica));
-    starts
+/// A view change an honest replica started, on the history's clock.
+struct ViewChangeSpan {
+    replica: ReplicaId,
+    at_ns: u64,
+    from: View,
+    to: View,
+    /// When it ended: its view's `view-change-completed`, a later view change, or a restart
+    /// (the replica comes back from its log); `None` if it never did.
+    ended_ns: Option<u64>,
 }
 
-/// The view changes each honest replica had started and not finished at `at_ns` (a restart
-/// ends one: the replica comes back from its log). `starts` and `events` on the history's
-/// clock.
-fn unfinished_at(
+impl ViewChangeSpan {
+    fn unfinished_at(&self, at_ns: u64) -> bool {
+        self.at_ns <= at_ns && self.ended_ns.is_none_or(|end| end > at_ns)
+    }
+
+    fn uncalled(&self, window: &StableWindow, unfinished: bool) -> UncalledViewChange {
+        UncalledViewChange {
+            replica: self.replica,
+            at_ns: self.at_ns,
+            from: self.from,
+            to: self.to,
+            window_from_ns: window.from_ns,
+            window_to_ns: window.to_ns,
+            faults_before: window.faults_before.clone(),
+            unfinished,
+        }
+    }
+}
+
+/// Every view change the honest replicas started, in time order, read in one pass.
+fn view_change_spans(
     events: &BTreeMap<ReplicaId, Vec<EventLine>>,
     honest: &[ReplicaId],
     started_at_ns: u64,
-    at_ns: u64,
-) -> Vec<(ReplicaId, u64, View, View)> {
-    let mut open = Vec::new();
+) -> Vec<ViewChangeSpan> {
+    let mut spans = Vec::new();
     for (replica, lines) in events.iter().filter(|(r, _)| honest.contains(r)) {
-        let mut pending: Option<(u64, View, View)> = None;
+        let mut open: Option<ViewChangeSpan> = None;
         for line in lines {
             let t = line.time_ns.saturating_sub(started_at_ns);
-            if t > at_ns {
-                break;
-            }
-            match line.event {
-                ReplicaEvent::ViewChangeStarted { from, view } => pending = Some((t, from, view)),
-                ReplicaEvent::ViewChangeCompleted { view, .. }
-                    if pending.is_some_and(|(_, _, to)| view >= to) =>
-                {
-                    pending = None
+            let ends = match line.event {
+                ReplicaEvent::ViewChangeStarted { .. } | ReplicaEvent::Recovered { .. } => true,
+                ReplicaEvent::ViewChangeCompleted { view, .. } => {
+                    open.as_ref().is_some_and(|span| view >= span.to)
                 }
-                ReplicaEvent::Recovered { .. } => pending = None,
-                _ => {}
+                _ => false,
+            };
+            if ends && let Some(mut span) = open.take() {
+                span.ended_ns = Some(t);
+                spans.push(span);
+            }
+            if let ReplicaEvent::ViewChangeStarted { from, view } = line.event {
+                open = Some(ViewChangeSpan {
+                    replica: *replica,
+                    at_ns: t,
+                    from,
+                    to: view,
+                    ended_ns: None,
+                });
             }
         }
-        if let Some((t, from, to)) = pending {
-            open.push((*replica, t, from, to));
-        }
+        spans.extend(open);
     }
-    open
+    spans.sort_by_key(|span| (span.at_ns, span.replica));
+    spans
 }
 
 /// The check over a run: `events` are every replica's, `honest` the replicas to hold to it.
@@ -147,52 +155,24 @@ pub fn view_stability(
     started_at_ns: u64,
 ) -> CheckResult {
     let windows = judged_windows(spec);
-    let mut view_changes: Vec<UncalledViewChange> =
-        view_change_starts(events, honest, started_at_ns)
-            .into_iter()
-            .filter_map(|(replica, at_ns, from, to)| {
-                let window = windows
+    let spans = view_change_spans(events, honest, started_at_ns);
+    // Each view change once: where it started inside a judged window, or else the first
+    // judged window it was still unfinished in.
+    let view_changes: Vec<UncalledViewChange> = spans
+        .iter()
+        .filter_map(|span| {
+            let started_in = windows
+                .iter()
+                .find(|w| w.from_ns <= span.at_ns && span.at_ns < w.to_ns);
+            match started_in {
+                Some(window) => Some(span.uncalled(window, false)),
+                None => windows
                     .iter()
-                    .find(|w| w.from_ns <= at_ns && at_ns < w.to_ns)?;
-                Some(UncalledViewChange {
-                    replica,
-                    at_ns,
-                    from,
-                    to,
-                    window_from_ns: window.from_ns,
-                    window_to_ns: window.to_ns,
-                    faults_before: window.faults_before.clone(),
-                    unfinished: false,
-                })
-            })
-            .collect();
-    for window in &windows {
-        let open = unfinished_at(events, honest, started_at_ns, window.from_ns);
-        // One entry per view change: reported already if it started in a judged window, or
-        // was still unfinished when an earlier one began.
-        let new: Vec<_> = open
-            .into_iter()
-            .filter(|(replica, at_ns, _, _)| {
-                !view_changes
-                    .iter()
-                    .any(|v| v.replica == *replica && v.at_ns == *at_ns)
-            })
-            .collect();
-        view_changes.extend(
-            new.into_iter()
-                .map(|(replica, at_ns, from, to)| UncalledViewChange {
-                    replica,
-                    at_ns,
-                    from,
-                    to,
-                    window_from_ns: window.from_ns,
-                    window_to_ns: window.to_ns,
-                    faults_before: window.faults_before.clone(),
-                    unfinished: true,
-                }),
-        );
-    }
-    view_changes.sort_by_key(|v| (v.window_from_ns, v.at_ns, v.replica));
+                    .find(|w| span.unfinished_at(w.from_ns))
+                    .map(|window| span.uncalled(window, true)),
+            }
+        })
+        .collect();
     let judged_ns: u64 = windows.iter().map(|w| w.to_ns - w.from_ns).sum();
     let summary = match view_changes.first() {
         None => format!(

@@ -1,8 +1,8 @@
 //! Triggered faults on real processes: tail every replica's `events.jsonl` and hand each event
 //! that may fire a trigger to the schedule as soon as it is read. A replica writes its event
-//! lines after the turn's log sync and flushes them at most every 200 ms
-//! (`replica::node::driver`), so a fault fires late by that flush, the polling and the
-//! signal: each record says how late (`TriggerRecord`).
+//! lines after the turn's log sync and sends (every turn in a run with triggers:
+//! `--events-flush-ms 0`, see `pipeline::real`), so a fault fires late by that turn, the
+//! polling and the signal: each record says how late (`TriggerRecord`).
 
 use super::run::Nemesis;
 use crate::primary::TailedFile;

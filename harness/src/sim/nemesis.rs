@@ -50,6 +50,11 @@ impl SimRun<'_> {
     pub(super) fn carry_out_due(&mut self) {
         loop {
             let now = self.net.now_ns();
+            // Called after every pacing step: the primary (a scan of every honest core) is
+            // worked out only when something is due.
+            if self.schedule.poll_timeout().is_none_or(|at| at > now) {
+                return;
+            }
             let primary = self.primary();
             let Some(due) = self.schedule.poll_due(now, || primary) else {
                 return;
