@@ -27,11 +27,12 @@ const FLOOD_RATE: u64 = 2000;
 /// `mutate`: the chance that a message of a chosen round is mutated.
 const MUTATE_PROBABILITY: f64 = 0.2;
 /// `mutate`: the rounds it mutates, every protocol round a replica sends.
-const MUTATE_KINDS: [MessageKind; 7] = [
+const MUTATE_KINDS: [MessageKind; 8] = [
     MessageKind::PrePrepare,
     MessageKind::Prepare,
     MessageKind::Commit,
     MessageKind::Checkpoint,
+    MessageKind::Suspect,
     MessageKind::ViewChange,
     MessageKind::NewView,
     MessageKind::Reply,

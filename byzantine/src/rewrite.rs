@@ -116,6 +116,7 @@ pub(crate) fn resign(message: WireMessage, signer: Principal, key: &SigningKey) 
         Prepare,
         Commit,
         Checkpoint,
+        Suspect,
         ViewChange,
         NewView,
         FetchState,

@@ -24,6 +24,9 @@ pub enum ReplicaEvent {
         result: String,
         duplicate: bool,
     },
+    /// This replica's view-change timer expired in `view` while it waited for `waiting_for`:
+    /// it told the others it suspects the primary, and stays in `view` until f+1 replicas do.
+    Suspected { view: View, waiting_for: RequestId },
     /// This replica gave up on `from` and asked for `view`.
     ViewChangeStarted { from: View, view: View },
     /// This replica entered `view` after a valid NEW-VIEW.

@@ -270,6 +270,19 @@ pub struct CommittedProof {
     pub commits: Vec<Signed<Commit>>,
 }
 
+/// The sender's view-change timer expired in `view` while it waited for `waiting_for`: it
+/// suspects that view's primary. A suspicion promises nothing (the sender keeps working in
+/// `view`); only f+1 of them, so at least one from an honest replica, make a replica leave the
+/// view with a VIEW-CHANGE. A replica cut off on its own therefore stays in the view the others
+/// are in, and votes again once it hears them (Zyzzyva's I-HATE-THE-PRIMARY, BFT-SMaRt's STOP).
+/// A suspicion no longer counts where `waiting_for` has executed: the sender was behind, or the
+/// primary has since served it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Suspect {
+    pub view: View,
+    pub waiting_for: RequestId,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewChange {
     pub new_view: View,
@@ -355,6 +368,7 @@ message_kinds! {
     Prepare => "prepare",
     Commit => "commit",
     Checkpoint => "checkpoint",
+    Suspect => "suspect",
     ViewChange => "view-change",
     NewView => "new-view",
     FetchState => "fetch-state",
@@ -375,6 +389,7 @@ impl WireMessage {
             WireMessage::PrePrepare(m) => Some(m.body.view),
             WireMessage::Prepare(m) => Some(m.body.view),
             WireMessage::Commit(m) => Some(m.body.view),
+            WireMessage::Suspect(m) => Some(m.body.view),
             WireMessage::ViewChange(m) => Some(m.body.new_view),
             WireMessage::NewView(m) => Some(m.body.view),
             _ => None,

@@ -344,6 +344,7 @@ fn collect(message: &WireMessage, keys: &KeyStore, seals: &mut Seals) -> Result<
         WireMessage::Prepare(m) => by_replica(m, Signature, keys, seals)?,
         WireMessage::Commit(m) => by_replica(m, AnySeal, keys, seals)?,
         WireMessage::Checkpoint(m) => by_replica(m, Signature, keys, seals)?,
+        WireMessage::Suspect(m) => by_replica(m, AnySeal, keys, seals)?,
         WireMessage::FetchState(m) => by_replica(m, Signature, keys, seals)?,
         WireMessage::ViewChange(m) => view_change(m, keys, seals)?,
         WireMessage::NewView(m) => {

@@ -183,10 +183,11 @@ fn an_installed_interceptor_adds_its_tick_to_the_wake_ups() {
     );
 }
 
-fn view_changes(transmits: &[Transmit]) -> usize {
+/// How many suspicions of the primary (the timer's accusation) were broadcast.
+fn suspicions(transmits: &[Transmit]) -> usize {
     transmits
         .iter()
-        .filter(|t| matches!(t, Transmit::Broadcast(WireMessage::ViewChange(_))))
+        .filter(|t| matches!(t, Transmit::Broadcast(WireMessage::Suspect(_))))
         .count()
 }
 
@@ -215,18 +216,18 @@ fn a_view_change_timer_due_a_whole_period_late_waits_again_before_accusing_the_p
 
     // Run on time, the timer accuses the primary.
     let (mut on_time, due) = waiting_backup(&cluster);
-    assert_eq!(view_changes(&idle_turn(&mut on_time, due)), 1);
+    assert_eq!(suspicions(&idle_turn(&mut on_time, due)), 1);
 
     // Frozen past a whole period (SIGSTOP, a VM pause): back, it waits once more.
     let (mut frozen, due) = waiting_backup(&cluster);
     let back = due + period;
-    assert_eq!(view_changes(&idle_turn(&mut frozen, back)), 0);
+    assert_eq!(suspicions(&idle_turn(&mut frozen, back)), 0);
     assert_eq!(frozen.timers_rearmed(), 1);
     let almost = back + period - Duration::from_millis(1);
-    assert_eq!(view_changes(&idle_turn(&mut frozen, almost)), 0);
+    assert_eq!(suspicions(&idle_turn(&mut frozen, almost)), 0);
     let still_waiting = back + period;
     assert_eq!(
-        view_changes(&idle_turn(&mut frozen, still_waiting)),
+        suspicions(&idle_turn(&mut frozen, still_waiting)),
         1,
         "the request still waits a whole period after it came back: the primary is suspect"
     );

@@ -54,6 +54,7 @@ fn applicable(kind: MessageKind) -> &'static [Mutation] {
         MessageKind::Prepare | MessageKind::Commit => &[View, Seq, Digest, Omit],
         MessageKind::Checkpoint => &[Seq, Digest, Omit],
         MessageKind::ViewChange => &[View, Seq, Omit],
+        MessageKind::Suspect => &[View, Omit],
         MessageKind::NewView => &[View, Operand, Omit],
         MessageKind::Reply => &[View, Result, Omit],
         MessageKind::Request | MessageKind::FetchState | MessageKind::StateTransfer => &[Omit],

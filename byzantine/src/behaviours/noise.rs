@@ -21,6 +21,7 @@ fn protocol_round(message: &WireMessage) -> bool {
             | WireMessage::Prepare(_)
             | WireMessage::Commit(_)
             | WireMessage::Checkpoint(_)
+            | WireMessage::Suspect(_)
             | WireMessage::ViewChange(_)
             | WireMessage::NewView(_)
     )
@@ -134,7 +135,9 @@ impl ForgeSender {
             }
             WireMessage::ViewChange(m) => m.body.prepared.clear(),
             WireMessage::NewView(m) => m.body.pre_prepares.clear(),
-            WireMessage::FetchState(_) | WireMessage::StateTransfer(_) => {}
+            WireMessage::Suspect(_)
+            | WireMessage::FetchState(_)
+            | WireMessage::StateTransfer(_) => {}
             WireMessage::Request(_) | WireMessage::Reply(_) => return None,
         }
         Some(resign(message, Principal::Replica(victim), ctx.key))

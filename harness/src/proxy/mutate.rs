@@ -184,6 +184,7 @@ fn change_field(message: &mut WireMessage, rng: &mut ChaCha8Rng) -> String {
                 nudge_field("stable seq", &mut m.body.stable_seq.0, rng)
             }
         }
+        WireMessage::Suspect(m) => nudge_field("view", &mut m.body.view.0, rng),
         WireMessage::NewView(m) => nudge_field("view", &mut m.body.view.0, rng),
         WireMessage::FetchState(m) => nudge_field("have", &mut m.body.have.0, rng),
         // Nothing small to change in the body: claim another signer instead.

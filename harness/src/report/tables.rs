@@ -63,6 +63,7 @@ pub fn checks_table(checks: &[CheckResult]) -> String {
 pub struct EventCounts {
     pub commits: usize,
     pub executions: usize,
+    pub suspicions: usize,
     pub view_changes_started: usize,
     pub view_changes_completed: usize,
     pub checkpoints: usize,
@@ -77,6 +78,7 @@ pub fn event_counts(files: &ReplicaFiles) -> EventCounts {
         match &line.event {
             ReplicaEvent::Commit { .. } => counts.commits += 1,
             ReplicaEvent::Execute { .. } => counts.executions += 1,
+            ReplicaEvent::Suspected { .. } => counts.suspicions += 1,
             ReplicaEvent::ViewChangeStarted { .. } => counts.view_changes_started += 1,
             ReplicaEvent::ViewChangeCompleted { .. } => counts.view_changes_completed += 1,
             ReplicaEvent::CheckpointStable { .. } => counts.checkpoints += 1,
@@ -172,6 +174,10 @@ pub fn replica_table(replicas: &[ReplicaFiles]) -> String {
     // A request's MAC entry spoiled for this replica, its signature checked instead.
     row("MAC fallbacks", &|_, s| {
         s.map_or_else(missing, |s| s.mac_fallbacks.to_string())
+    });
+    // Timer expiries that suspected the primary; only f+1 of them start a view change.
+    row("suspicions of the primary (events)", &|c, _| {
+        c.suspicions.to_string()
     });
     row("view changes started / completed", &|c, s| match s {
         Some(s) => format!("{} / {}", s.view_changes_started, s.view_changes_completed),

@@ -56,7 +56,7 @@ impl Core {
         }
         if executed_any {
             self.view_change_timeout_ms = self.params.timeouts.view_change_ms;
-            self.restart_view_change_timer();
+            self.rearm_if_guarded_executed();
             if let Some(target) = self.fetching
                 && self.last_executed >= target
             {
@@ -118,33 +118,5 @@ impl Core {
         let checkpoint = self.sign(Checkpoint { seq, state_digest });
         self.broadcast(WireMessage::Checkpoint(checkpoint.clone()));
         self.on_checkpoint(checkpoint);
-    }
-
-    /// Starts the view-change timer if a request is waiting and the timer is not running.
-    pub(super) fn ensure_view_change_timer(&mut self) {
-        if self.status == super::Status::Normal
-            && !self.view_change_timer_running
-            && !self.pending.is_empty()
-            && !self.is_primary()
-        {
-            self.view_change_timer_running = true;
-            self.set_timer(Timer::ViewChange, self.view_change_timeout_ms);
-        }
-    }
-
-    /// After progress: the timer guards only what is still waiting.
-    pub(super) fn restart_view_change_timer(&mut self) {
-        if self.status != super::Status::Normal {
-            return;
-        }
-        if self.pending.is_empty() || self.is_primary() {
-            if self.view_change_timer_running {
-                self.view_change_timer_running = false;
-                self.cancel_timer(Timer::ViewChange);
-            }
-        } else {
-            self.view_change_timer_running = true;
-            self.set_timer(Timer::ViewChange, self.view_change_timeout_ms);
-        }
     }
 }

@@ -10,6 +10,7 @@ mod execution;
 mod log;
 mod normal;
 mod recovery;
+mod suspicion;
 #[cfg(test)]
 mod tests;
 mod view_change;
@@ -112,9 +113,13 @@ pub struct Core {
 
     // Backup side: the newest unexecuted request of each client, which the view-change timer guards.
     pending: BTreeMap<ClientId, Signed<Request>>,
+    /// The pending request the running view-change timer waits for.
+    guarded: Option<RequestId>,
     view_change_timer_running: bool,
     view_change_timeout_ms: u64,
 
+    /// The latest suspicion of each replica (this one included): see `suspicion.rs`.
+    suspicions: BTreeMap<ReplicaId, crate::message::Suspect>,
     view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
     /// The NEW-VIEW that established `view` (none in view 0).
     new_view: Option<Signed<NewView>>,
@@ -180,8 +185,10 @@ impl Core {
             batch_timer_running: false,
             batch_wait_over: false,
             pending: BTreeMap::new(),
+            guarded: None,
             view_change_timer_running: false,
             view_change_timeout_ms,
+            suspicions: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             new_view: None,
             new_view_forwarded: HashSet::new(),
@@ -239,6 +246,7 @@ impl Core {
             WireMessage::Prepare(m) => self.on_prepare(m),
             WireMessage::Commit(m) => self.on_commit(m),
             WireMessage::Checkpoint(m) => self.on_checkpoint(m),
+            WireMessage::Suspect(m) => self.on_suspect(m),
             WireMessage::ViewChange(m) => self.on_view_change(m),
             WireMessage::NewView(m) => self.on_new_view(m),
             WireMessage::FetchState(m) => self.on_fetch_state(m),

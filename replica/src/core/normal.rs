@@ -116,6 +116,8 @@ impl Core {
                 self.send(primary, WireMessage::Request(request));
             }
             self.ensure_view_change_timer();
+            // Others may have suspected the primary over this request before it reached us.
+            self.leave_view_if_suspected();
         }
     }
 

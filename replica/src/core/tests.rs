@@ -17,6 +17,8 @@ struct Net {
     queue: VecDeque<(ReplicaId, WireMessage)>,
     replies: Vec<(ReplicaId, Signed<crate::message::Reply>)>,
     down: std::collections::HashSet<ReplicaId>,
+    /// Every timer a core set, in order.
+    timers_set: Vec<(ReplicaId, Timer)>,
 }
 
 fn net(f: usize) -> Net {
@@ -56,6 +58,7 @@ fn net(f: usize) -> Net {
         queue: VecDeque::new(),
         replies: Vec::new(),
         down: Default::default(),
+        timers_set: Vec::new(),
     }
 }
 
@@ -72,6 +75,7 @@ impl Net {
                     }
                 }
                 Effect::Reply { reply, .. } => self.replies.push((from, reply)),
+                Effect::SetTimer { timer, .. } => self.timers_set.push((from, timer)),
                 _ => {}
             }
         }
@@ -275,4 +279,161 @@ fn sender(message: &WireMessage) -> ReplicaId {
         Principal::Replica(r) => r,
         Principal::Client(_) => ReplicaId(u32::MAX),
     }
+}
+
+fn put(value: &str) -> Operation {
+    Operation::Put {
+        key: "k".into(),
+        value: value.into(),
+    }
+}
+
+#[test]
+fn a_backup_that_alone_suspects_the_primary_stays_in_the_view_and_votes_on() {
+    let mut net = net(1);
+    net.submit(ReplicaId(0), 1, put("1"));
+    // Backup 3 is cut off while the others order request 2; it hears of the request from the
+    // client only, and its timer expires.
+    net.down.insert(ReplicaId(3));
+    net.submit(ReplicaId(0), 2, put("2"));
+    net.down.clear();
+    net.submit(ReplicaId(3), 2, put("2"));
+    let effects = net.cores[3].step(Input::TimerFired(Timer::ViewChange));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Broadcast(WireMessage::Suspect(_))))
+    );
+    net.apply(ReplicaId(3), effects);
+    net.deliver_all();
+    for core in &net.cores {
+        assert_eq!(core.view(), View(0), "replica {:?}", core.params.id);
+        assert!(!core.in_view_change(), "replica {:?}", core.params.id);
+    }
+    // Still in the others' view, it prepares and commits what the primary proposes next.
+    net.submit(ReplicaId(0), 3, put("3"));
+    let slot = net.cores[0]
+        .log
+        .get(Seq(3))
+        .expect("seq 3 is in the primary's log");
+    assert!(
+        slot.prepares.contains_key(&ReplicaId(3)),
+        "replica 3 prepared seq 3"
+    );
+    assert!(
+        slot.commits.contains_key(&ReplicaId(3)),
+        "replica 3 committed seq 3"
+    );
+}
+
+#[test]
+fn f_plus_one_suspicions_move_every_replica_to_the_next_view() {
+    let mut net = net(1);
+    net.submit(ReplicaId(0), 1, put("1"));
+    net.down.insert(ReplicaId(0));
+    // Only backups 1 and 2 heard the client's next request; backup 3 suspects nothing itself.
+    for i in 1..3 {
+        net.submit(ReplicaId(i), 2, put("2"));
+    }
+    for i in 1..3u32 {
+        let effects = net.cores[i as usize].step(Input::TimerFired(Timer::ViewChange));
+        net.apply(ReplicaId(i), effects);
+    }
+    net.deliver_all();
+    for core in &net.cores[1..] {
+        assert_eq!(core.view(), View(1), "replica {:?}", core.params.id);
+        assert!(!core.in_view_change(), "replica {:?}", core.params.id);
+        assert_eq!(core.service().kv.get("k"), Some("2"));
+    }
+}
+
+#[test]
+fn the_view_change_timer_waits_for_its_request_however_busy_the_primary_is_with_others() {
+    let mut net = net(1);
+    // Client 0's request reaches backup 1 only; its hand-over to the primary is lost (as if
+    // the primary censored client 0).
+    let key = key_from_seed(7, Principal::Client(ClientId(0)));
+    let starved = Signed::sign(
+        Request {
+            client: ClientId(0),
+            timestamp: Timestamp(1),
+            op: put("starved"),
+        },
+        Principal::Client(ClientId(0)),
+        &key,
+    );
+    let verified = verify(WireMessage::Request(starved), &net.keys).expect("verifies");
+    let effects = net.cores[1].step(Input::Message(verified));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::SetTimer {
+            timer: Timer::ViewChange,
+            ..
+        }
+    )));
+    // Client 1 is served meanwhile: backup 1 executes its request.
+    net.queue_request(ClientId(1), ReplicaId(0), 1, put("served"));
+    net.deliver_all();
+    assert_eq!(net.cores[1].service().kv.get("k"), Some("served"));
+    let restarted = net
+        .timers_set
+        .iter()
+        .any(|(r, t)| *r == ReplicaId(1) && *t == Timer::ViewChange);
+    assert!(
+        !restarted,
+        "another client's progress must not restart the timer guarding client 0's request"
+    );
+}
+
+/// Replica `from`'s SUSPECT of view 0, waiting for client 0's request `timestamp`.
+fn suspicion(net: &Net, from: u32, timestamp: u64) -> Input {
+    let signer = Principal::Replica(ReplicaId(from));
+    let body = crate::message::Suspect {
+        view: View(0),
+        waiting_for: RequestId {
+            client: ClientId(0),
+            timestamp: Timestamp(timestamp),
+        },
+    };
+    let message = WireMessage::Suspect(Signed::sign(body, signer, &key_from_seed(7, signer)));
+    Input::Message(verify(message, &net.keys).expect("verifies"))
+}
+
+#[test]
+fn a_suspicion_counts_only_for_a_request_that_waits_here_too() {
+    let mut net = net(1);
+    // Two replicas suspect over a request backup 1 has not received: it might be invented.
+    let (from_2, from_3) = (suspicion(&net, 2, 1), suspicion(&net, 3, 1));
+    net.cores[1].step(from_2);
+    net.cores[1].step(from_3);
+    assert!(!net.cores[1].in_view_change());
+    // The client's retransmission brings the request: now the suspicions count.
+    net.down.insert(ReplicaId(0));
+    net.submit(ReplicaId(1), 1, put("1"));
+    assert!(net.cores[1].in_view_change());
+}
+
+#[test]
+fn a_suspicion_stops_counting_once_the_request_it_waited_for_has_executed() {
+    let mut net = net(1);
+    net.submit(ReplicaId(0), 1, put("1"));
+    net.down.insert(ReplicaId(0));
+    net.submit(ReplicaId(1), 2, put("2"));
+    // Replica 2 waited for request 1, which has executed since; replica 3 waits for request 2.
+    let (stale, fresh) = (suspicion(&net, 2, 1), suspicion(&net, 3, 2));
+    net.cores[1].step(stale);
+    net.cores[1].step(fresh);
+    assert!(
+        !net.cores[1].in_view_change(),
+        "one live suspicion is not f+1"
+    );
+    // Replica 2 now waits for request 2 too: f+1 live suspicions.
+    let refreshed = suspicion(&net, 2, 2);
+    let effects = net.cores[1].step(refreshed);
+    assert!(net.cores[1].in_view_change());
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Broadcast(WireMessage::ViewChange(_))))
+    );
 }

@@ -29,8 +29,10 @@ impl Core {
             self.restart_view_change_timer();
             return;
         }
-        let target = self.view.next();
-        self.start_view_change(target);
+        match self.status {
+            Status::Normal => self.suspect_primary(),
+            Status::ViewChanging => self.start_view_change(self.view.next()),
+        }
     }
 
     pub(super) fn start_view_change(&mut self, target: View) {

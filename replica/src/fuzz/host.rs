@@ -40,6 +40,7 @@ fn event_name(event: &ReplicaEvent) -> &'static str {
     match event {
         ReplicaEvent::Commit { .. } => "commit",
         ReplicaEvent::Execute { .. } => "execute",
+        ReplicaEvent::Suspected { .. } => "suspected",
         ReplicaEvent::ViewChangeStarted { .. } => "view-change-started",
         ReplicaEvent::ViewChangeCompleted { .. } => "view-change-completed",
         ReplicaEvent::CheckpointTaken { .. } => "checkpoint-taken",

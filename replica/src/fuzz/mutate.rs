@@ -135,6 +135,7 @@ macro_rules! with_signed {
             WireMessage::Prepare($s) => $e,
             WireMessage::Commit($s) => $e,
             WireMessage::Checkpoint($s) => $e,
+            WireMessage::Suspect($s) => $e,
             WireMessage::ViewChange($s) => $e,
             WireMessage::NewView($s) => $e,
             WireMessage::FetchState($s) => $e,
@@ -793,6 +794,7 @@ impl Generator {
                 self.vote(view, seq, digest, h)
             }
             WireMessage::Checkpoint(s) => self.checkpoint(&mut s.body, h),
+            WireMessage::Suspect(s) => ("view", self.view(&mut s.body.view, h)),
             WireMessage::ViewChange(s) => self.view_change(&mut s.body, h, deep),
             WireMessage::NewView(s) => self.new_view(&mut s.body, h, deep),
             WireMessage::FetchState(s) => ("have", self.seq(&mut s.body.have, h)),
