@@ -42,6 +42,7 @@ mod linearizability;
 mod liveness;
 mod oracles;
 mod resources;
+mod starvation;
 mod view_stability;
 mod windows;
 
@@ -64,6 +65,7 @@ pub use resources::{
     BoundedResourcesOracle, Breach, NAME as BOUNDED_RESOURCES, Peaks, ResourceBounds, Sample,
     bounded_resources,
 };
+pub use starvation::{Starved, starved};
 pub use view_stability::{
     NAME as VIEW_STABILITY, StableWindow, UncalledViewChange, ViewStabilityDetails, view_stability,
 };

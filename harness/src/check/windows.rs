@@ -91,9 +91,9 @@ struct Span {
 }
 
 /// One honest operation: invoked, answered (any completion, `info` too), completed (`ok`/`fail`).
-struct Op {
-    invoke: u64,
-    end: Option<u64>,
+pub(super) struct Op {
+    pub(super) invoke: u64,
+    pub(super) end: Option<u64>,
 }
 
 fn label(record: &NemesisRecord) -> String {
@@ -232,7 +232,7 @@ pub(super) fn fault_free_windows(spec: &WindowSpec) -> Vec<(Window, Vec<String>)
 }
 
 /// The honest operations, in invocation order, and the honest completions (`ok`/`fail`).
-fn operations(history: &[HistoryEvent], clients: &[ClientId]) -> (Vec<Op>, Vec<u64>) {
+pub(super) fn operations(history: &[HistoryEvent], clients: &[ClientId]) -> (Vec<Op>, Vec<u64>) {
     let honest: BTreeSet<ClientId> = clients.iter().copied().collect();
     let mut open: BTreeMap<ClientId, usize> = BTreeMap::new();
     let mut ops: Vec<Op> = Vec::new();
@@ -271,58 +271,76 @@ pub fn stalls(spec: &WindowSpec, history: &[HistoryEvent]) -> (Vec<Window>, Vec<
     let mut judged = Vec::new();
     let mut stalls = Vec::new();
     for (window, before) in fault_free_windows(spec) {
-        let start = window.from_ns.saturating_add(spec.grace_ns);
-        let end = window.to_ns;
-        if end <= start || end - start < spec.bound_ns {
-            continue;
+        if let Some(found) = stalls_in(spec, &window, &before, &ops, &completions) {
+            stalls.extend(found);
+            judged.push(window);
         }
-        let mut cuts = vec![start];
-        cuts.extend(
-            completions
-                .iter()
-                .copied()
-                .filter(|t| *t > start && *t < end),
-        );
-        cuts.push(end);
-        for gap in cuts.windows(2) {
-            let (s, e) = (gap[0], gap[1]);
-            if e - s < spec.bound_ns {
-                continue;
-            }
-            // Operations waiting at some point of (s, e): invoked before e, unanswered at s.
-            let waiting: Vec<&Op> = ops
-                .iter()
-                .filter(|op| op.invoke < e && op.end.is_none_or(|t| t > s))
-                .collect();
-            let Some(demand) = waiting.iter().map(|op| op.invoke.max(s)).min() else {
-                continue;
-            };
-            if e - demand < spec.bound_ns {
-                continue;
-            }
-            stalls.push(Stall {
-                from_ns: demand,
-                to_ns: e,
-                window_from_ns: window.from_ns,
-                window_to_ns: window.to_ns,
-                faults_before: before.clone(),
-                faulty: window.faulty.clone(),
-                invoked: waiting.iter().filter(|op| op.invoke >= demand).count() as u64,
-                waiting_at_start: waiting.iter().filter(|op| op.invoke < demand).count() as u64,
-            });
-        }
-        judged.push(window);
     }
     (judged, stalls)
+}
+
+/// The stalls of `ops` in one window, judged by `completions` alone; `None` if the window is
+/// too short to judge.
+pub(super) fn stalls_in(
+    spec: &WindowSpec,
+    window: &Window,
+    before: &[String],
+    ops: &[Op],
+    completions: &[u64],
+) -> Option<Vec<Stall>> {
+    let start = window.from_ns.saturating_add(spec.grace_ns);
+    let end = window.to_ns;
+    if end <= start || end - start < spec.bound_ns {
+        return None;
+    }
+    let mut cuts = vec![start];
+    cuts.extend(
+        completions
+            .iter()
+            .copied()
+            .filter(|t| *t > start && *t < end),
+    );
+    cuts.push(end);
+    let mut stalls = Vec::new();
+    for gap in cuts.windows(2) {
+        let (s, e) = (gap[0], gap[1]);
+        if e - s < spec.bound_ns {
+            continue;
+        }
+        // Operations waiting at some point of (s, e): invoked before e, unanswered at s.
+        let waiting: Vec<&Op> = ops
+            .iter()
+            .filter(|op| op.invoke < e && op.end.is_none_or(|t| t > s))
+            .collect();
+        let Some(demand) = waiting.iter().map(|op| op.invoke.max(s)).min() else {
+            continue;
+        };
+        if e - demand < spec.bound_ns {
+            continue;
+        }
+        stalls.push(Stall {
+            from_ns: demand,
+            to_ns: e,
+            window_from_ns: window.from_ns,
+            window_to_ns: window.to_ns,
+            faults_before: before.to_vec(),
+            faulty: window.faulty.clone(),
+            invoked: waiting.iter().filter(|op| op.invoke >= demand).count() as u64,
+            waiting_at_start: waiting.iter().filter(|op| op.invoke < demand).count() as u64,
+        });
+    }
+    Some(stalls)
 }
 
 fn secs(ns: u64) -> String {
     format!("{:.1} s", ns as f64 / 1e9)
 }
 
-/// The check's result for a run.
+/// The check's result for a run: stalls of the whole cluster, and honest clients starved while
+/// others were served (`starvation.rs`).
 pub fn window_liveness(spec: &WindowSpec, history: &[HistoryEvent]) -> CheckResult {
     let (judged, found) = stalls(spec, history);
+    let starved = super::starved(spec, history);
     let judged_ns: u64 = judged
         .iter()
         .map(|w| w.to_ns - (w.from_ns + spec.grace_ns))
@@ -335,39 +353,55 @@ pub fn window_liveness(spec: &WindowSpec, history: &[HistoryEvent]) -> CheckResu
         "byzantine": spec.byzantine,
         "windows": judged,
         "stalls": found,
+        "starved": starved,
     });
     let bound = secs(spec.bound_ns);
     let grace = secs(spec.grace_ns);
-    if found.is_empty() {
-        return CheckResult {
-            name: NAME.into(),
-            outcome: CheckOutcome::Pass,
-            summary: format!(
-                "no stall of {bound} in {} fault-free windows ({} judged after a {grace} grace per fault change)",
-                judged.len(),
-                secs(judged_ns)
-            ),
-            details,
-        };
-    }
-    let first = &found[0];
-    let after = if first.faults_before.is_empty() {
-        "from the run's start".to_string()
+    let outcome = if found.is_empty() && starved.is_empty() {
+        CheckOutcome::Pass
     } else {
-        format!("after {}", first.faults_before.join(", "))
+        CheckOutcome::Violation
     };
-    CheckResult {
-        name: NAME.into(),
-        outcome: CheckOutcome::Violation,
-        summary: format!(
-            "{} stall(s) of at least {bound} with at most f faulty and no network fault; first {}–{} ({after}): {} operations invoked, {} waiting, none completed",
+    let summary = if let Some(first) = found.first() {
+        format!(
+            "{} stall(s) of at least {bound} with at most f faulty and no network fault; first {}–{} ({}): {} operations invoked, {} waiting, none completed",
             found.len(),
             secs(first.from_ns),
             secs(first.to_ns),
+            after(&first.faults_before),
             first.invoked,
             first.waiting_at_start
-        ),
+        )
+    } else if let Some(first) = starved.first() {
+        format!(
+            "{} time(s) an honest client waited at least {bound} while others were served, with at most f faulty and no network fault; first client {} {}–{} ({}), {} other operations completed meanwhile",
+            starved.len(),
+            first.client.0,
+            secs(first.stall.from_ns),
+            secs(first.stall.to_ns),
+            after(&first.stall.faults_before),
+            first.others_completed
+        )
+    } else {
+        format!(
+            "no stall of {bound} and no client starved in {} fault-free windows ({} judged after a {grace} grace per fault change)",
+            judged.len(),
+            secs(judged_ns)
+        )
+    };
+    CheckResult {
+        name: NAME.into(),
+        outcome,
+        summary,
         details,
+    }
+}
+
+fn after(faults_before: &[String]) -> String {
+    if faults_before.is_empty() {
+        "from the run's start".to_string()
+    } else {
+        format!("after {}", faults_before.join(", "))
     }
 }
 

@@ -184,7 +184,7 @@ fn failure_views(data: &RunData) -> String {
         {
             let _ = write!(
                 html,
-                "<section id=\"window-liveness\"><h2>Window liveness failure: stalls with at most f faulty</h2>{view}</section>"
+                "<section id=\"window-liveness\"><h2>Window liveness failure: stalls and starved clients with at most f faulty</h2>{view}</section>"
             );
         }
         if check.name == crate::check::VIEW_STABILITY

@@ -1,18 +1,19 @@
 //! Failures of the checks judged in fault-free windows: `window-liveness` (each stall, its
-//! window and what was in force before it), `view-stability` (each view change started while
+//! window and what was in force before it, and each starved client), `view-stability` (each view change started while
 //! nothing was wrong) and `catch-up` (each restart that stayed behind); and `no-crash` (each
 //! honest replica process that ended on its own).
 
 use super::html::escape;
-use crate::check::{CatchUpDetails, Stall, ViewStabilityDetails, seconds};
+use crate::check::{CatchUpDetails, Stall, Starved, ViewStabilityDetails, seconds};
 use crate::processes::ReplicaExit;
 use std::fmt::Write as _;
 
 /// One row per stall of a violated `window-liveness` check; `None` when there is none.
 pub fn stall_table(details: &serde_json::Value) -> Option<String> {
     let stalls: Vec<Stall> = serde_json::from_value(details.get("stalls")?.clone()).ok()?;
+    let starved = starved_table(details);
     if stalls.is_empty() {
-        return None;
+        return starved;
     }
     let bound = details
         .get("bound_ms")
@@ -51,6 +52,42 @@ pub fn stall_table(details: &serde_json::Value) -> Option<String> {
             escape(&faulty),
             stall.invoked,
             stall.waiting_at_start
+        );
+    }
+    html.push_str("</tbody></table></div>");
+    html.push_str(&starved.unwrap_or_default());
+    Some(html)
+}
+
+/// One row per honest client left waiting while others were served; `None` when there is none.
+fn starved_table(details: &serde_json::Value) -> Option<String> {
+    let starved: Vec<Starved> = serde_json::from_value(details.get("starved")?.clone()).ok()?;
+    if starved.is_empty() {
+        return None;
+    }
+    let mut html = String::from(
+        "<p>An honest client waited at least the bound for an answer while other clients were served, with no network fault and at most f replicas faulty. PBFT promises every correct client's request executes: look for a primary that orders some clients and not others, and a view-change timer that never fires for the starved request.</p>",
+    );
+    html.push_str(
+        "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>client</th><th>waiting</th><th>window</th><th>in force just before</th><th>others completed meanwhile</th></tr></thead><tbody>",
+    );
+    for entry in &starved {
+        let stall = &entry.stall;
+        let before = if stall.faults_before.is_empty() {
+            "nothing (run start)".to_string()
+        } else {
+            stall.faults_before.join(", ")
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{} – {}</td><td>{} – {}</td><td>{}</td><td>{}</td></tr>",
+            entry.client.0,
+            seconds(stall.from_ns),
+            seconds(stall.to_ns),
+            seconds(stall.window_from_ns),
+            seconds(stall.window_to_ns),
+            escape(&before),
+            entry.others_completed
         );
     }
     html.push_str("</tbody></table></div>");

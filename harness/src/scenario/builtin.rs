@@ -95,6 +95,10 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/byz-censor.yaml"),
     },
     Builtin {
+        name: "byz-censor-quiet",
+        yaml: include_str!("../../scenarios/byz-censor-quiet.yaml"),
+    },
+    Builtin {
         name: "byz-slow-primary",
         yaml: include_str!("../../scenarios/byz-slow-primary.yaml"),
     },
