@@ -270,18 +270,23 @@ pub struct CommittedProof {
     pub commits: Vec<Signed<Commit>>,
 }
 
-/// The sender's view-change timer expired in `view` while it waited for `waiting_for`: it
-/// suspects that view's primary. A suspicion promises nothing (the sender keeps working in
-/// `view`); only f+1 of them, so at least one from an honest replica, make a replica leave the
-/// view with a VIEW-CHANGE. A replica cut off on its own therefore stays in the view the others
-/// are in, and votes again once it hears them (Zyzzyva's I-HATE-THE-PRIMARY, BFT-SMaRt's STOP).
-/// A suspicion no longer counts where `waiting_for` has executed: the sender was behind, or the
-/// primary has since served it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The sender's view-change timer expired in `view`: it suspects that view's primary, while
+/// the requests in `waiting_for` wait at the sender (the one its timer guarded first). A
+/// suspicion promises nothing (the sender keeps working in `view`); only f+1 of them, so at least
+/// one from an honest replica, make a replica leave the view with a VIEW-CHANGE. A replica cut
+/// off on its own therefore stays in the view the others are in, and votes again once it hears
+/// them (Zyzzyva's I-HATE-THE-PRIMARY, BFT-SMaRt's STOP). A receiver counts a suspicion only
+/// while one of its requests waits at the receiver too: not once they executed (the sender was
+/// behind, or the primary has served them since), nor for requests it never received.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Suspect {
     pub view: View,
-    pub waiting_for: RequestId,
+    pub waiting_for: Vec<RequestId>,
 }
+
+/// At most this many requests in a SUSPECT: one per client in any cluster this harness runs,
+/// and a bound on what a faulty replica can make others scan.
+pub const MAX_SUSPECT_REQUESTS: usize = 256;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewChange {

@@ -344,7 +344,12 @@ fn collect(message: &WireMessage, keys: &KeyStore, seals: &mut Seals) -> Result<
         WireMessage::Prepare(m) => by_replica(m, Signature, keys, seals)?,
         WireMessage::Commit(m) => by_replica(m, AnySeal, keys, seals)?,
         WireMessage::Checkpoint(m) => by_replica(m, Signature, keys, seals)?,
-        WireMessage::Suspect(m) => by_replica(m, AnySeal, keys, seals)?,
+        WireMessage::Suspect(m) => {
+            if m.body.waiting_for.len() > crate::message::MAX_SUSPECT_REQUESTS {
+                return Err(RejectReason::MalformedFrame);
+            }
+            by_replica(m, AnySeal, keys, seals)?
+        }
         WireMessage::FetchState(m) => by_replica(m, Signature, keys, seals)?,
         WireMessage::ViewChange(m) => view_change(m, keys, seals)?,
         WireMessage::NewView(m) => {

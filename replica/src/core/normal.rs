@@ -313,6 +313,7 @@ impl Core {
                 .prepares
                 .insert(self.params.id, prepare);
             self.ensure_view_change_timer();
+            self.leave_view_if_suspected();
         }
         self.check_prepared(seq);
     }

@@ -38,6 +38,11 @@ impl Core {
             core.on_message(message.clone());
         }
         core.replaying = false;
+        // Replay sets no timer (`set_timer` is silent while replaying), so no flag may claim one
+        // runs: `on_start` arms what the rebuilt state needs.
+        core.view_change_timer_running = false;
+        core.guarded = None;
+        core.batch_timer_running = false;
         core.out.clear();
         core.wal_tail = records.clone();
         core.recovered = Some(ReplicaEvent::Recovered {

@@ -11,7 +11,7 @@
 
 use super::{Core, Status, Timer};
 use crate::events::ReplicaEvent;
-use crate::message::{MessageKind, RequestId, Signed, Suspect, WireMessage};
+use crate::message::{MAX_SUSPECT_REQUESTS, MessageKind, RequestId, Signed, Suspect, WireMessage};
 use crate::verify::RejectReason;
 use std::ops::Bound::{Excluded, Unbounded};
 
@@ -77,19 +77,29 @@ impl Core {
     /// Tells the others we suspect our primary, and keeps working in this view. The suspicion
     /// is repeated at every expiry, so a lost one is resent.
     pub(super) fn suspect_primary(&mut self) {
-        let Some(waiting_for) = self.guarded.or_else(|| self.next_guarded()) else {
+        let Some(guarded) = self.next_guarded() else {
             return;
         };
+        self.guarded = Some(guarded);
+        let others = self
+            .pending
+            .values()
+            .map(Signed::id)
+            .filter(|r| *r != guarded);
+        let waiting_for: Vec<RequestId> = std::iter::once(guarded)
+            .chain(others)
+            .take(MAX_SUSPECT_REQUESTS)
+            .collect();
         let suspect = Suspect {
             view: self.view,
             waiting_for,
         };
-        let sealed = self.authenticate(suspect);
+        let sealed = self.authenticate(suspect.clone());
         self.broadcast(WireMessage::Suspect(sealed));
         self.suspicions.insert(self.params.id, suspect);
         self.event(ReplicaEvent::Suspected {
             view: self.view,
-            waiting_for,
+            waiting_for: guarded,
         });
         self.restart_view_change_timer();
         self.leave_view_if_suspected();
@@ -99,7 +109,7 @@ impl Core {
         let Some(from) = suspect.replica() else {
             return;
         };
-        let body = suspect.body;
+        let body = suspect.body.clone();
         if body.view < self.view {
             self.forward_new_view(suspect.signer);
             return self.reject(
@@ -122,8 +132,8 @@ impl Core {
     }
 
     /// f+1 replicas (so at least one honest) suspect the primary of our view, each while waiting
-    /// for a request that waits here too: leave the view. One whose request has executed here
-    /// was behind, or has been served since; one for a request this replica never received
+    /// for a request that waits here too: leave the view. One whose requests have executed here
+    /// was behind, or has been served since; one for requests this replica never received
     /// cannot be told from a faulty replica's invention (clients that go unanswered send their
     /// request to every replica, so a real one arrives).
     pub(super) fn leave_view_if_suspected(&mut self) {
@@ -131,7 +141,7 @@ impl Core {
         let suspecting = self
             .suspicions
             .values()
-            .filter(|s| s.view == current && self.is_pending(s.waiting_for))
+            .filter(|s| s.view == current && s.waiting_for.iter().any(|r| self.is_pending(*r)))
             .count();
         if self.status == Status::Normal && suspecting >= self.weak_quorum() {
             self.start_view_change(current.next());

@@ -19,6 +19,8 @@ struct Net {
     down: std::collections::HashSet<ReplicaId>,
     /// Every timer a core set, in order.
     timers_set: Vec<(ReplicaId, Timer)>,
+    /// Every record a core wrote to its log, in order.
+    persisted: Vec<(ReplicaId, WalRecord)>,
 }
 
 fn net(f: usize) -> Net {
@@ -59,6 +61,7 @@ fn net(f: usize) -> Net {
         replies: Vec::new(),
         down: Default::default(),
         timers_set: Vec::new(),
+        persisted: Vec::new(),
     }
 }
 
@@ -76,6 +79,7 @@ impl Net {
                 }
                 Effect::Reply { reply, .. } => self.replies.push((from, reply)),
                 Effect::SetTimer { timer, .. } => self.timers_set.push((from, timer)),
+                Effect::Persist(record) => self.persisted.push((from, record)),
                 _ => {}
             }
         }
@@ -390,10 +394,10 @@ fn suspicion(net: &Net, from: u32, timestamp: u64) -> Input {
     let signer = Principal::Replica(ReplicaId(from));
     let body = crate::message::Suspect {
         view: View(0),
-        waiting_for: RequestId {
+        waiting_for: vec![RequestId {
             client: ClientId(0),
             timestamp: Timestamp(timestamp),
-        },
+        }],
     };
     let message = WireMessage::Suspect(Signed::sign(body, signer, &key_from_seed(7, signer)));
     Input::Message(verify(message, &net.keys).expect("verifies"))
@@ -436,4 +440,61 @@ fn a_suspicion_stops_counting_once_the_request_it_waited_for_has_executed() {
             .iter()
             .any(|e| matches!(e, Effect::Broadcast(WireMessage::ViewChange(_))))
     );
+}
+
+#[test]
+fn a_backup_restarted_from_its_log_watches_the_request_it_had_seen_proposed() {
+    let mut net = net(1);
+    // Backup 1 alone hears the primary propose client 0's request; nothing commits.
+    net.down.extend([ReplicaId(2), ReplicaId(3)]);
+    net.submit(ReplicaId(0), 1, put("1"));
+    let records: Vec<WalRecord> = net
+        .persisted
+        .iter()
+        .filter(|(r, _)| *r == ReplicaId(1))
+        .map(|(_, record)| record.clone())
+        .collect();
+    assert!(!records.is_empty());
+    let old = &net.cores[1];
+    let mut restarted = Core::recover(
+        old.params.clone(),
+        old.key.clone(),
+        old.keys.clone(),
+        None,
+        records,
+    );
+    let effects = restarted.step(Input::Start);
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::SetTimer {
+                timer: Timer::ViewChange,
+                ..
+            }
+        )),
+        "the request it saw proposed still waits: its view-change timer must run"
+    );
+}
+
+#[test]
+fn suspicions_count_through_any_request_both_sides_wait_for() {
+    let mut net = net(1);
+    net.down.insert(ReplicaId(0));
+    // Each of backups 1 and 2 first gets a request no other replica has (its timer guards it),
+    // then a request the client sent to both.
+    net.queue_request(ClientId(1), ReplicaId(1), 1, put("only at 1"));
+    net.queue_request(ClientId(2), ReplicaId(2), 1, put("only at 2"));
+    net.deliver_all();
+    for backup in [1, 2] {
+        net.queue_request(ClientId(0), ReplicaId(backup), 1, put("at both"));
+    }
+    net.deliver_all();
+    for backup in [1u32, 2] {
+        let effects = net.cores[backup as usize].step(Input::TimerFired(Timer::ViewChange));
+        net.apply(ReplicaId(backup), effects);
+    }
+    net.deliver_all();
+    for backup in [1, 2] {
+        assert_eq!(net.cores[backup].view(), View(1), "backup {backup}");
+    }
 }

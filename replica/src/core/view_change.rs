@@ -270,6 +270,8 @@ impl Core {
             }
             self.ensure_view_change_timer();
         }
+        // Suspicions of this view may have come before its NEW-VIEW.
+        self.leave_view_if_suspected();
     }
 
     /// Sends the NEW-VIEW of our view to a peer that still speaks from an older view (once per
