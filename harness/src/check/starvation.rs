@@ -50,27 +50,12 @@ pub fn starved(spec: &WindowSpec, history: &[HistoryEvent]) -> Vec<Starved> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::windows::test_event as event;
     use super::*;
-    use replica::Timestamp;
     use std::collections::BTreeSet;
-    use workloads::history::{EventType, Function};
+    use workloads::history::EventType;
 
     const S: u64 = 1_000_000_000;
-
-    fn event(process: u32, kind: EventType, at_ms: u64) -> HistoryEvent {
-        HistoryEvent {
-            process: ClientId(process),
-            kind,
-            f: Function::Get,
-            key: "k".into(),
-            value: None,
-            expected: None,
-            swapped: None,
-            time_ns: at_ms * 1_000_000,
-            request: Timestamp(at_ms),
-            error: None,
-        }
-    }
 
     /// `client` completes an operation every 100 ms in [from, to) s.
     fn served(client: u32, from: u64, to: u64) -> Vec<HistoryEvent> {

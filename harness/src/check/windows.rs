@@ -444,11 +444,27 @@ pub(super) fn test_spec<'a>(faults: &'a [NemesisRecord], byzantine: &[u32]) -> W
     }
 }
 
+/// A history event of `process` at `at_ms`, for the tests of the checks judged in these windows.
+#[cfg(test)]
+pub(super) fn test_event(process: u32, kind: EventType, at_ms: u64) -> HistoryEvent {
+    HistoryEvent {
+        process: ClientId(process),
+        kind,
+        f: workloads::history::Function::Get,
+        key: "k".into(),
+        value: None,
+        expected: None,
+        swapped: None,
+        time_ns: at_ms * 1_000_000,
+        request: replica::Timestamp(at_ms),
+        error: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_event as event;
     use super::*;
-    use replica::Timestamp;
-    use workloads::history::Function;
 
     const S: u64 = 1_000_000_000;
 
@@ -466,21 +482,6 @@ mod tests {
             end_ns: end.map(|e| e * S),
             targets: targets.iter().map(|r| ReplicaId(*r)).collect(),
             rules: Vec::new(),
-        }
-    }
-
-    fn event(process: u32, kind: EventType, at_ms: u64) -> HistoryEvent {
-        HistoryEvent {
-            process: ClientId(process),
-            kind,
-            f: Function::Get,
-            key: "k".into(),
-            value: None,
-            expected: None,
-            swapped: None,
-            time_ns: at_ms * 1_000_000,
-            request: Timestamp(at_ms),
-            error: None,
         }
     }
 

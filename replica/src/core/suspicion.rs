@@ -3,7 +3,7 @@
 //! As in Castro & Liskov, the timer runs while the backup waits to execute a request and
 //! restarts only when the request it waits for executes, so a primary that serves some clients
 //! and starves others is still caught. When it expires the backup does not leave the view at
-//! once: it broadcasts a SUSPECT and keeps voting. A VIEW-CHANGE can never be taken back (a
+//! once: it broadcasts a SUSPECT naming the requests waiting at it, and keeps voting. A VIEW-CHANGE can never be taken back (a
 //! NEW-VIEW may be built on it), so a replica that alone leaves the view — one cut off by a
 //! partition, or busy with a backlog after a pause — would stay outside the vote until the
 //! others change view too. f+1 suspicions (one at least from an honest replica) of the same
