@@ -20,11 +20,13 @@ pub struct Worktree {
 
 impl Worktree {
     /// Adds the worktree at `path` (detached at the workspace's HEAD), or moves an existing
-    /// one there.
+    /// one there. A change found in an existing one is a mutant an interrupted run left
+    /// planted: it is thrown away.
     pub fn prepare(root: &Path, path: &Path) -> anyhow::Result<Worktree> {
         let head = git(root, &["rev-parse", "HEAD"])?;
         let head = head.trim();
         if path.join(".git").exists() {
+            git(path, &["reset", "-q", "--hard"])?;
             git(path, &["checkout", "-q", "--detach", head])?;
         } else {
             let target = path.display().to_string();
@@ -143,4 +145,45 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
         String::from_utf8_lossy(&output.stderr).trim()
     );
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(repo: &Path, content: &str) {
+        std::fs::write(repo.join("code.rs"), content).expect("write");
+        git(repo, &["add", "code.rs"]).expect("git add");
+        git(
+            repo,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "-m",
+                content,
+            ],
+        )
+        .expect("git commit");
+    }
+
+    #[test]
+    fn a_mutant_left_planted_by_an_interrupted_run_does_not_stop_the_next() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).expect("mkdir");
+        git(&repo, &["init", "-q"]).expect("git init");
+        commit(&repo, "one");
+        let path = dir.path().join("worktree");
+        let worktree = Worktree::prepare(&repo, &path).expect("first prepare");
+        // The run is killed with a mutant planted, and the workspace moves on.
+        std::fs::write(worktree.path.join("code.rs"), "mutated").expect("plant");
+        commit(&repo, "two");
+        Worktree::prepare(&repo, &path).expect("second prepare");
+        let code = std::fs::read_to_string(path.join("code.rs")).expect("read");
+        assert_eq!(code, "two");
+    }
 }
