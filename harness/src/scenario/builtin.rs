@@ -35,6 +35,10 @@ pub const BUILTINS: &[Builtin] = &[
         yaml: include_str!("../../scenarios/primary-crash.yaml"),
     },
     Builtin {
+        name: "primary-crash-idle",
+        yaml: include_str!("../../scenarios/primary-crash-idle.yaml"),
+    },
+    Builtin {
         name: "pause-primary",
         yaml: include_str!("../../scenarios/pause-primary.yaml"),
     },
