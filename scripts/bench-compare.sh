@@ -30,6 +30,17 @@ build "$base"
 echo "building the working tree"
 build "$root"
 
+# Every working-tree run rewrites results/bench/cluster.json; a comparison is not a figure to
+# commit, so the file is put back as it was when the script ends.
+figures="$root/results/bench/cluster.json"
+saved=$(mktemp)
+if [ -f "$figures" ]; then
+    cp "$figures" "$saved"
+    trap 'mv "$saved" "$figures"' EXIT
+else
+    trap 'rm -f "$figures" "$saved"' EXIT
+fi
+
 mode=${BENCH_MODE:-signatures}
 run() {
     (cd "$1" && CARGO_TARGET_DIR="$1/target" cargo bench -p "$(bench_package "$1")" --bench cluster 2>/dev/null |
