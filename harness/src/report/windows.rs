@@ -1,12 +1,21 @@
 //! Failures of the checks judged in fault-free windows: `window-liveness` (each stall, its
-//! window and what was in force before it, and each starved client), `view-stability` (each view change started while
-//! nothing was wrong) and `catch-up` (each restart that stayed behind); and `no-crash` (each
+//! window and what was in force before it, and each starved client), `view-stability` (each
+//! view change started while nothing was wrong) and `catch-up` (each restart that stayed behind); and `no-crash` (each
 //! honest replica process that ended on its own).
 
 use super::html::escape;
 use crate::check::{CatchUpDetails, Stall, Starved, ViewStabilityDetails, seconds};
 use crate::processes::ReplicaExit;
 use std::fmt::Write as _;
+
+/// The faults in force just before a window began, for a table cell.
+fn in_force_before(faults_before: &[String]) -> String {
+    if faults_before.is_empty() {
+        "nothing (run start)".to_string()
+    } else {
+        faults_before.join(", ")
+    }
+}
 
 /// One row per stall of a violated `window-liveness` check; `None` when there is none.
 pub fn stall_table(details: &serde_json::Value) -> Option<String> {
@@ -30,11 +39,7 @@ pub fn stall_table(details: &serde_json::Value) -> Option<String> {
         "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>stall</th><th>window</th><th>in force just before</th><th>faulty during</th><th>invoked in it</th><th>waiting at its start</th><th>completed</th></tr></thead><tbody>",
     );
     for stall in &stalls {
-        let before = if stall.faults_before.is_empty() {
-            "nothing (run start)".to_string()
-        } else {
-            stall.faults_before.join(", ")
-        };
+        let before = in_force_before(&stall.faults_before);
         let faulty = if stall.faulty.is_empty() {
             "none".to_string()
         } else {
@@ -73,11 +78,7 @@ fn starved_table(details: &serde_json::Value) -> Option<String> {
     );
     for entry in &starved {
         let stall = &entry.stall;
-        let before = if stall.faults_before.is_empty() {
-            "nothing (run start)".to_string()
-        } else {
-            stall.faults_before.join(", ")
-        };
+        let before = in_force_before(&stall.faults_before);
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{} – {}</td><td>{} – {}</td><td>{}</td><td>{}</td></tr>",
@@ -108,11 +109,7 @@ pub fn uncalled_view_changes(details: &serde_json::Value) -> Option<String> {
         "<div class=\"scroll\"><table class=\"checks\"><thead><tr><th>started at</th><th>replica</th><th>from view</th><th>to view</th><th>judged window</th><th>in force just before</th></tr></thead><tbody>",
     );
     for change in &details.view_changes {
-        let before = if change.faults_before.is_empty() {
-            "nothing (run start)".to_string()
-        } else {
-            change.faults_before.join(", ")
-        };
+        let before = in_force_before(&change.faults_before);
         let _ = write!(
             html,
             "<tr><td>{}{}</td><td>r{}</td><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",

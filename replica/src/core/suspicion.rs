@@ -109,17 +109,13 @@ impl Core {
         let Some(from) = suspect.replica() else {
             return;
         };
-        let body = suspect.body.clone();
+        let Signed { signer, body, .. } = suspect;
         if body.view < self.view {
-            self.forward_new_view(suspect.signer);
-            return self.reject(
-                RejectReason::StaleView,
-                MessageKind::Suspect,
-                suspect.signer,
-            );
+            self.forward_new_view(signer);
+            return self.reject(RejectReason::StaleView, MessageKind::Suspect, signer);
         }
         if body.view > self.view {
-            self.note_future_view(suspect.signer, body.view);
+            self.note_future_view(signer, body.view);
         }
         let newer = self
             .suspicions
@@ -137,13 +133,17 @@ impl Core {
     /// cannot be told from a faulty replica's invention (clients that go unanswered send their
     /// request to every replica, so a real one arrives).
     pub(super) fn leave_view_if_suspected(&mut self) {
+        // Called on every PRE-PREPARE a backup accepts: nothing to count outside a view.
+        if self.status != Status::Normal {
+            return;
+        }
         let current = self.view;
         let suspecting = self
             .suspicions
             .values()
             .filter(|s| s.view == current && s.waiting_for.iter().any(|r| self.is_pending(*r)))
             .count();
-        if self.status == Status::Normal && suspecting >= self.weak_quorum() {
+        if suspecting >= self.weak_quorum() {
             self.start_view_change(current.next());
         }
     }
